@@ -1,0 +1,190 @@
+//! Server settings from one place: command-line flags, then `LOTLINE_*`
+//! environment variables, then a TOML file (`--config`), then defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ingest::EngineConfig;
+use crate::storage::segment::SegmentOptions;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("setting {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WalSync {
+    /// fsync the WAL before acknowledging a write (durable against power loss)
+    Fsync,
+    /// acknowledge after write(2) only (survives a process crash, not power loss)
+    None,
+}
+
+/// Flags of `lotline serve`. Each can also be set by the environment variable
+/// shown, or by the same name (with underscores) in the `--config` TOML file.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Data directory (WAL, manifest, segments, users) [default: ./lotline-data]
+    #[arg(long, env = "LOTLINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address for Flight SQL [default: 127.0.0.1:50051]
+    #[arg(long, env = "LOTLINE_LISTEN")]
+    pub listen: Option<String>,
+    /// TOML file with any of these settings
+    #[arg(long, env = "LOTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// WAL durability before a write is acknowledged [default: fsync]
+    #[arg(long, env = "LOTLINE_WAL_SYNC", value_enum)]
+    pub wal_sync: Option<WalSync>,
+    /// Flush a table's buffer to a segment at this many rows [default: 1000000]
+    #[arg(long, env = "LOTLINE_FLUSH_ROWS")]
+    pub flush_rows: Option<usize>,
+    /// Flush a table's buffer when its oldest row is this old, in seconds [default: 60]
+    #[arg(long, env = "LOTLINE_FLUSH_AGE_SECS")]
+    pub flush_age_secs: Option<u64>,
+    /// Largest accepted write request, in bytes of Arrow memory [default: 268435456]
+    #[arg(long, env = "LOTLINE_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Rows per Parquet row group in segments [default: 1000000]
+    #[arg(long, env = "LOTLINE_ROW_GROUP_ROWS")]
+    pub row_group_rows: Option<usize>,
+    /// Lifetime of a bearer token, in seconds [default: 86400]
+    #[arg(long, env = "LOTLINE_TOKEN_TTL_SECS")]
+    pub token_ttl_secs: Option<u64>,
+    /// Accept every call without authentication (local experiments only)
+    #[arg(long, env = "LOTLINE_WITHOUT_AUTH")]
+    pub without_auth: bool,
+    /// Write the demo plant through the ingest path before serving
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    wal_sync: Option<WalSync>,
+    flush_rows: Option<usize>,
+    flush_age_secs: Option<u64>,
+    max_request_bytes: Option<usize>,
+    row_group_rows: Option<usize>,
+    token_ttl_secs: Option<u64>,
+    without_auth: Option<bool>,
+}
+
+/// Resolved settings of a server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub engine: EngineConfig,
+    pub token_ttl: Duration,
+    pub without_auth: bool,
+    pub demo: bool,
+    /// From `LOTLINE_ADMIN_PASSWORD`: the admin password set on first start.
+    pub admin_password: Option<String>,
+}
+
+impl ServeArgs {
+    pub fn resolve(&self) -> Result<ServeConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let flush_rows = self.flush_rows.or(file.flush_rows).unwrap_or(1_000_000);
+        let row_group_rows = self
+            .row_group_rows
+            .or(file.row_group_rows)
+            .unwrap_or(1_000_000);
+        for (name, value) in [
+            ("flush_rows", flush_rows),
+            ("row_group_rows", row_group_rows),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        Ok(ServeConfig {
+            listen: self
+                .listen
+                .clone()
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:50051".into()),
+            engine: EngineConfig {
+                data_dir: self
+                    .data_dir
+                    .clone()
+                    .or(file.data_dir)
+                    .unwrap_or_else(|| "lotline-data".into()),
+                wal_fsync: self.wal_sync.or(file.wal_sync).unwrap_or(WalSync::Fsync)
+                    == WalSync::Fsync,
+                flush_rows,
+                flush_age: Duration::from_secs(
+                    self.flush_age_secs.or(file.flush_age_secs).unwrap_or(60),
+                ),
+                max_request_bytes: self
+                    .max_request_bytes
+                    .or(file.max_request_bytes)
+                    .unwrap_or(256 << 20),
+                segment: SegmentOptions {
+                    row_group_rows,
+                    ..SegmentOptions::default()
+                },
+            },
+            token_ttl: Duration::from_secs(
+                self.token_ttl_secs
+                    .or(file.token_ttl_secs)
+                    .unwrap_or(86_400),
+            ),
+            without_auth: self.without_auth || file.without_auth.unwrap_or(false),
+            demo: self.demo,
+            admin_password: std::env::var("LOTLINE_ADMIN_PASSWORD").ok(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lotline.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:6000\"\nflush_rows = 42\nwal_sync = \"none\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            flush_rows: Some(7),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.listen, "0.0.0.0:6000");
+        assert_eq!(c.engine.flush_rows, 7);
+        assert!(!c.engine.wal_fsync);
+        std::fs::write(&path, "flush_rowz = 1\n").unwrap();
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("flush_rowz"), "{err}");
+    }
+}

@@ -1,0 +1,402 @@
+//! The write path: validate → WAL group commit → write buffer → flush to
+//! Parquet segments → atomic manifest → WAL truncation; and recovery, which
+//! replays the WAL into the buffer on start.
+//!
+//! [`Engine`] is the one entry point for every writer (Flight SQL ingest,
+//! INSERT, the demo, later gRPC and line protocol) and the source of the
+//! consistent table snapshots the query layer reads.
+
+mod buffer;
+mod commit;
+pub mod wal;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use tokio::sync::{Mutex, oneshot};
+use tracing::{info, warn};
+
+use crate::model::{self, TableDef, ValidationError};
+use crate::storage::segment::{self, SegmentOptions};
+use crate::storage::{self, Manifest, SegmentMeta, StorageError};
+use buffer::TableBuffer;
+use wal::{WalError, WalFile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    #[error("unknown table '{0}' (writable tables: samples, tags)")]
+    UnknownTable(String),
+    #[error(
+        "request of {bytes} bytes exceeds the limit of {limit} bytes (max_request_bytes); split it into smaller batches"
+    )]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("WAL: {0}")]
+    Wal(#[from] WalError),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("data directory {path} is in use by another lotline process")]
+    Locked { path: PathBuf },
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl IngestError {
+    /// True when the client sent something wrong (as opposed to a server fault).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Invalid(_) | Self::UnknownTable(_) | Self::TooLarge { .. }
+        )
+    }
+}
+
+/// Settings of the write path.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// fsync the WAL before acknowledging (false: acknowledge after write(2)).
+    pub wal_fsync: bool,
+    pub flush_rows: usize,
+    pub flush_age: Duration,
+    pub max_request_bytes: usize,
+    pub segment: SegmentOptions,
+}
+
+/// Everything readers see, changed only under the lock: live segments and
+/// buffered rows move together, so a snapshot never sees a row twice or not at all.
+pub(crate) struct State {
+    manifest: Manifest,
+    buffers: Vec<TableBuffer>,
+}
+
+/// A consistent view of one table for a query.
+#[derive(Debug, Clone)]
+pub struct TableSnapshot {
+    pub segments: Vec<SegmentMeta>,
+    pub buffered: Vec<RecordBatch>,
+}
+
+/// What a flush did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FlushReport {
+    pub segments_written: usize,
+    pub rows_written: u64,
+    pub wal_files_removed: usize,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    state: Arc<RwLock<State>>,
+    wal: std::sync::mpsc::Sender<commit::Command>,
+    flush_lock: Mutex<()>,
+    _dir_lock: File,
+}
+
+/// Bytes a request occupies in memory, the measure `max_request_bytes` limits.
+pub fn request_bytes(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::get_array_memory_size).sum()
+}
+
+fn table_id(def: &TableDef) -> usize {
+    model::tables()
+        .iter()
+        .position(|t| t.name == def.name)
+        .expect("registered table")
+}
+
+impl Engine {
+    /// Opens (or creates) a data directory, recovering acknowledged writes
+    /// from the WAL. Every row acknowledged before a crash is queryable when
+    /// this returns.
+    pub fn open(config: EngineConfig) -> Result<Arc<Self>, IngestError> {
+        let dir = &config.data_dir;
+        let wal_dir = dir.join("wal");
+        for d in [dir.clone(), wal_dir.clone(), dir.join("tables")] {
+            std::fs::create_dir_all(&d)
+                .map_err(storage::io_err(&d))
+                .map_err(IngestError::Storage)?;
+        }
+        let lock_path = dir.join("LOCK");
+        let dir_lock = File::create(&lock_path).map_err(|e| StorageError::Io {
+            path: lock_path.clone(),
+            source: e,
+        })?;
+        dir_lock
+            .try_lock()
+            .map_err(|_| IngestError::Locked { path: dir.clone() })?;
+
+        let manifest = Manifest::load(dir)?;
+        for orphan in storage::remove_orphans(dir, &manifest)? {
+            warn!(
+                "removed {} (not in the manifest: left by an interrupted flush)",
+                orphan.display()
+            );
+        }
+        let mut buffers: Vec<TableBuffer> = model::tables()
+            .iter()
+            .map(|_| TableBuffer::default())
+            .collect();
+        let last_seq = recover(&wal_dir, manifest.wal_replay_from, &mut buffers)?;
+        let first_free = last_seq
+            .map_or(0, |s| s + 1)
+            .max(manifest.wal_replay_from)
+            .max(1);
+        let file = WalFile::create(&wal_dir, first_free)?;
+        let state = Arc::new(RwLock::new(State { manifest, buffers }));
+        let wal = commit::spawn(wal_dir, file, config.wal_fsync, state.clone());
+        Ok(Arc::new(Self {
+            config,
+            state,
+            wal,
+            flush_lock: Mutex::new(()),
+            _dir_lock: dir_lock,
+        }))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// Validates and writes one request. The request is accepted whole or
+    /// rejected whole; durable (per the WAL sync policy) and visible to
+    /// queries when this returns `Ok`, with the number of rows written.
+    pub async fn write(
+        &self,
+        def: &'static TableDef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<usize, IngestError> {
+        let bytes = request_bytes(&batches);
+        if bytes > self.config.max_request_bytes {
+            return Err(IngestError::TooLarge {
+                bytes,
+                limit: self.config.max_request_bytes,
+            });
+        }
+        let id = table_id(def);
+        let (normalized, record) =
+            tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
+                let mut offset = 0;
+                let mut normalized = Vec::with_capacity(batches.len());
+                for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+                    normalized.push(model::normalize_batch(def, batch, offset)?);
+                    offset += batch.num_rows();
+                }
+                if normalized.is_empty() {
+                    return Ok((normalized, Vec::new()));
+                }
+                let record = wal::encode_record(id as u8, &normalized)?;
+                Ok((normalized, record))
+            })
+            .await
+            .map_err(|e| IngestError::Internal(e.to_string()))??;
+        let rows = normalized.iter().map(RecordBatch::num_rows).sum();
+        if rows == 0 {
+            return Ok(0);
+        }
+        let (reply, done) = oneshot::channel();
+        self.wal
+            .send(commit::Command::Append {
+                table: id,
+                record,
+                batches: normalized,
+                reply,
+            })
+            .map_err(|_| WalError::Closed)?;
+        done.await.map_err(|_| WalError::Closed)??;
+        Ok(rows)
+    }
+
+    /// A consistent view of a table: its live segments and buffered rows.
+    pub fn snapshot(&self, def: &TableDef) -> TableSnapshot {
+        let state = self.state.read().expect("state lock");
+        TableSnapshot {
+            segments: state.manifest.segments(def.name).to_vec(),
+            buffered: state.buffers[table_id(def)].batches(),
+        }
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        self.state.read().expect("state lock").manifest.clone()
+    }
+
+    /// Rows currently buffered (not yet in segments), per table.
+    pub fn buffered_rows(&self) -> Vec<(&'static str, usize)> {
+        let state = self.state.read().expect("state lock");
+        model::tables()
+            .iter()
+            .zip(&state.buffers)
+            .map(|(t, b)| (t.name, b.rows()))
+            .collect()
+    }
+
+    fn needs_flush(&self) -> bool {
+        let state = self.state.read().expect("state lock");
+        state.buffers.iter().any(|b| {
+            b.active_rows >= self.config.flush_rows
+                || !b.frozen.is_empty()
+                || b.active_since
+                    .is_some_and(|t| t.elapsed() >= self.config.flush_age)
+        })
+    }
+
+    /// Writes every buffered row to segments, commits the manifest and
+    /// truncates the WAL. Rows stay visible throughout; on error nothing
+    /// becomes live and the rows stay buffered and in the WAL for a retry.
+    pub async fn flush(&self) -> Result<FlushReport, IngestError> {
+        let _guard = self.flush_lock.lock().await;
+        let (reply, rotated) = oneshot::channel();
+        self.wal
+            .send(commit::Command::Rotate { reply })
+            .map_err(|_| WalError::Closed)?;
+        let replay_from = rotated.await.map_err(|_| WalError::Closed)??;
+        let (mut manifest, frozen) = {
+            let state = self.state.read().expect("state lock");
+            let frozen: Vec<Vec<RecordBatch>> =
+                state.buffers.iter().map(|b| b.frozen.clone()).collect();
+            (state.manifest.clone(), frozen)
+        };
+        let data_dir = self.config.data_dir.clone();
+        let options = self.config.segment.clone();
+        let (manifest, report) = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
+            let mut report = FlushReport::default();
+            let mut written: Vec<SegmentMeta> = Vec::new();
+            let result = (|| {
+                for (def, batches) in model::tables().iter().zip(&frozen) {
+                    let metas = segment::write_segments(
+                        &data_dir,
+                        def,
+                        batches,
+                        &mut manifest.next_segment_id,
+                        &options,
+                    )?;
+                    written.extend(metas.iter().cloned());
+                    manifest
+                        .tables
+                        .entry(def.name.to_string())
+                        .or_default()
+                        .extend(metas);
+                }
+                manifest.wal_replay_from = replay_from;
+                manifest.store(&data_dir)
+            })();
+            if let Err(e) = result {
+                for meta in &written {
+                    let _ = std::fs::remove_file(data_dir.join(&meta.file));
+                }
+                return Err(e.into());
+            }
+            report.segments_written = written.len();
+            report.rows_written = written.iter().map(|m| m.rows).sum();
+            Ok((manifest, report))
+        })
+        .await
+        .map_err(|e| IngestError::Internal(e.to_string()))??;
+        {
+            let mut state = self.state.write().expect("state lock");
+            state.manifest = manifest;
+            for buffer in &mut state.buffers {
+                buffer.frozen.clear();
+            }
+        }
+        let mut report = report;
+        report.wal_files_removed =
+            remove_wal_before(&self.config.data_dir.join("wal"), replay_from)?;
+        if report.rows_written > 0 {
+            info!(
+                "flushed {} rows into {} segment(s); removed {} WAL file(s)",
+                report.rows_written, report.segments_written, report.wal_files_removed
+            );
+        }
+        Ok(report)
+    }
+
+    /// Flushes in the background whenever a table's buffer reaches
+    /// `flush_rows` or its oldest row `flush_age`.
+    pub fn spawn_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
+                if engine.needs_flush() {
+                    if let Err(e) = engine.flush().await {
+                        tracing::error!(
+                            "background flush failed (rows stay in the WAL and buffer): {e}"
+                        );
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Replays WAL files numbered `from` and up into `buffers`; removes older
+/// ones. Returns the highest file number seen.
+fn recover(
+    wal_dir: &Path,
+    from: u64,
+    buffers: &mut [TableBuffer],
+) -> Result<Option<u64>, IngestError> {
+    let seqs = wal::list_files(wal_dir)?;
+    remove_wal_before(wal_dir, from)?;
+    let (mut records, mut rows) = (0usize, 0usize);
+    for &seq in seqs.iter().filter(|&&s| s >= from) {
+        let path = wal_dir.join(wal::file_name(seq));
+        let (replayed, cut) = wal::replay(&path)?;
+        if let Some(cut) = cut {
+            warn!(
+                "WAL recovery: cut {} byte(s) at offset {} in wal/{}: {} ({} whole record(s) before it kept)",
+                cut.bytes,
+                cut.offset,
+                wal::file_name(seq),
+                cut.reason,
+                replayed.len()
+            );
+        }
+        for record in replayed {
+            let buffer = buffers.get_mut(record.table_id as usize).ok_or_else(|| {
+                IngestError::Internal(format!(
+                    "wal/{} names unknown table id {}",
+                    wal::file_name(seq),
+                    record.table_id
+                ))
+            })?;
+            records += 1;
+            rows += record
+                .batches
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>();
+            buffer.append(record.batches);
+        }
+    }
+    if records > 0 {
+        info!("WAL recovery: replayed {records} record(s), {rows} row(s)");
+    }
+    Ok(seqs.last().copied())
+}
+
+fn remove_wal_before(wal_dir: &Path, seq: u64) -> Result<usize, IngestError> {
+    let mut removed = 0;
+    for old in wal::list_files(wal_dir)?.into_iter().filter(|&s| s < seq) {
+        let path = wal_dir.join(wal::file_name(old));
+        std::fs::remove_file(&path).map_err(|e| StorageError::Io { path, source: e })?;
+        removed += 1;
+    }
+    if removed > 0 {
+        wal::sync_dir(wal_dir)?;
+    }
+    Ok(removed)
+}

@@ -1,0 +1,309 @@
+//! Write-ahead log: numbered files of length-prefixed, checksummed records.
+//!
+//! One record holds one accepted write request (one table, any number of rows)
+//! so a request is replayed whole or not at all. Record layout, little endian:
+//!
+//! ```text
+//! magic u32 = "LLW1" | payload_len u32 | crc32(payload) u32 | payload
+//! payload = zstd( table_id u8 | Arrow IPC stream of the request's batches )
+//! ```
+//!
+//! A torn or corrupt record (short read, bad magic, bad checksum, undecodable
+//! payload) ends the readable log: [`replay`] reports where and how many bytes
+//! it cut, and truncates the file there so that new records follow good ones.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+
+const MAGIC: u32 = u32::from_le_bytes(*b"LLW1");
+const HEADER_LEN: usize = 12;
+/// zstd level for WAL payloads: fast, since it sits on the ack path.
+const ZSTD_LEVEL: i32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("WAL I/O on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("encoding a WAL record: {0}")]
+    Encode(String),
+    #[error("WAL group commit failed, request not written: {0}")]
+    GroupFailed(String),
+    #[error("the WAL writer has stopped")]
+    Closed,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
+    move |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Encodes one request into a complete record (header and payload).
+pub fn encode_record(table_id: u8, batches: &[RecordBatch]) -> Result<Vec<u8>, WalError> {
+    let schema = batches
+        .first()
+        .ok_or_else(|| WalError::Encode("empty request".into()))?
+        .schema();
+    let mut raw = vec![table_id];
+    {
+        let mut writer = StreamWriter::try_new(&mut raw, &schema)
+            .map_err(|e| WalError::Encode(e.to_string()))?;
+        for batch in batches {
+            writer
+                .write(batch)
+                .map_err(|e| WalError::Encode(e.to_string()))?;
+        }
+        writer
+            .finish()
+            .map_err(|e| WalError::Encode(e.to_string()))?;
+    }
+    let payload =
+        zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(|e| WalError::Encode(e.to_string()))?;
+    let mut record = Vec::with_capacity(HEADER_LEN + payload.len());
+    record.extend_from_slice(&MAGIC.to_le_bytes());
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    record.extend_from_slice(&payload);
+    Ok(record)
+}
+
+/// A record read back from the log.
+#[derive(Debug)]
+pub struct Record {
+    pub table_id: u8,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Why reading stopped before the end of a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cut {
+    pub offset: u64,
+    pub bytes: u64,
+    pub reason: String,
+}
+
+/// Decodes the records of one WAL file image. Returns the whole records and,
+/// when the image does not end on a record boundary with a valid record, where
+/// and why the readable log ends.
+pub fn decode_records(image: &[u8]) -> (Vec<Record>, Option<Cut>) {
+    let mut records = Vec::new();
+    let mut offset = 0usize;
+    while offset < image.len() {
+        match decode_one(&image[offset..]) {
+            Ok((record, len)) => {
+                records.push(record);
+                offset += len;
+            }
+            Err(reason) => {
+                let cut = Cut {
+                    offset: offset as u64,
+                    bytes: (image.len() - offset) as u64,
+                    reason,
+                };
+                return (records, Some(cut));
+            }
+        }
+    }
+    (records, None)
+}
+
+fn decode_one(bytes: &[u8]) -> Result<(Record, usize), String> {
+    if bytes.len() < HEADER_LEN {
+        return Err(format!(
+            "torn header ({} of {HEADER_LEN} bytes)",
+            bytes.len()
+        ));
+    }
+    let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+    if word(0) != MAGIC {
+        return Err("bad record magic".into());
+    }
+    let len = word(4) as usize;
+    let end = HEADER_LEN + len;
+    if bytes.len() < end {
+        return Err(format!(
+            "torn record ({} of {len} payload bytes)",
+            bytes.len() - HEADER_LEN
+        ));
+    }
+    let payload = &bytes[HEADER_LEN..end];
+    if crc32fast::hash(payload) != word(8) {
+        return Err("checksum mismatch".into());
+    }
+    let raw = zstd::stream::decode_all(payload).map_err(|e| format!("zstd: {e}"))?;
+    let (&table_id, ipc) = raw.split_first().ok_or("empty payload")?;
+    let reader = StreamReader::try_new(ipc, None).map_err(|e| format!("arrow ipc: {e}"))?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("arrow ipc: {e}"))?;
+    Ok((Record { table_id, batches }, end))
+}
+
+/// Name of WAL file number `seq`.
+pub fn file_name(seq: u64) -> String {
+    format!("{seq:020}.wal")
+}
+
+/// WAL file numbers present in `dir`, ascending.
+pub fn list_files(dir: &Path) -> Result<Vec<u64>, WalError> {
+    let mut seqs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(seq) = name
+            .strip_suffix(".wal")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Replays one WAL file: returns its whole records, and if it ended in a torn
+/// or corrupt record, truncates the file to its last whole record and reports
+/// the cut.
+pub fn replay(path: &Path) -> Result<(Vec<Record>, Option<Cut>), WalError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    if len == 0 {
+        return Ok((Vec::new(), None));
+    }
+    // SAFETY: the file is private to this process while it replays (the server
+    // holds the data directory lock) and is not modified while mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path))?;
+    let (records, cut) = decode_records(&map);
+    drop(map);
+    if let Some(cut) = &cut {
+        file.set_len(cut.offset).map_err(io_err(path))?;
+        file.sync_all().map_err(io_err(path))?;
+    }
+    Ok((records, cut))
+}
+
+/// The file currently appended to.
+pub struct WalFile {
+    pub seq: u64,
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl WalFile {
+    pub fn create(dir: &Path, seq: u64) -> Result<Self, WalError> {
+        let path = dir.join(file_name(seq));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        sync_dir(dir)?;
+        Ok(Self {
+            seq,
+            path,
+            file,
+            len,
+        })
+    }
+
+    /// Appends records and, when `fsync`, makes them durable. On error the
+    /// file is cut back to where it was, so a failed group leaves no partial
+    /// record behind. Durable when this returns `Ok` with `fsync` set.
+    pub fn append_group(&mut self, records: &[&[u8]], fsync: bool) -> Result<(), WalError> {
+        let start = self.len;
+        let result = (|| {
+            let total: usize = records.iter().map(|r| r.len()).sum();
+            let mut buf = Vec::with_capacity(total);
+            for r in records {
+                buf.extend_from_slice(r);
+            }
+            self.file.write_all(&buf)?;
+            if fsync {
+                self.file.sync_data()?;
+            }
+            Ok(total as u64)
+        })();
+        match result {
+            Ok(written) => {
+                self.len += written;
+                Ok(())
+            }
+            Err(source) => {
+                let _ = self.file.set_len(start);
+                Err(WalError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    pub fn sync(&self) -> Result<(), WalError> {
+        self.file.sync_all().map_err(io_err(&self.path))
+    }
+}
+
+/// Makes a directory entry change (create, rename, delete) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch};
+    use std::sync::Arc;
+
+    fn batch(n: i64) -> RecordBatch {
+        RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from_iter_values(0..n)) as _)])
+            .unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_torn_tail() {
+        let a = encode_record(0, &[batch(3)]).unwrap();
+        let b = encode_record(1, &[batch(5), batch(2)]).unwrap();
+        let mut image = [a.clone(), b.clone()].concat();
+        let (records, cut) = decode_records(&image);
+        assert_eq!(cut, None);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].table_id, 1);
+        assert_eq!(
+            records[1]
+                .batches
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>(),
+            7
+        );
+
+        image.truncate(image.len() - 3);
+        let (records, cut) = decode_records(&image);
+        assert_eq!(records.len(), 1);
+        let cut = cut.unwrap();
+        assert_eq!(cut.offset, a.len() as u64);
+        assert!(cut.reason.contains("torn"), "{}", cut.reason);
+
+        let mut flipped = [a.clone(), b].concat();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        let (records, cut) = decode_records(&flipped);
+        assert_eq!(records.len(), 1);
+        assert_eq!(cut.unwrap().reason, "checksum mismatch");
+    }
+}

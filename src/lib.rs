@@ -1,0 +1,15 @@
+//! lotline: a factory historian and traceability query engine.
+//!
+//! Writers send tag samples and production context through [`ingest::Engine`]
+//! (durable WAL, write buffer, Parquet segments); readers ask SQL through
+//! DataFusion ([`query`]) over Arrow Flight SQL ([`server`]).
+
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod ingest;
+pub mod inspect;
+pub mod model;
+pub mod query;
+pub mod server;
+pub mod storage;

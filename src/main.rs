@@ -1,0 +1,120 @@
+//! The `lotline` command line: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lotline::client::{self, ConnectArgs, OutputFormat};
+use lotline::config::ServeArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "lotline",
+    version,
+    about = "Factory historian and traceability query engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server on a data directory
+    Serve(ServeArgs),
+    /// Run the server with the demo plant loaded (same as `serve --demo`)
+    Demo(ServeArgs),
+    /// Run SQL against a server: one statement, or an interactive shell without one
+    Sql {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Output format
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        /// The statement; omit it for an interactive shell with history
+        query: Option<String>,
+    },
+    /// Load a CSV (with header) or Parquet file into a table
+    Load {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Target table (samples, tags)
+        #[arg(long)]
+        table: String,
+        /// Rows per acknowledged request
+        #[arg(long, default_value_t = 100_000)]
+        batch_rows: usize,
+        file: PathBuf,
+    },
+    /// Flush every write buffer to Parquet segments now
+    Flush {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Show a data directory's manifest, segments and WAL (read-only)
+    Inspect {
+        #[arg(long, env = "LOTLINE_DATA_DIR", default_value = "lotline-data")]
+        data_dir: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOTLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result: Result<(), Box<dyn std::error::Error>> = async {
+        match cli.command {
+            Command::Serve(args) => lotline::server::serve(args.resolve()?).await?,
+            Command::Demo(args) => {
+                let mut config = args.resolve()?;
+                config.demo = true;
+                lotline::server::serve(config).await?
+            }
+            Command::Sql {
+                connect,
+                format,
+                query,
+            } => client::run_sql(&connect, query, format).await?,
+            Command::Load {
+                connect,
+                table,
+                batch_rows,
+                file,
+            } => {
+                client::run_load(&connect, &file, &table, batch_rows).await?;
+            }
+            Command::Flush { connect } => println!("{}", client::run_flush(&connect).await?),
+            Command::Inspect { data_dir, json } => {
+                let report = lotline::inspect::inspect(&data_dir)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", lotline::inspect::render(&report));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

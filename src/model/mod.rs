@@ -1,0 +1,153 @@
+//! The data model SQL users see: every table's schema, key and storage hints.
+//!
+//! Tables are data, not code paths: the write path, the segment writer and the
+//! query layer all work from a [`TableDef`], so adding a table means adding a
+//! definition here, never a new branch elsewhere.
+
+mod validate;
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub use validate::{ValidationError, normalize_batch};
+
+/// Timezone every timestamp is stored in.
+pub const UTC: &str = "UTC";
+
+/// How rows with the same key relate to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// Every row is kept (time series: `samples`).
+    AppendOnly,
+    /// Only the newest write of a key is visible (master data such as `tags`).
+    LatestWins,
+}
+
+/// Everything the engine needs to know about one table.
+#[derive(Debug)]
+pub struct TableDef {
+    pub name: &'static str,
+    pub schema: SchemaRef,
+    /// Columns that identify a row; also the segment sort order.
+    pub key: &'static [&'static str],
+    /// Column used for Hive `date=` partitions and time pruning, if any.
+    pub time_column: Option<&'static str>,
+    /// Column whose min/max the manifest keeps for pruning (the first key column).
+    pub range_column: &'static str,
+    /// Columns that get a Parquet bloom filter.
+    pub bloom_columns: &'static [&'static str],
+    pub key_policy: KeyPolicy,
+    /// Value rules checked on every write, beyond types and nullability.
+    pub rules: &'static [Rule],
+}
+
+/// A check on column values that the type system alone does not express.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// A timestamp column must not be before 1970-01-01 (the upper bound,
+    /// 2262-04-11, is the end of nanosecond timestamps and checked by the cast).
+    NotBeforeEpoch(&'static str),
+    /// A non-finite value (NaN, ±inf) is only acceptable with a non-Good quality.
+    FiniteWhenGood {
+        value: &'static str,
+        quality: &'static str,
+    },
+    /// A string column is null or one of the listed values.
+    OneOf(&'static str, &'static [&'static str]),
+    /// An integer column is null or at most this value.
+    AtMost(&'static str, u64),
+    /// A non-nullable integer column that a writer may omit: it is filled with 0
+    /// (for `quality`, 0 is OPC UA Good).
+    DefaultsToZero(&'static str),
+}
+
+impl TableDef {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.schema.index_of(name).ok()
+    }
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
+}
+
+static SAMPLES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "samples",
+    schema: Arc::new(Schema::new(vec![
+        Field::new("tag", DataType::Utf8, false),
+        Field::new("ts", ts_type(), false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("text", DataType::Utf8, true),
+        Field::new("quality", DataType::UInt32, false),
+        Field::new("equipment", DataType::Utf8, true),
+        Field::new("work_order", DataType::Utf8, true),
+        Field::new("lot", DataType::Utf8, true),
+    ])),
+    key: &["tag", "ts"],
+    time_column: Some("ts"),
+    range_column: "tag",
+    bloom_columns: &["tag", "lot", "work_order"],
+    key_policy: KeyPolicy::AppendOnly,
+    rules: &[
+        Rule::NotBeforeEpoch("ts"),
+        Rule::DefaultsToZero("quality"),
+        Rule::FiniteWhenGood {
+            value: "value",
+            quality: "quality",
+        },
+    ],
+});
+
+static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "tags",
+    schema: Arc::new(Schema::new(vec![
+        Field::new("tag", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, true),
+        Field::new("unit", DataType::Utf8, true),
+        Field::new("equipment", DataType::Utf8, true),
+        Field::new("value_type", DataType::Utf8, true),
+        Field::new("interpolation", DataType::Utf8, true),
+        Field::new("eng_low", DataType::Float64, true),
+        Field::new("eng_high", DataType::Float64, true),
+        Field::new("treat_uncertain_as_bad", DataType::Boolean, true),
+        Field::new("percent_data_good", DataType::UInt8, true),
+        Field::new("percent_data_bad", DataType::UInt8, true),
+        Field::new("use_sloped_extrapolation", DataType::Boolean, true),
+    ])),
+    key: &["tag"],
+    time_column: None,
+    range_column: "tag",
+    bloom_columns: &["tag"],
+    key_policy: KeyPolicy::LatestWins,
+    rules: &[
+        Rule::OneOf("value_type", &["float", "int", "bool", "string"]),
+        Rule::OneOf("interpolation", &["linear", "step"]),
+        Rule::AtMost("percent_data_good", 100),
+        Rule::AtMost("percent_data_bad", 100),
+    ],
+});
+
+/// All tables, in a stable order (their index is their id in the WAL).
+pub fn tables() -> [&'static TableDef; 2] {
+    [&SAMPLES, &TAGS]
+}
+
+pub fn table(name: &str) -> Option<&'static TableDef> {
+    tables()
+        .into_iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+}
+
+pub fn samples() -> &'static TableDef {
+    &SAMPLES
+}
+
+pub fn tags() -> &'static TableDef {
+    &TAGS
+}
+
+/// OPC UA StatusCode severity, from the two top bits.
+pub fn is_good(quality: u32) -> bool {
+    quality & 0xC000_0000 == 0
+}

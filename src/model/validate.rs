@@ -1,0 +1,352 @@
+//! Validation and normalisation of incoming batches against a [`TableDef`].
+//!
+//! A writer may send any column order, omit nullable columns, and use wider or
+//! narrower compatible types (timestamps in any unit, integers for floats); the
+//! result is a batch with exactly the table's schema. Anything else is an error
+//! naming the row, column and value, and the caller rejects the whole request.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, Float64Type, TimestampNanosecondType};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use super::{Rule, TableDef, is_good};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ValidationError {
+    #[error("table '{table}' has no column '{column}' (columns: {known})")]
+    UnknownColumn {
+        table: String,
+        column: String,
+        known: String,
+    },
+    #[error("table '{table}': required column '{column}' is missing")]
+    MissingColumn { table: String, column: String },
+    #[error("column '{column}' has type {found}, expected {expected}")]
+    WrongType {
+        column: String,
+        found: String,
+        expected: String,
+    },
+    #[error("row {row}, column '{column}': value {value} {problem}")]
+    BadValue {
+        row: usize,
+        column: String,
+        value: String,
+        problem: String,
+    },
+    #[error("row {row}, column '{column}': null in a non-nullable column")]
+    Null { row: usize, column: String },
+}
+
+/// Returns `batch` converted to `def.schema`, or the first problem found.
+/// `row_offset` is added to row numbers in errors (rows of earlier batches of
+/// the same request).
+pub fn normalize_batch(
+    def: &TableDef,
+    batch: &RecordBatch,
+    row_offset: usize,
+) -> Result<RecordBatch, ValidationError> {
+    let input = batch.schema();
+    for field in input.fields() {
+        if def.schema.index_of(field.name()).is_err() {
+            return Err(ValidationError::UnknownColumn {
+                table: def.name.into(),
+                column: field.name().clone(),
+                known: column_names(def),
+            });
+        }
+    }
+    let rows = batch.num_rows();
+    let mut columns = Vec::with_capacity(def.schema.fields().len());
+    for target in def.schema.fields() {
+        let name = target.name();
+        let column = match input.index_of(name) {
+            Ok(i) => convert(batch.column(i), target.data_type(), name, row_offset)?,
+            Err(_) if target.is_nullable() => new_null_array(target.data_type(), rows),
+            Err(_) if defaults_to_zero(def, name) => Arc::new(UInt32Array::from(vec![0; rows])),
+            Err(_) => {
+                return Err(ValidationError::MissingColumn {
+                    table: def.name.into(),
+                    column: name.clone(),
+                });
+            }
+        };
+        if !target.is_nullable() && column.null_count() > 0 {
+            let row = (0..rows).find(|&r| column.is_null(r)).unwrap_or(0);
+            return Err(ValidationError::Null {
+                row: row + row_offset,
+                column: name.clone(),
+            });
+        }
+        columns.push(column);
+    }
+    let normalized = RecordBatch::try_new(def.schema.clone(), columns)
+        .expect("columns were built to match the table schema");
+    for rule in def.rules {
+        check_rule(def, rule, &normalized, row_offset)?;
+    }
+    Ok(normalized)
+}
+
+fn column_names(def: &TableDef) -> String {
+    def.schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn defaults_to_zero(def: &TableDef, column: &str) -> bool {
+    def.rules
+        .iter()
+        .any(|r| matches!(r, Rule::DefaultsToZero(c) if *c == column))
+}
+
+/// Which source types may be converted to a target type without losing meaning.
+fn castable(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let stringy = |t: &DataType| match t {
+        Utf8 | LargeUtf8 | Utf8View => true,
+        Dictionary(_, v) => matches!(v.as_ref(), Utf8 | LargeUtf8 | Utf8View),
+        _ => false,
+    };
+    match to {
+        Utf8 => stringy(from),
+        Timestamp(_, _) => matches!(from, Timestamp(_, _)),
+        Float64 => {
+            from.is_numeric()
+                && !matches!(
+                    from,
+                    Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..)
+                )
+        }
+        UInt32 | UInt8 => from.is_integer(),
+        Boolean => matches!(from, Boolean),
+        _ => from == to,
+    }
+}
+
+fn convert(
+    column: &ArrayRef,
+    target: &DataType,
+    name: &str,
+    row_offset: usize,
+) -> Result<ArrayRef, ValidationError> {
+    if column.data_type() == target {
+        return Ok(column.clone());
+    }
+    if matches!(column.data_type(), DataType::Null) {
+        return Ok(new_null_array(target, column.len()));
+    }
+    if !castable(column.data_type(), target) {
+        return Err(ValidationError::WrongType {
+            column: name.into(),
+            found: column.data_type().to_string(),
+            expected: target.to_string(),
+        });
+    }
+    // A safe cast turns unrepresentable values into nulls; the first new null
+    // is the offending row.
+    let options = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let converted =
+        cast_with_options(column, target, &options).map_err(|e| ValidationError::WrongType {
+            column: name.into(),
+            found: format!("{} ({e})", column.data_type()),
+            expected: target.to_string(),
+        })?;
+    if converted.null_count() != column.null_count() {
+        let row = (0..column.len())
+            .find(|&r| converted.is_null(r) && !column.is_null(r))
+            .expect("null counts differ");
+        return Err(ValidationError::BadValue {
+            row: row + row_offset,
+            column: name.into(),
+            value: display(column, row),
+            problem: format!("does not fit {target}"),
+        });
+    }
+    Ok(converted)
+}
+
+fn display(column: &dyn Array, row: usize) -> String {
+    ArrayFormatter::try_new(column, &FormatOptions::default())
+        .map(|f| f.value(row).to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn check_rule(
+    def: &TableDef,
+    rule: &Rule,
+    batch: &RecordBatch,
+    row_offset: usize,
+) -> Result<(), ValidationError> {
+    let col = |name: &str| batch.column(def.column_index(name).expect("rule names a table column"));
+    let bad = |row: usize, column: &str, problem: String| ValidationError::BadValue {
+        row: row + row_offset,
+        column: column.into(),
+        value: display(col(column).as_ref(), row),
+        problem,
+    };
+    match *rule {
+        Rule::NotBeforeEpoch(name) => {
+            let ts = col(name);
+            let ts = ts.as_primitive::<TimestampNanosecondType>();
+            if let Some(row) = (0..ts.len()).find(|&r| ts.is_valid(r) && ts.value(r) < 0) {
+                return Err(bad(row, name, "is before 1970-01-01T00:00:00Z".into()));
+            }
+        }
+        Rule::FiniteWhenGood { value, quality } => {
+            let values = col(value);
+            let values = values.as_primitive::<Float64Type>();
+            let qualities = col(quality);
+            let qualities = qualities.as_primitive::<arrow::datatypes::UInt32Type>();
+            let found = (0..values.len()).find(|&r| {
+                values.is_valid(r) && !values.value(r).is_finite() && is_good(qualities.value(r))
+            });
+            if let Some(row) = found {
+                return Err(bad(
+                    row,
+                    value,
+                    format!(
+                        "is not finite while {quality} is Good (0x{:08X}); write it with a Bad or Uncertain quality",
+                        qualities.value(row)
+                    ),
+                ));
+            }
+        }
+        Rule::OneOf(name, allowed) => {
+            let strings = col(name);
+            let strings = strings.as_string::<i32>();
+            if let Some(row) = (0..strings.len())
+                .find(|&r| strings.is_valid(r) && !allowed.contains(&strings.value(r)))
+            {
+                return Err(bad(
+                    row,
+                    name,
+                    format!("is not one of {}", allowed.join(", ")),
+                ));
+            }
+        }
+        Rule::AtMost(name, max) => {
+            let ints = cast_with_options(col(name), &DataType::UInt64, &CastOptions::default())
+                .expect("integer column widens to u64");
+            let ints = ints.as_primitive::<arrow::datatypes::UInt64Type>();
+            if let Some(row) = (0..ints.len()).find(|&r| ints.is_valid(r) && ints.value(r) > max) {
+                return Err(bad(row, name, format!("is above {max}")));
+            }
+        }
+        Rule::DefaultsToZero(_) => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model;
+    use arrow::array::{Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema};
+
+    fn batch(fields: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let schema = Schema::new(
+            fields
+                .iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        RecordBatch::try_new(
+            Arc::new(schema),
+            fields.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn widens_units_and_fills_defaults() {
+        let b = batch(vec![
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from(vec![1_000, 2_000])),
+            ),
+            ("tag", Arc::new(StringArray::from(vec!["a", "b"]))),
+            ("value", Arc::new(Int64Array::from(vec![1, 2]))),
+        ]);
+        let out = normalize_batch(model::samples(), &b, 0).unwrap();
+        assert_eq!(out.schema(), model::samples().schema);
+        let ts = out.column(1).as_primitive::<TimestampNanosecondType>();
+        assert_eq!(ts.value(1), 2_000_000);
+        assert_eq!(
+            out.column(4)
+                .as_primitive::<arrow::datatypes::UInt32Type>()
+                .value(0),
+            0
+        );
+    }
+
+    #[test]
+    fn rejects_with_row_and_column() {
+        let nan = batch(vec![
+            ("tag", Arc::new(StringArray::from(vec!["a", "b"]))),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(vec![1, 2]))),
+            ("value", Arc::new(Float64Array::from(vec![1.0, f64::NAN]))),
+        ]);
+        let err = normalize_batch(model::samples(), &nan, 10)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("row 11") && err.contains("'value'") && err.contains("NaN"),
+            "{err}"
+        );
+
+        let early = batch(vec![
+            ("tag", Arc::new(StringArray::from(vec!["a"]))),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(vec![-5]))),
+        ]);
+        let err = normalize_batch(model::samples(), &early, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("before 1970"), "{err}");
+
+        let no_tag = batch(vec![(
+            "ts",
+            Arc::new(TimestampMicrosecondArray::from(vec![1])),
+        )]);
+        let err = normalize_batch(model::samples(), &no_tag, 0).unwrap_err();
+        assert!(
+            matches!(err, ValidationError::MissingColumn { .. }),
+            "{err}"
+        );
+
+        let wrong = batch(vec![
+            ("tag", Arc::new(StringArray::from(vec!["a"]))),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(vec![1]))),
+            ("value", Arc::new(StringArray::from(vec!["x"]))),
+        ]);
+        let err = normalize_batch(model::samples(), &wrong, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'value'") && err.contains("Utf8"), "{err}");
+
+        let far = batch(vec![
+            ("tag", Arc::new(StringArray::from(vec!["a"]))),
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from(vec![i64::MAX / 10])),
+            ),
+        ]);
+        let err = normalize_batch(model::samples(), &far, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'ts'") && err.contains("does not fit"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,465 @@
+//! The Arrow Flight SQL service: handshake, statements, INSERT, bulk ingest,
+//! catalog browsing and the `lotline.flush` action.
+//!
+//! Every call but the handshake needs a valid bearer token (unless the server
+//! runs `--without-auth`). Statement tickets carry the SQL text itself, so any
+//! replica of the server can answer them and nothing is kept per statement.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate,
+    ProstMessageExt, SqlInfo, TableExistsOption, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, Ticket,
+};
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use super::auth::{Auth, Principal};
+use super::metadata;
+use crate::ingest::{Engine, IngestError, request_bytes};
+use crate::{model, query};
+
+pub const FLUSH_ACTION: &str = "lotline.flush";
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[derive(Clone)]
+pub struct LotlineFlightSql {
+    engine: Arc<Engine>,
+    /// `None`: authentication is off (`--without-auth`).
+    auth: Option<Arc<Auth>>,
+}
+
+impl LotlineFlightSql {
+    pub fn new(engine: Arc<Engine>, auth: Option<Arc<Auth>>) -> Self {
+        Self { engine, auth }
+    }
+
+    fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(Principal {
+                user: "anonymous".into(),
+                role: "admin".into(),
+            });
+        };
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        auth.check_bearer(header)
+            .map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+
+    /// Plans `sql` in a fresh session. DDL and session statements are refused:
+    /// tables are defined by lotline, not by clients.
+    async fn plan(&self, sql: &str) -> Result<DataFrame, Status> {
+        let ctx = query::session(&self.engine);
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_statements(false);
+        ctx.sql_with_options(sql, options).await.map_err(df_status)
+    }
+}
+
+/// Maps a DataFusion error to a status: problems with the statement are the
+/// caller's (InvalidArgument), I/O and the like are ours (Internal).
+pub fn df_status(e: DataFusionError) -> Status {
+    match e.find_root() {
+        DataFusionError::IoError(_)
+        | DataFusionError::ObjectStore(_)
+        | DataFusionError::ResourcesExhausted(_) => Status::internal(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+pub fn ingest_status(e: IngestError) -> Status {
+    if e.is_client_error() {
+        Status::invalid_argument(e.to_string())
+    } else {
+        Status::internal(e.to_string())
+    }
+}
+
+/// A FlightInfo whose single endpoint's ticket is `command` itself.
+pub fn info_for(
+    command: impl ProstMessageExt,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, Status> {
+    let ticket = Ticket::new(command.as_any().encode_to_vec());
+    Ok(FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(e.to_string()))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor))
+}
+
+/// Streams record batches as Flight data.
+pub fn encode_batches(
+    schema: Arc<Schema>,
+    batches: impl Stream<Item = Result<arrow::array::RecordBatch, FlightError>> + Send + 'static,
+) -> Response<BoxStream<arrow_flight::FlightData>> {
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(batches)
+        .map_err(Status::from);
+    Response::new(Box::pin(stream))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for LotlineFlightSql {
+    type FlightService = LotlineFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
+        let token = match &self.auth {
+            None => "anonymous".to_string(),
+            Some(auth) => {
+                let header = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                let auth = auth.clone();
+                let header = header.map(str::to_string);
+                // argon2 verification is deliberately slow: keep it off the async workers.
+                let outcome =
+                    tokio::task::spawn_blocking(move || auth.login_basic(header.as_deref()))
+                        .await
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                match outcome {
+                    Ok((token, principal)) => {
+                        info!("user '{}' authenticated", principal.user);
+                        token
+                    }
+                    Err(e) => {
+                        warn!("refused handshake: {e}");
+                        return Err(Status::unauthenticated(e.to_string()));
+                    }
+                }
+            }
+        };
+        let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let reply = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.into_bytes().into(),
+        };
+        let mut response: Response<BoxStream<HandshakeResponse>> =
+            Response::new(Box::pin(futures::stream::once(async { Ok(reply) })));
+        response.metadata_mut().insert("authorization", bearer);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        let frame = self.plan(&query.query).await?;
+        let schema = frame.schema().as_arrow().clone();
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.into_bytes().into(),
+        };
+        Ok(Response::new(info_for(
+            ticket,
+            &schema,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        let sql = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
+        let frame = self.plan(&sql).await?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let stream = frame.execute_stream().await.map_err(df_status)?;
+        let batches = stream.map_err(|e| FlightError::from(df_status(e)));
+        Ok(encode_batches(schema, batches))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.authorize(&request)?;
+        let batches = self
+            .plan(&command.query)
+            .await?
+            .collect()
+            .await
+            .map_err(df_status)?;
+        // DML returns one row with the affected count; other statements return rows, not a count.
+        let count = batches
+            .first()
+            .and_then(|b| b.column_by_name("count"))
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+            .map(|c| c.value(0) as i64)
+            .unwrap_or(-1);
+        Ok(count)
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let principal = self.authorize(&request)?;
+        let def = model::table(&command.table).ok_or_else(|| {
+            Status::not_found(format!(
+                "unknown table '{}' (writable tables: {})",
+                command.table,
+                model::tables()
+                    .iter()
+                    .map(|t| t.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        if command.temporary {
+            return Err(Status::invalid_argument(
+                "temporary tables are not supported",
+            ));
+        }
+        let exists = command
+            .table_definition_options
+            .as_ref()
+            .map(|o| o.if_exists());
+        match exists {
+            None | Some(TableExistsOption::Append) | Some(TableExistsOption::Unspecified) => {}
+            Some(TableExistsOption::Fail) => {
+                return Err(Status::already_exists(format!(
+                    "table '{}' exists; ingest with mode 'append'",
+                    def.name
+                )));
+            }
+            Some(TableExistsOption::Replace) => {
+                return Err(Status::invalid_argument(format!(
+                    "replacing table '{}' is not supported; lotline tables are append-only",
+                    def.name
+                )));
+            }
+        }
+        let limit = self.engine.config().max_request_bytes;
+        let mut stream = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        );
+        let mut batches = Vec::new();
+        let mut bytes = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch
+                .map_err(|e| Status::invalid_argument(format!("decoding ingest stream: {e}")))?;
+            bytes += request_bytes(std::slice::from_ref(&batch));
+            if bytes > limit {
+                return Err(ingest_status(IngestError::TooLarge { bytes, limit }));
+            }
+            batches.push(batch);
+        }
+        let rows = self.engine.write(def, batches).await.map_err(|e| {
+            warn!("rejected ingest of {} by {}: {e}", def.name, principal.user);
+            ingest_status(e)
+        })?;
+        Ok(rows as i64)
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        let mut builder = query.into_builder();
+        builder.append(query::CATALOG);
+        let schema = builder.schema();
+        Ok(encode_batches(
+            schema,
+            futures::stream::once(async { builder.build().map_err(FlightError::from) }),
+        ))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        let mut builder = query.into_builder();
+        builder.append(query::CATALOG, query::SCHEMA);
+        let schema = builder.schema();
+        Ok(encode_batches(
+            schema,
+            futures::stream::once(async { builder.build().map_err(FlightError::from) }),
+        ))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        let batch = metadata::tables(query).map_err(|e| Status::internal(e.to_string()))?;
+        let schema = batch.schema();
+        Ok(encode_batches(
+            schema,
+            futures::stream::once(async { Ok(batch) }),
+        ))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        let schema = query.into_builder().schema();
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        let mut builder = query.into_builder();
+        builder.append(metadata::TABLE_TYPE);
+        let schema = builder.schema();
+        Ok(encode_batches(
+            schema,
+            futures::stream::once(async { builder.build().map_err(FlightError::from) }),
+        ))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        let schema = query.clone().into_builder(metadata::sql_info()).schema();
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        let builder = query.into_builder(metadata::sql_info());
+        let schema = builder.schema();
+        let batch = builder.build().map_err(FlightError::from);
+        Ok(encode_batches(
+            schema,
+            futures::stream::once(async { batch }),
+        ))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        Some(vec![Ok(ActionType {
+            r#type: FLUSH_ACTION.into(),
+            description: "Flush every write buffer to Parquet segments now; returns a JSON report"
+                .into(),
+        })])
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let principal = self.authorize(&request)?;
+        match request.get_ref().r#type.as_str() {
+            FLUSH_ACTION => {
+                let report = self.engine.flush().await.map_err(ingest_status)?;
+                info!("flush requested by {}: {report:?}", principal.user);
+                let body = serde_json::to_vec(&report).expect("report serializes");
+                let result = arrow_flight::Result { body: body.into() };
+                Ok(Response::new(Box::pin(futures::stream::once(async {
+                    Ok(result)
+                }))))
+            }
+            other => Err(Status::invalid_argument(format!(
+                "unknown action '{other}' (supported: {FLUSH_ACTION})"
+            ))),
+        }
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

@@ -1,0 +1,126 @@
+//! The network side: `lotline serve` opens the engine, optionally writes the
+//! demo plant, and serves Flight SQL until SIGINT/SIGTERM, then flushes.
+
+pub mod auth;
+pub mod flight;
+pub mod metadata;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tracing::{info, warn};
+
+use crate::config::ServeConfig;
+use crate::ingest::{Engine, IngestError};
+use auth::{AdminBootstrap, Auth, AuthError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Ingest(#[from] IngestError),
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("listen address '{addr}': {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("Flight SQL transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs a server until it is asked to stop.
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let addr: SocketAddr = tokio::net::lookup_host(&config.listen)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ServeError::Listen {
+            addr: config.listen.clone(),
+            reason: "not a host:port".into(),
+        })?;
+    let engine = Engine::open(config.engine.clone())?;
+    let auth = if config.without_auth {
+        warn!(
+            "authentication is OFF (--without-auth): anyone who reaches {addr} can read and write"
+        );
+        None
+    } else {
+        let (auth, bootstrap) = Auth::open(
+            engine.data_dir(),
+            config.admin_password.as_deref(),
+            config.token_ttl,
+        )?;
+        match bootstrap {
+            AdminBootstrap::Generated { password, file } => {
+                println!("Created user 'admin' with password: {password}");
+                println!(
+                    "(also written to {}; it is shown only this once)",
+                    file.display()
+                );
+            }
+            AdminBootstrap::FromEnv => {
+                info!("created user 'admin' with the password from LOTLINE_ADMIN_PASSWORD")
+            }
+            AdminBootstrap::Existing => {}
+        }
+        Some(Arc::new(auth))
+    };
+    if config.demo {
+        crate::demo::load_demo(&engine).await?;
+    }
+    let flusher = engine.spawn_flusher();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    let bound = listener.local_addr().map_err(|e| ServeError::Listen {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    })?;
+    let service = flight::LotlineFlightSql::new(engine.clone(), auth);
+    // A single Flight message may carry up to one whole request.
+    let message_limit = config.engine.max_request_bytes.saturating_add(1 << 20);
+    let flight = FlightServiceServer::new(service)
+        .max_decoding_message_size(message_limit)
+        .max_encoding_message_size(usize::MAX);
+    println!(
+        "lotline listening on {bound} (Flight SQL: grpc://{bound}), data in {}",
+        engine.data_dir().display()
+    );
+    if config.demo {
+        crate::demo::print_welcome(&bound, config.without_auth);
+    }
+    tonic::transport::Server::builder()
+        .add_service(flight)
+        .serve_with_incoming_shutdown(tokio_stream_from(listener), shutdown_signal())
+        .await?;
+    flusher.abort();
+    info!("shutting down: flushing buffers");
+    if let Err(e) = engine.flush().await {
+        warn!("final flush failed (rows are safe in the WAL and replay on next start): {e}");
+    }
+    Ok(())
+}
+
+fn tokio_stream_from(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((accepted, listener))
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    info!("stop requested");
+}

@@ -1,0 +1,89 @@
+//! The manifest: which segment files are live, per table, and from which WAL
+//! file recovery must replay. It is replaced atomically (write a temporary
+//! file, fsync, rename, fsync the directory), so a reader or a restart sees
+//! either the old or the new list, never a mix.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{StorageError, io_err, sync_dir};
+
+pub const FILE_NAME: &str = "manifest.json";
+
+/// One live Parquet segment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentMeta {
+    pub id: u64,
+    /// Path relative to the data directory.
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Smallest and largest time (ns since epoch), for tables with a time column.
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    /// Smallest and largest value of the table's range column (e.g. `tag`).
+    pub min_key: Option<String>,
+    pub max_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub next_segment_id: u64,
+    /// WAL files numbered below this are fully contained in segments.
+    pub wal_replay_from: u64,
+    /// Live segments per table, oldest first (later segments win for
+    /// latest-wins tables).
+    pub tables: BTreeMap<String, Vec<SegmentMeta>>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Self {
+            format_version: 1,
+            next_segment_id: 1,
+            wal_replay_from: 0,
+            tables: BTreeMap::new(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Loads the manifest of `data_dir`, or an empty one on first start.
+    pub fn load(data_dir: &Path) -> Result<Self, StorageError> {
+        let path = data_dir.join(FILE_NAME);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StorageError::Manifest {
+                path: path.clone(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Atomically replaces the manifest of `data_dir`. Durable when this returns.
+    pub fn store(&self, data_dir: &Path) -> Result<(), StorageError> {
+        let path = data_dir.join(FILE_NAME);
+        let tmp = data_dir.join(format!("{FILE_NAME}.tmp"));
+        let json = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+        file.write_all(&json)
+            .and_then(|_| file.sync_all())
+            .map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(data_dir)
+    }
+
+    pub fn segments(&self, table: &str) -> &[SegmentMeta] {
+        self.tables.get(table).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn total_rows(&self, table: &str) -> u64 {
+        self.segments(table).iter().map(|s| s.rows).sum()
+    }
+}

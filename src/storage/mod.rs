@@ -1,0 +1,72 @@
+//! Files on disk: Parquet segments, the manifest, and clean-up of anything a
+//! crash left behind. Knows nothing of the network or of SQL.
+
+pub mod manifest;
+pub mod segment;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use manifest::{Manifest, SegmentMeta};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("manifest {path} is unreadable: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+    #[error("parquet {path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Makes a directory entry change (create, rename, delete) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Deletes files under `data_dir/tables` that the manifest does not list:
+/// segments a crash left between writing and the manifest commit, and
+/// temporary files. Returns what it removed.
+pub fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>, StorageError> {
+    let live: HashSet<PathBuf> = manifest
+        .tables
+        .values()
+        .flatten()
+        .map(|s| data_dir.join(&s.file))
+        .collect();
+    let mut removed = Vec::new();
+    let mut stack = vec![data_dir.join("tables")];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io_err(&dir))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !live.contains(&path) {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+                removed.push(path);
+            }
+        }
+    }
+    Ok(removed)
+}

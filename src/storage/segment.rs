@@ -1,0 +1,262 @@
+//! Segment files: immutable Parquet, zstd, dictionary strings, rows sorted by
+//! the table key and declared in `sorting_columns`, page index and bloom
+//! filters for pruning, Hive `date=YYYY-MM-DD` directories for tables with a
+//! time column.
+//!
+//! A segment is written to a temporary name, fsynced and renamed; it becomes
+//! live only when the manifest lists it, so a crash never exposes half a file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, max, min, take_record_batch};
+use arrow::datatypes::TimestampNanosecondType;
+use arrow::row::{RowConverter, SortField};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::{SegmentMeta, StorageError, io_err, sync_dir};
+use crate::model::{KeyPolicy, TableDef};
+
+const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+
+/// Knobs of the segment writer.
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        Self {
+            row_group_rows: 1_000_000,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// Writes `batches` (all with `def.schema`, in write order) as new segment
+/// files under `data_dir`, one per date partition. Ids are taken from
+/// `next_id` upwards. The files are durable when this returns, but not live
+/// until a manifest listing them is stored.
+pub fn write_segments(
+    data_dir: &Path,
+    def: &TableDef,
+    batches: &[RecordBatch],
+    next_id: &mut u64,
+    options: &SegmentOptions,
+) -> Result<Vec<SegmentMeta>, StorageError> {
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Ok(Vec::new());
+    }
+    let mut all = concat_batches(&def.schema, batches)?;
+    if def.key_policy == KeyPolicy::LatestWins {
+        all = keep_latest(def, &all)?;
+    }
+    let sorted = sort_by_key(def, &all)?;
+    let mut metas = Vec::new();
+    for (date, part) in partition_by_date(def, &sorted)? {
+        let id = *next_id;
+        *next_id += 1;
+        let dir = match &date {
+            Some(d) => format!("tables/{}/date={d}", def.name),
+            None => format!("tables/{}", def.name),
+        };
+        let file = format!("{dir}/{id:016}.parquet");
+        let bytes = write_file(data_dir, &dir, &file, def, &part, options)?;
+        metas.push(describe(def, id, file, bytes, &part)?);
+    }
+    Ok(metas)
+}
+
+/// Reads a whole segment (used for small latest-wins tables and `inspect`).
+pub fn read_segment(data_dir: &Path, meta: &SegmentMeta) -> Result<Vec<RecordBatch>, StorageError> {
+    let path = data_dir.join(&meta.file);
+    let file = File::open(&path).map_err(io_err(&path))?;
+    let parquet_err = |source| StorageError::Parquet {
+        path: path.clone(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(parquet_err)?
+        .build()
+        .map_err(parquet_err)?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Keeps the last row written for each key (rows are in write order).
+pub fn keep_latest(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
+    let key_columns: Vec<_> = def
+        .key
+        .iter()
+        .map(|k| {
+            batch
+                .column(def.column_index(k).expect("key column"))
+                .clone()
+        })
+        .collect();
+    let converter = RowConverter::new(
+        key_columns
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(&key_columns)?;
+    let mut seen = HashSet::new();
+    let mut keep: Vec<u32> = (0..batch.num_rows() as u32)
+        .rev()
+        .filter(|&i| seen.insert(rows.row(i as usize)))
+        .collect();
+    keep.reverse();
+    Ok(take_record_batch(batch, &UInt32Array::from(keep))?)
+}
+
+fn sort_by_key(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
+    let columns: Vec<SortColumn> = def
+        .key
+        .iter()
+        .map(|k| SortColumn {
+            values: batch
+                .column(def.column_index(k).expect("key column"))
+                .clone(),
+            options: None,
+        })
+        .collect();
+    let indices = lexsort_to_indices(&columns, None)?;
+    Ok(take_record_batch(batch, &indices)?)
+}
+
+/// Splits a sorted batch by the UTC date of its time column, keeping order.
+fn partition_by_date(
+    def: &TableDef,
+    batch: &RecordBatch,
+) -> Result<Vec<(Option<String>, RecordBatch)>, StorageError> {
+    let Some(time) = def.time_column else {
+        return Ok(vec![(None, batch.clone())]);
+    };
+    let ts = batch
+        .column(def.column_index(time).expect("time column"))
+        .as_primitive::<TimestampNanosecondType>();
+    let mut days: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for (i, t) in ts.values().iter().enumerate() {
+        days.entry(t.div_euclid(NANOS_PER_DAY))
+            .or_default()
+            .push(i as u32);
+    }
+    if days.len() == 1 {
+        let day = *days.keys().next().expect("one day");
+        return Ok(vec![(Some(date_string(day)), batch.clone())]);
+    }
+    days.into_iter()
+        .map(|(day, rows)| {
+            Ok((
+                Some(date_string(day)),
+                take_record_batch(batch, &UInt32Array::from(rows))?,
+            ))
+        })
+        .collect()
+}
+
+fn date_string(day: i64) -> String {
+    let date = chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .expect("day within range")
+        .date_naive();
+    date.format("%Y-%m-%d").to_string()
+}
+
+fn writer_properties(def: &TableDef, options: &SegmentOptions) -> WriterProperties {
+    let sorting = def
+        .key
+        .iter()
+        .map(|k| SortingColumn {
+            column_idx: def.column_index(k).expect("key column") as i32,
+            descending: false,
+            nulls_first: false,
+        })
+        .collect();
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(options.zstd_level).expect("valid zstd level"),
+        ))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_sorting_columns(Some(sorting))
+        .set_max_row_group_row_count(Some(options.row_group_rows));
+    for column in def.bloom_columns {
+        props = props.set_column_bloom_filter_enabled(ColumnPath::from(*column), true);
+    }
+    props.build()
+}
+
+fn write_file(
+    data_dir: &Path,
+    dir: &str,
+    file: &str,
+    def: &TableDef,
+    batch: &RecordBatch,
+    options: &SegmentOptions,
+) -> Result<u64, StorageError> {
+    let dir = data_dir.join(dir);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let path = data_dir.join(file);
+    let tmp = path.with_extension("parquet.tmp");
+    let parquet_err = |source| StorageError::Parquet {
+        path: tmp.clone(),
+        source,
+    };
+    let out = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut writer = ArrowWriter::try_new(
+        out,
+        def.schema.clone(),
+        Some(writer_properties(def, options)),
+    )
+    .map_err(parquet_err)?;
+    writer.write(batch).map_err(parquet_err)?;
+    let out = writer.into_inner().map_err(parquet_err)?;
+    out.sync_all().map_err(io_err(&tmp))?;
+    let bytes = out.metadata().map_err(io_err(&tmp))?.len();
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(&dir)?;
+    Ok(bytes)
+}
+
+fn describe(
+    def: &TableDef,
+    id: u64,
+    file: String,
+    bytes: u64,
+    batch: &RecordBatch,
+) -> Result<SegmentMeta, StorageError> {
+    let (min_time, max_time) = match def.time_column {
+        Some(time) => {
+            let ts = batch
+                .column(def.column_index(time).expect("time column"))
+                .as_primitive::<TimestampNanosecondType>();
+            (min(ts), max(ts))
+        }
+        None => (None, None),
+    };
+    // Rows are sorted by key, whose first column is the range column.
+    let range = batch
+        .column(def.column_index(def.range_column).expect("range column"))
+        .as_string::<i32>();
+    let key_at = |i: usize| range.is_valid(i).then(|| range.value(i).to_string());
+    let n = batch.num_rows();
+    Ok(SegmentMeta {
+        id,
+        file,
+        rows: n as u64,
+        bytes,
+        min_time,
+        max_time,
+        min_key: key_at(0),
+        max_key: key_at(n - 1),
+    })
+}
