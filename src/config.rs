@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Flush a table's buffer when its oldest row is this old, in seconds [default: 60]
     #[arg(long, env = "LOTLINE_FLUSH_AGE_SECS")]
     pub flush_age_secs: Option<u64>,
+    /// Writers wait while this many rows are buffered and not yet flushed [default: 4 x flush_rows]
+    #[arg(long, env = "LOTLINE_MAX_BUFFERED_ROWS")]
+    pub max_buffered_rows: Option<usize>,
     /// Largest accepted write request, in bytes of Arrow memory [default: 268435456]
     #[arg(long, env = "LOTLINE_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -74,6 +77,7 @@ struct FileConfig {
     flush_rows: Option<usize>,
     flush_age_secs: Option<u64>,
     max_request_bytes: Option<usize>,
+    max_buffered_rows: Option<usize>,
     row_group_rows: Option<usize>,
     token_ttl_secs: Option<u64>,
     without_auth: Option<bool>,
@@ -144,6 +148,10 @@ impl ServeArgs {
                     .max_request_bytes
                     .or(file.max_request_bytes)
                     .unwrap_or(256 << 20),
+                max_buffered_rows: self
+                    .max_buffered_rows
+                    .or(file.max_buffered_rows)
+                    .unwrap_or(flush_rows.saturating_mul(4)),
                 segment: SegmentOptions {
                     row_group_rows,
                     ..SegmentOptions::default()

@@ -51,6 +51,8 @@ enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Measure a running server: durable ingest, bytes per sample, point queries
+    Bench(lotline::bench::BenchArgs),
     /// Show a data directory's manifest, segments and WAL (read-only)
     Inspect {
         #[arg(long, env = "LOTLINE_DATA_DIR", default_value = "lotline-data")]
@@ -96,6 +98,14 @@ async fn main() -> ExitCode {
                 file,
             } => {
                 client::run_load(&connect, &file, &table, batch_rows).await?;
+            }
+            Command::Bench(args) => {
+                let report = lotline::bench::run(&args).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", lotline::bench::render(&report));
+                }
             }
             Command::Flush { connect } => println!("{}", client::run_flush(&connect).await?),
             Command::Inspect { data_dir, json } => {

@@ -115,7 +115,7 @@ fn open(path: &Path, shown: &str) -> Result<File, ClientError> {
 
 /// Append-only ingest into an existing table, honouring `schema.table` and
 /// `catalog.schema.table` names.
-fn ingest_command(table: &str) -> CommandStatementIngest {
+pub fn ingest_command(table: &str) -> CommandStatementIngest {
     let parts: Vec<&str> = table.split('.').collect();
     let (catalog, schema, name) = match parts.as_slice() {
         [t] => (None, None, *t),

@@ -26,7 +26,7 @@ use base64::prelude::BASE64_STANDARD;
 use futures::TryStreamExt;
 use tonic::transport::{Channel, Endpoint};
 
-pub use load::run_load;
+pub use load::{ingest_command, run_load};
 pub use sql::{OutputFormat, run_sql};
 
 /// The name of the custom Flight action that flushes the write buffer.

@@ -64,6 +64,9 @@ pub struct EngineConfig {
     pub flush_rows: usize,
     pub flush_age: Duration,
     pub max_request_bytes: usize,
+    /// Writers wait while this many rows are buffered (flushes running behind):
+    /// memory stays bounded and writers slow down instead of the server failing.
+    pub max_buffered_rows: usize,
     pub segment: SegmentOptions,
 }
 
@@ -202,6 +205,7 @@ impl Engine {
         if rows == 0 {
             return Ok(0);
         }
+        self.wait_for_buffer_room().await;
         let (reply, done) = oneshot::channel();
         self.wal
             .send(commit::Command::Append {
@@ -213,6 +217,24 @@ impl Engine {
             .map_err(|_| WalError::Closed)?;
         done.await.map_err(|_| WalError::Closed)??;
         Ok(rows)
+    }
+
+    /// Applies backpressure: returns once the buffers hold fewer than
+    /// `max_buffered_rows` rows (the background flusher drains them).
+    async fn wait_for_buffer_room(&self) {
+        let mut waited = false;
+        while self.total_buffered_rows() >= self.config.max_buffered_rows {
+            if !waited {
+                tracing::debug!("write buffer full; writer waits for a flush");
+                waited = true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn total_buffered_rows(&self) -> usize {
+        let state = self.state.read().expect("state lock");
+        state.buffers.iter().map(TableBuffer::rows).sum()
     }
 
     /// A consistent view of a table: its live segments and buffered rows.
