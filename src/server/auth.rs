@@ -150,7 +150,13 @@ impl Auth {
         let encoded = header
             .and_then(|h| h.strip_prefix("Basic "))
             .ok_or(AuthError::Malformed("Basic <base64 user:password>"))?;
-        let decoded = base64::engine::general_purpose::STANDARD
+        // Some clients (the Go ADBC driver) send unpadded base64.
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = lenient
             .decode(encoded.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())

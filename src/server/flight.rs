@@ -124,6 +124,20 @@ pub fn encode_batches(
     Response::new(Box::pin(stream))
 }
 
+/// The handshake's answer: the token in the payload and as `authorization: Bearer` header.
+fn handshake_reply(token: String) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
+    let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let reply = HandshakeResponse {
+        protocol_version: 0,
+        payload: token.into_bytes().into(),
+    };
+    let mut response: Response<BoxStream<HandshakeResponse>> =
+        Response::new(Box::pin(futures::stream::once(async { Ok(reply) })));
+    response.metadata_mut().insert("authorization", bearer);
+    Ok(response)
+}
+
 #[tonic::async_trait]
 impl FlightSqlService for LotlineFlightSql {
     type FlightService = LotlineFlightSql;
@@ -139,6 +153,15 @@ impl FlightSqlService for LotlineFlightSql {
                     .metadata()
                     .get("authorization")
                     .and_then(|v| v.to_str().ok());
+                // Clients (the ADBC driver among them) repeat the handshake
+                // with the token they hold; a valid one is simply confirmed.
+                if let Some(bearer) = header.filter(|h| h.starts_with("Bearer ")) {
+                    auth.check_bearer(Some(bearer))
+                        .map_err(|e| Status::unauthenticated(e.to_string()))?;
+                    return handshake_reply(
+                        bearer.trim_start_matches("Bearer ").trim().to_string(),
+                    );
+                }
                 let auth = auth.clone();
                 let header = header.map(str::to_string);
                 // argon2 verification is deliberately slow: keep it off the async workers.
@@ -158,16 +181,7 @@ impl FlightSqlService for LotlineFlightSql {
                 }
             }
         };
-        let bearer = MetadataValue::try_from(format!("Bearer {token}"))
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let reply = HandshakeResponse {
-            protocol_version: 0,
-            payload: token.into_bytes().into(),
-        };
-        let mut response: Response<BoxStream<HandshakeResponse>> =
-            Response::new(Box::pin(futures::stream::once(async { Ok(reply) })));
-        response.metadata_mut().insert("authorization", bearer);
-        Ok(response)
+        handshake_reply(token)
     }
 
     async fn get_flight_info_statement(
