@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 use lotline::client::{self, ConnectArgs, OutputFormat};
 use lotline::config::ServeArgs;
 
+const SERVE_NOTES: &str = "On first start user 'admin' is created with the password in \
+LOTLINE_ADMIN_PASSWORD, or a generated one that is printed once and written to \
+<data-dir>/admin-password (mode 0600). LOTLINE_LOG sets the log filter (default info).";
+
 #[derive(Parser)]
 #[command(
     name = "lotline",
@@ -21,6 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server on a data directory
+    #[command(after_help = SERVE_NOTES)]
     Serve(ServeArgs),
     /// Run the server with the demo plant loaded (same as `serve --demo`)
     Demo(ServeArgs),

@@ -1,6 +1,7 @@
 //! `lotline serve --demo`: writes a small synthetic plant through the real
 //! ingest path (validation, WAL, buffer) and tells the user how to look at it.
 
+mod catalog;
 mod plant;
 
 use std::net::SocketAddr;

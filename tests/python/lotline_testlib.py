@@ -257,26 +257,33 @@ def bearer_options(client: flight.FlightClient, password: str, timeout: float = 
     return flight.FlightCallOptions(headers=[token], timeout=timeout)
 
 
+def pb_varint(n: int) -> bytes:
+    """A protobuf varint."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_len_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (strings, bytes, messages, packed)."""
+    return pb_varint((number << 3) | 2) + pb_varint(len(payload)) + payload
+
+
+def pb_any(type_name: str, inner: bytes) -> bytes:
+    """google.protobuf.Any wrapping a Flight SQL command."""
+    type_url = f"type.googleapis.com/arrow.flight.protocol.sql.{type_name}".encode()
+    return pb_len_field(1, type_url) + pb_len_field(2, inner)
+
+
 def flight_sql_command(query: str) -> bytes:
     """Serialize Any{CommandStatementQuery{query}} by hand (protobuf wire format)."""
-
-    def varint(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            if n:
-                out.append(b | 0x80)
-            else:
-                out.append(b)
-                return bytes(out)
-
-    def field_bytes(number: int, payload: bytes) -> bytes:
-        return varint((number << 3) | 2) + varint(len(payload)) + payload
-
-    inner = field_bytes(1, query.encode())
-    type_url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
-    return field_bytes(1, type_url) + field_bytes(2, inner)
+    return pb_any("CommandStatementQuery", pb_len_field(1, query.encode()))
 
 
 # ---------------------------------------------------------------------------
