@@ -697,7 +697,7 @@ def main(argv=None) -> int:
             con.close()
         code = server.stop()
         res["lotline_exit_code"] = code
-        if "lotline" not in res:  # failed part-way: show why
+        if "lotline_ingest" in res and "lotline" not in res:  # failed part-way: show why
             tail = server.log_tail()
             if tail:
                 print(f"--- lotline log tail ---\n{tail}", file=sys.stderr)
