@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ingest::EngineConfig;
+use crate::query::QueryOptions;
 use crate::storage::segment::SegmentOptions;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,9 @@ pub struct ServeArgs {
     /// Address for Flight SQL [default: 127.0.0.1:50051]
     #[arg(long, env = "LOTLINE_LISTEN")]
     pub listen: Option<String>,
+    /// Address for HTTP: /health, /metrics, InfluxDB line protocol at /api/v2/write [default: 127.0.0.1:8086]
+    #[arg(long, env = "LOTLINE_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// TOML file with any of these settings
     #[arg(long, env = "LOTLINE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -57,6 +61,9 @@ pub struct ServeArgs {
     /// Rows per Parquet row group in segments [default: 1000000]
     #[arg(long, env = "LOTLINE_ROW_GROUP_ROWS")]
     pub row_group_rows: Option<usize>,
+    /// Most rows (tags x intervals) one history_* function call may return [default: 1000000]
+    #[arg(long, env = "LOTLINE_MAX_HISTORY_INTERVALS")]
+    pub max_history_intervals: Option<u64>,
     /// Lifetime of a bearer token, in seconds [default: 86400]
     #[arg(long, env = "LOTLINE_TOKEN_TTL_SECS")]
     pub token_ttl_secs: Option<u64>,
@@ -73,12 +80,14 @@ pub struct ServeArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
+    http_listen: Option<String>,
     wal_sync: Option<WalSync>,
     flush_rows: Option<usize>,
     flush_age_secs: Option<u64>,
     max_request_bytes: Option<usize>,
     max_buffered_rows: Option<usize>,
     row_group_rows: Option<usize>,
+    max_history_intervals: Option<u64>,
     token_ttl_secs: Option<u64>,
     without_auth: Option<bool>,
 }
@@ -87,7 +96,9 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: String,
+    pub http_listen: String,
     pub engine: EngineConfig,
+    pub query: QueryOptions,
     pub token_ttl: Duration,
     pub without_auth: bool,
     pub demo: bool,
@@ -132,6 +143,11 @@ impl ServeArgs {
                 .clone()
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:50051".into()),
+            http_listen: self
+                .http_listen
+                .clone()
+                .or(file.http_listen)
+                .unwrap_or_else(|| "127.0.0.1:8086".into()),
             engine: EngineConfig {
                 data_dir: self
                     .data_dir
@@ -157,6 +173,12 @@ impl ServeArgs {
                     ..SegmentOptions::default()
                 },
             },
+            query: QueryOptions {
+                max_history_intervals: self
+                    .max_history_intervals
+                    .or(file.max_history_intervals)
+                    .unwrap_or(QueryOptions::default().max_history_intervals),
+            },
             token_ttl: Duration::from_secs(
                 self.token_ttl_secs
                     .or(file.token_ttl_secs)
@@ -179,7 +201,7 @@ mod tests {
         let path = dir.path().join("lotline.toml");
         std::fs::write(
             &path,
-            "listen = \"0.0.0.0:6000\"\nflush_rows = 42\nwal_sync = \"none\"\n",
+            "listen = \"0.0.0.0:6000\"\nhttp_listen = \"0.0.0.0:6001\"\nflush_rows = 42\nwal_sync = \"none\"\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -189,6 +211,7 @@ mod tests {
         };
         let c = args.resolve().unwrap();
         assert_eq!(c.listen, "0.0.0.0:6000");
+        assert_eq!(c.http_listen, "0.0.0.0:6001");
         assert_eq!(c.engine.flush_rows, 7);
         assert!(!c.engine.wal_fsync);
         std::fs::write(&path, "flush_rowz = 1\n").unwrap();

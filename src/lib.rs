@@ -7,7 +7,9 @@
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod connect;
 pub mod demo;
+pub mod generate;
 pub mod ingest;
 pub mod inspect;
 pub mod model;

@@ -56,8 +56,10 @@ enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
-    /// Measure a running server: durable ingest, bytes per sample, point queries
+    /// Measure a running server: durable ingest, bytes per sample, the query mix, soak
     Bench(lotline::bench::BenchArgs),
+    /// Generate a synthetic plant (datasets/plants/) into files or a running server
+    Generate(lotline::generate::GenerateArgs),
     /// Show a data directory's manifest, segments and WAL (read-only)
     Inspect {
         #[arg(long, env = "LOTLINE_DATA_DIR", default_value = "lotline-data")]
@@ -110,6 +112,14 @@ async fn main() -> ExitCode {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
                     print!("{}", lotline::bench::render(&report));
+                }
+            }
+            Command::Generate(args) => {
+                let report = lotline::generate::run(&args).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", lotline::generate::render(&report));
                 }
             }
             Command::Flush { connect } => println!("{}", client::run_flush(&connect).await?),

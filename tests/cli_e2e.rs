@@ -29,6 +29,9 @@ impl Server {
                 data_dir.to_str().unwrap(),
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                // Any free port: tests run side by side.
+                "--http-listen",
+                "127.0.0.1:0",
             ])
             .env("LOTLINE_ADMIN_PASSWORD", PASSWORD)
             .stdout(Stdio::null())
@@ -244,6 +247,8 @@ fn refuses_wrong_password_and_second_server_on_same_dir() {
             data.to_str().unwrap(),
             "--listen",
             &format!("127.0.0.1:{}", free_port()),
+            "--http-listen",
+            "127.0.0.1:0",
         ])
         .env("LOTLINE_ADMIN_PASSWORD", PASSWORD)
         .output()

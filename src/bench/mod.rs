@@ -1,25 +1,38 @@
 //! `lotline bench`: measures a running server the way a plant uses it, over
-//! Flight SQL only: durable ingest with concurrent writers (samples/s, ack
-//! latency), bytes per sample after a flush, and point queries (one tag, one
-//! hour). Results print as a table or as JSON.
+//! Flight SQL only. Three parts, each optional:
+//!
+//! - [`ingest`]: durable ingest with concurrent writers (samples/s, ack
+//!   latency), a flush, and bytes per sample of the segments;
+//! - [`queries`]: the query mix (last values of all tags, one tag one hour,
+//!   interpolation, TimeAverage, bulk export, traceability) over whatever the
+//!   server holds, each with p50/p95/p99; functions not landed yet are
+//!   reported as skipped;
+//! - [`soak`]: 8 writers and 4 readers for a set time, with errors, server
+//!   memory and latency drift.
+//!
+//! Results print as a table or as JSON.
+
+pub mod ingest;
+pub mod queries;
+pub mod soak;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array};
-use arrow_flight::error::FlightError;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::client::{self, ClientError, ConnectArgs};
-use crate::model;
-use crate::storage::Manifest;
+pub use ingest::{IngestReport, bench_batch};
+pub use queries::{QueryResult, Status};
+pub use soak::SoakReport;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Samples to ingest in all
+    /// Samples to ingest in all (0: skip the ingest and measure what the
+    /// server already holds)
     #[arg(long, default_value_t = 10_000_000)]
     pub rows: usize,
     /// Distinct tags; consecutive rows cycle through them like a gateway scan
@@ -31,10 +44,27 @@ pub struct BenchArgs {
     /// Concurrent writers, each on its own connection
     #[arg(long, default_value_t = 4)]
     pub writers: usize,
-    /// One-tag one-hour queries to time after the ingest
+    /// Runs of each light query (last values, one tag one hour, trace)
     #[arg(long, default_value_t = 200)]
     pub queries: usize,
-    /// The server's data directory, to report bytes per sample after a flush
+    /// Runs of each heavy query (interpolation, TimeAverage, bulk export, join)
+    #[arg(long, default_value_t = 5)]
+    pub heavy_queries: usize,
+    /// Skip the query mix
+    #[arg(long)]
+    pub no_queries: bool,
+    /// Also soak the server for this many seconds: 8 writers, 4 readers
+    #[arg(long, value_name = "SECONDS")]
+    pub soak: Option<u64>,
+    /// Total samples per second the soak writers send
+    #[arg(long, default_value_t = 50_000)]
+    pub soak_rate: u64,
+    /// The server's pid, for its memory during the soak (default: the
+    /// process holding <data-dir>/LOCK)
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// The server's data directory: bytes per sample after the flush, and
+    /// the server's pid for the soak
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Print JSON instead of a table
@@ -42,7 +72,8 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// Latency percentiles (nearest rank) of a set of calls.
+#[derive(Debug, Clone, Serialize)]
 pub struct Latency {
     pub count: usize,
     pub p50_ms: f64,
@@ -52,7 +83,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut samples: Vec<Duration>) -> Self {
+    pub fn of(mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
         let at = |q: f64| {
             let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
@@ -66,171 +97,142 @@ impl Latency {
             max_ms: at(1.0),
         }
     }
+
+    fn line(&self) -> String {
+        format!(
+            "p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})",
+            self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms, self.count
+        )
+    }
 }
 
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
-    pub rows: usize,
-    pub tags: usize,
-    pub batch_rows: usize,
-    pub writers: usize,
-    pub ingest_seconds: f64,
-    pub ingest_samples_per_second: f64,
-    pub ingest_ack: Latency,
-    pub flush_seconds: f64,
-    pub bytes_per_sample: Option<f64>,
-    pub one_tag_one_hour: Latency,
-    pub one_tag_one_hour_rows: usize,
+    pub endpoint: String,
+    pub ingest: Option<IngestReport>,
+    pub queries: Vec<QueryResult>,
+    pub soak: Option<SoakReport>,
 }
 
-/// Deterministic plant-like batch `index`: row `g` of the whole run is tag
-/// `g % tags` at second `g / tags`, value a slow wave plus noise quantized to
-/// 0.01 (like a real sensor's resolution).
-pub fn bench_batch(index: usize, batch_rows: usize, tags: usize, start_ns: i64) -> RecordBatch {
-    let first = index * batch_rows;
-    let mut names = Vec::with_capacity(batch_rows);
-    let mut ts = Vec::with_capacity(batch_rows);
-    let mut values = Vec::with_capacity(batch_rows);
-    for g in first..first + batch_rows {
-        let (tag, second) = (g % tags, (g / tags) as i64);
-        names.push(format!("bench.t{tag:05}"));
-        ts.push(start_ns + second * 1_000_000_000);
-        let noise = ((g as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as f64 / 1024.0 - 0.5;
-        let wave = (second as f64 / 600.0 + tag as f64).sin() * 5.0;
-        values.push(((50.0 + tag as f64 % 100.0 + wave + noise) * 100.0).round() / 100.0);
-    }
-    let n = names.len();
-    RecordBatch::try_from_iter([
-        ("tag", Arc::new(StringArray::from(names)) as _),
-        (
-            "ts",
-            Arc::new(TimestampNanosecondArray::from(ts).with_timezone(model::UTC)) as _,
-        ),
-        ("value", Arc::new(Float64Array::from(values)) as _),
-        ("quality", Arc::new(UInt32Array::from(vec![0u32; n])) as _),
-    ])
-    .expect("bench batch")
+/// A progress bar counting `unit`s, hidden when stderr is not a terminal.
+pub(crate) fn count_bar(total: u64, what: &str, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let template =
+        format!("{{msg:>28}} [{{elapsed_precise}}] [{{wide_bar}}] {{pos}}/{{len}} {unit} (eta {{eta}})");
+    bar.set_style(ProgressStyle::with_template(&template).expect("progress template"));
+    bar.set_message(what.to_string());
+    bar
 }
 
 pub async fn run(args: &BenchArgs) -> Result<BenchReport, ClientError> {
-    let start_ns = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
-    let batches = args.rows.div_ceil(args.batch_rows.max(1));
-    let writers = args.writers.clamp(1, batches.max(1));
-    eprintln!(
-        "generating {batches} batches of {} rows over {} tags ...",
-        args.batch_rows, args.tags
-    );
-    let pool: Arc<Vec<RecordBatch>> = Arc::new(
-        (0..batches)
-            .map(|i| bench_batch(i, args.batch_rows, args.tags, start_ns))
-            .collect(),
-    );
-    let bar = indicatif::ProgressBar::new(batches as u64);
-    let began = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let (pool, connect, bar) = (pool.clone(), args.connect.clone(), bar.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut flight = client::connect(&connect).await?;
-            let command = client::ingest_command("samples");
-            let mut acks = Vec::new();
-            for batch in pool.iter().skip(w).step_by(writers) {
-                let sent = Instant::now();
-                let stream = futures::stream::iter([Ok::<_, FlightError>(batch.clone())]);
-                flight
-                    .execute_ingest(command.clone(), stream)
-                    .await
-                    .map_err(|e| ClientError::flight("bench ingest", e))?;
-                acks.push(sent.elapsed());
-                bar.inc(1);
-            }
-            Ok::<_, ClientError>(acks)
-        }));
+    if args.rows > 0 && (args.tags == 0 || args.batch_rows == 0) {
+        return Err(ClientError::Usage("--tags and --batch-rows must be at least 1".into()));
     }
-    let mut acks = Vec::new();
-    for task in tasks {
-        acks.extend(
-            task.await
-                .map_err(|e| ClientError::Usage(e.to_string()))??,
-        );
-    }
-    let ingest = began.elapsed();
-    bar.finish_and_clear();
-    let rows = batches * args.batch_rows;
-
-    let flushed = Instant::now();
-    client::run_flush(&args.connect).await?;
-    let flush_seconds = flushed.elapsed().as_secs_f64();
-    let bytes_per_sample = args
-        .data_dir
-        .as_ref()
-        .and_then(|dir| Manifest::load(dir).ok())
-        .and_then(|m| {
-            let rows = m.total_rows("samples");
-            (rows > 0).then(|| {
-                m.segments("samples").iter().map(|s| s.bytes).sum::<u64>() as f64 / rows as f64
-            })
-        });
-
-    let mut flight = client::connect(&args.connect).await?;
-    let mut latencies = Vec::new();
-    let mut returned = 0;
-    for q in 0..args.queries {
-        let tag = (q * 7919) % args.tags;
-        let sql = format!(
-            "SELECT ts, value, quality FROM samples WHERE tag = 'bench.t{tag:05}' \
-             AND ts >= TIMESTAMP '2026-01-01T00:00:00Z' AND ts < TIMESTAMP '2026-01-01T01:00:00Z'"
-        );
-        let sent = Instant::now();
-        returned += client::query(&mut flight, &sql)
-            .await?
-            .iter()
-            .map(RecordBatch::num_rows)
-            .sum::<usize>();
-        latencies.push(sent.elapsed());
-    }
+    let ingest = if args.rows > 0 {
+        Some(ingest::run(args).await?)
+    } else {
+        None
+    };
+    let queries = if args.no_queries {
+        Vec::new()
+    } else {
+        let mut flight = client::connect(&args.connect).await?;
+        queries::run(args, &mut flight).await?
+    };
+    let soak = match args.soak {
+        Some(seconds) if seconds > 0 => Some(soak::run(args, seconds).await?),
+        _ => None,
+    };
     Ok(BenchReport {
-        rows,
-        tags: args.tags,
-        batch_rows: args.batch_rows,
-        writers,
-        ingest_seconds: ingest.as_secs_f64(),
-        ingest_samples_per_second: rows as f64 / ingest.as_secs_f64(),
-        ingest_ack: Latency::of(acks),
-        flush_seconds,
-        bytes_per_sample,
-        one_tag_one_hour: Latency::of(latencies),
-        one_tag_one_hour_rows: returned / args.queries.max(1),
+        endpoint: args.connect.endpoint.clone(),
+        ingest,
+        queries,
+        soak,
     })
 }
 
 pub fn render(r: &BenchReport) -> String {
-    let lat = |l: &Latency| {
-        format!(
-            "p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})",
-            l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.count
-        )
-    };
-    format!(
-        "ingest      {} samples, {} tags, {} rows/request, {} writers\n\
-         throughput  {:.0} samples/s ({:.2} s)\n\
-         ack latency {}\n\
-         flush       {:.2} s\n\
-         on disk     {}\n\
-         1 tag 1 h   {} ({} rows each)\n",
-        r.rows,
-        r.tags,
-        r.batch_rows,
-        r.writers,
-        r.ingest_samples_per_second,
-        r.ingest_seconds,
-        lat(&r.ingest_ack),
-        r.flush_seconds,
-        r.bytes_per_sample
-            .map_or("(pass --data-dir)".into(), |b| format!(
-                "{b:.2} bytes/sample"
-            )),
-        lat(&r.one_tag_one_hour),
-        r.one_tag_one_hour_rows,
-    )
+    let mut out = String::new();
+    if let Some(i) = &r.ingest {
+        out += &format!(
+            "ingest       {} samples, {} tags, {} rows/request, {} writers\n\
+             throughput   {:.0} samples/s ({:.2} s)\n\
+             ack latency  {}\n\
+             flush        {:.2} s\n\
+             on disk      {}\n\n",
+            i.rows,
+            i.tags,
+            i.batch_rows,
+            i.writers,
+            i.samples_per_second,
+            i.seconds,
+            i.ack.line(),
+            i.flush_seconds,
+            i.bytes_per_sample
+                .map_or("(pass --data-dir)".into(), |b| format!("{b:.2} bytes/sample")),
+        );
+    }
+    if !r.queries.is_empty() {
+        out += &format!(
+            "{:<38} {:>9} {:>9} {:>9} {:>6} {:>12}  {}\n",
+            "query", "p50 ms", "p95 ms", "p99 ms", "runs", "rows/run", "note"
+        );
+        for q in &r.queries {
+            let note = match (q.values_per_second, &q.detail) {
+                (Some(v), _) => format!("{v:.0} values/s"),
+                (None, Some(d)) => d.clone(),
+                _ => String::new(),
+            };
+            match &q.latency {
+                Some(l) => {
+                    out += &format!(
+                        "{:<38} {:>9.2} {:>9.2} {:>9.2} {:>6} {:>12.0}  {note}\n",
+                        q.name,
+                        l.p50_ms,
+                        l.p95_ms,
+                        l.p99_ms,
+                        l.count,
+                        q.rows_per_run.unwrap_or(0.0)
+                    )
+                }
+                None => out += &format!("{:<38} {:>61}  {note}\n", q.name, "-"),
+            }
+        }
+        out.push('\n');
+    }
+    if let Some(s) = &r.soak {
+        let opt = |l: &Option<Latency>| l.as_ref().map_or("-".to_string(), Latency::line);
+        let ratio = |d: Option<f64>| d.map_or("-".to_string(), |d| format!("{d:.2}x"));
+        out += &format!(
+            "soak         {:.0} s, {} writers, {} readers: {:.0} samples/s (target {}), {} writes, {} reads\n\
+             errors       {}{}\n\
+             writes       first {:.0} s: {}\n             last  {:.0} s: {} (p50 drift {})\n\
+             reads        first {:.0} s: {}\n             last  {:.0} s: {} (p50 drift {})\n\
+             server RSS   {}\n",
+            s.seconds,
+            s.writers,
+            s.readers,
+            s.samples_per_second,
+            s.target_samples_per_second,
+            s.write_requests,
+            s.reads,
+            s.errors,
+            s.first_errors.first().map_or(String::new(), |e| format!(" (first: {e})")),
+            s.window_seconds,
+            opt(&s.write_ack_first),
+            s.window_seconds,
+            opt(&s.write_ack_last),
+            ratio(s.write_drift),
+            s.window_seconds,
+            opt(&s.read_first),
+            s.window_seconds,
+            opt(&s.read_last),
+            ratio(s.read_drift),
+            s.rss.as_ref().map_or(
+                "(pass --server-pid or --data-dir)".to_string(),
+                |m| format!("start {:.0} MiB, max {:.0} MiB, end {:.0} MiB", m.start_mib, m.max_mib, m.end_mib)
+            ),
+        );
+    }
+    out
 }

@@ -1,25 +1,25 @@
-//! `lotline serve --demo`: writes a small synthetic plant through the real
-//! ingest path (validation, WAL, buffer) and tells the user how to look at it.
-
-mod catalog;
-mod plant;
+//! `lotline serve --demo`: writes the built-in demo plant of `lotline
+//! generate` (`datasets/plants/demo.toml`: 3 lines, 300 tags, one hour of
+//! 1 s samples) through the real ingest path (validation, WAL, buffer) and
+//! tells the user how to look at it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use chrono::{DurationRound, TimeDelta, Utc};
+use chrono::{DurationRound, SecondsFormat, TimeDelta, Utc};
 use tracing::info;
 
+use crate::generate::{self, Genealogy, Plant, PlantDef};
 use crate::ingest::{Engine, IngestError};
 use crate::model;
-pub use plant::*;
 
-/// Seed of the demo plant, so every demo shows the same data.
-pub const DEMO_SEED: u64 = 1042;
+/// Rows per write request.
+const BATCH_ROWS: usize = 50_000;
 
-/// Writes the demo plant: the hour before the current full hour, every tag of
-/// three lines. Writing it twice appends a second copy of the samples, so a
-/// data directory that already holds samples is left alone.
+/// Writes the demo plant: the hour before the current full hour. Every table
+/// of the plant the server has is written (today `tags` and `samples`).
+/// Writing it twice appends a second copy of the samples, so a data directory
+/// that already holds samples is left alone.
 pub async fn load_demo(engine: &Arc<Engine>) -> Result<(), IngestError> {
     let existing = engine.snapshot(model::samples());
     if !existing.segments.is_empty() || existing.buffered.iter().any(|b| b.num_rows() > 0) {
@@ -30,24 +30,27 @@ pub async fn load_demo(engine: &Arc<Engine>) -> Result<(), IngestError> {
         .duration_trunc(TimeDelta::hours(1))
         .expect("hour truncation")
         - TimeDelta::hours(1);
-    let plant = demo_plant(
-        DEMO_SEED,
-        start,
-        model::samples().schema.clone(),
-        model::tags().schema.clone(),
-    );
-    engine
-        .write(model::tags(), vec![plant.tags.clone()])
-        .await?;
-    let mut rows = 0;
-    for batch in plant.samples {
-        rows += engine.write(model::samples(), vec![batch]).await?;
+    let internal = |e: generate::GenerateError| IngestError::Internal(format!("demo plant: {e}"));
+    let mut def = PlantDef::load("demo").map_err(internal)?;
+    def.start = start.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let plant = Arc::new(Plant::new(def).map_err(internal)?);
+    let genealogy = Arc::new(Genealogy::new(plant.clone()).map_err(internal)?);
+    let mut written = Vec::new();
+    for table in generate::TABLES {
+        let Some(def) = model::table(table) else {
+            continue;
+        };
+        let mut rows = 0;
+        for batch in generate::table_batches(&plant, &genealogy, table, BATCH_ROWS) {
+            rows += engine.write(def, vec![batch]).await?;
+        }
+        written.push(format!("{rows} {table}"));
     }
     info!(
-        "demo: wrote {} tags and {rows} samples from {} ({} work orders)",
-        plant.tags.num_rows(),
-        start.format("%Y-%m-%dT%H:%M:%SZ"),
-        plant.work_orders.len()
+        "demo: wrote {} from {} ({} work orders)",
+        written.join(", "),
+        plant.def.start,
+        plant.runs.len()
     );
     Ok(())
 }

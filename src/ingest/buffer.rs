@@ -44,4 +44,14 @@ impl TableBuffer {
     pub fn rows(&self) -> usize {
         self.active_rows + self.frozen.iter().map(RecordBatch::num_rows).sum::<usize>()
     }
+
+    /// Arrow memory of all buffered rows.
+    pub fn bytes(&self) -> usize {
+        self.active_bytes
+            + self
+                .frozen
+                .iter()
+                .map(RecordBatch::get_array_memory_size)
+                .sum::<usize>()
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use tokio::sync::oneshot;
@@ -27,7 +28,13 @@ pub(crate) enum Command {
     Rotate {
         reply: oneshot::Sender<Result<u64, WalError>>,
     },
+    /// Metrics hook: from now on, call this with the duration of each group's
+    /// append (write and, per the sync policy, fsync).
+    Observe(WalObserver),
 }
+
+/// Receives the duration of every WAL group commit, on the WAL thread.
+pub type WalObserver = Box<dyn Fn(Duration) + Send>;
 
 pub(crate) fn spawn(
     wal_dir: std::path::PathBuf,
@@ -58,6 +65,7 @@ fn run(
     state: Arc<RwLock<State>>,
 ) {
     let mut pending: Vec<Pending> = Vec::new();
+    let mut observer: Option<WalObserver> = None;
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(command) = next.take().or_else(|| rx.try_recv().ok()) {
@@ -74,22 +82,34 @@ fn run(
                     reply,
                 }),
                 Command::Rotate { reply } => {
-                    commit(&mut file, fsync, &state, &mut pending);
+                    commit(&mut file, fsync, &state, &mut pending, observer.as_ref());
                     let _ = reply.send(rotate(&wal_dir, &mut file, &state));
                 }
+                Command::Observe(f) => observer = Some(f),
             }
         }
-        commit(&mut file, fsync, &state, &mut pending);
+        commit(&mut file, fsync, &state, &mut pending, observer.as_ref());
     }
     let _ = file.sync();
 }
 
-fn commit(file: &mut WalFile, fsync: bool, state: &RwLock<State>, pending: &mut Vec<Pending>) {
+fn commit(
+    file: &mut WalFile,
+    fsync: bool,
+    state: &RwLock<State>,
+    pending: &mut Vec<Pending>,
+    observer: Option<&WalObserver>,
+) {
     if pending.is_empty() {
         return;
     }
     let records: Vec<&[u8]> = pending.iter().map(|p| p.record.as_slice()).collect();
+    let started = Instant::now();
     let result = file.append_group(&records, fsync);
+    // Metrics hook (WAL fsync latency): only timing, no effect on the commit.
+    if let Some(observe) = observer {
+        observe(started.elapsed());
+    }
     match result {
         Ok(()) => {
             let mut state = state.write().expect("state lock");

@@ -8,6 +8,7 @@
 
 mod buffer;
 mod commit;
+pub mod last_values;
 pub mod wal;
 
 use std::fs::File;
@@ -23,7 +24,10 @@ use crate::model::{self, TableDef, ValidationError};
 use crate::storage::segment::{self, SegmentOptions};
 use crate::storage::{self, Manifest, SegmentMeta, StorageError};
 use buffer::TableBuffer;
+use last_values::LastValues;
 use wal::{WalError, WalFile};
+
+pub use commit::WalObserver;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -84,6 +88,15 @@ pub struct TableSnapshot {
     pub buffered: Vec<RecordBatch>,
 }
 
+/// One table's write buffer, as [`Engine::buffer_usage`] reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BufferUsage {
+    pub table: &'static str,
+    pub rows: usize,
+    /// Arrow memory of the buffered batches.
+    pub bytes: usize,
+}
+
 /// What a flush did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FlushReport {
@@ -97,6 +110,12 @@ pub struct Engine {
     state: Arc<RwLock<State>>,
     wal: std::sync::mpsc::Sender<commit::Command>,
     flush_lock: Mutex<()>,
+    /// Last-value cache per table (tables with a time column).
+    last_values: Vec<Option<std::sync::Mutex<LastValues>>>,
+    /// Writers hold it shared from WAL append until their rows are in the
+    /// last-value cache; a flush takes it exclusively around the WAL rotation
+    /// so its cache snapshot covers every row it moves out of the WAL.
+    merge_gate: tokio::sync::RwLock<()>,
     _dir_lock: File,
 }
 
@@ -150,6 +169,7 @@ impl Engine {
             .max(manifest.wal_replay_from)
             .max(1);
         let file = WalFile::create(&wal_dir, first_free)?;
+        let last_values = recover_last_values(dir, &manifest, &buffers)?;
         let state = Arc::new(RwLock::new(State { manifest, buffers }));
         let wal = commit::spawn(wal_dir, file, config.wal_fsync, state.clone());
         Ok(Arc::new(Self {
@@ -157,6 +177,8 @@ impl Engine {
             state,
             wal,
             flush_lock: Mutex::new(()),
+            last_values,
+            merge_gate: tokio::sync::RwLock::new(()),
             _dir_lock: dir_lock,
         }))
     }
@@ -206,16 +228,23 @@ impl Engine {
             return Ok(0);
         }
         self.wait_for_buffer_room().await;
+        let _gate = self.merge_gate.read().await;
         let (reply, done) = oneshot::channel();
         self.wal
             .send(commit::Command::Append {
                 table: id,
                 record,
-                batches: normalized,
+                batches: normalized.clone(),
                 reply,
             })
             .map_err(|_| WalError::Closed)?;
         done.await.map_err(|_| WalError::Closed)??;
+        if let Some(cache) = &self.last_values[id] {
+            let mut cache = cache.lock().expect("last values lock");
+            for batch in &normalized {
+                cache.merge(batch);
+            }
+        }
         Ok(rows)
     }
 
@@ -237,6 +266,14 @@ impl Engine {
         state.buffers.iter().map(TableBuffer::rows).sum()
     }
 
+    /// The newest row of every key of `def` (its last-value cache), or
+    /// `None` for tables without a time column.
+    pub fn last_values(&self, def: &TableDef) -> Option<RecordBatch> {
+        self.last_values[table_id(def)]
+            .as_ref()
+            .map(|c| c.lock().expect("last values lock").to_batch())
+    }
+
     /// A consistent view of a table: its live segments and buffered rows.
     pub fn snapshot(&self, def: &TableDef) -> TableSnapshot {
         let state = self.state.read().expect("state lock");
@@ -252,12 +289,30 @@ impl Engine {
 
     /// Rows currently buffered (not yet in segments), per table.
     pub fn buffered_rows(&self) -> Vec<(&'static str, usize)> {
+        self.buffer_usage()
+            .into_iter()
+            .map(|u| (u.table, u.rows))
+            .collect()
+    }
+
+    /// Rows and Arrow memory currently buffered (not yet in segments), per table.
+    pub fn buffer_usage(&self) -> Vec<BufferUsage> {
         let state = self.state.read().expect("state lock");
         model::tables()
             .iter()
             .zip(&state.buffers)
-            .map(|(t, b)| (t.name, b.rows()))
+            .map(|(t, b)| BufferUsage {
+                table: t.name,
+                rows: b.rows(),
+                bytes: b.bytes(),
+            })
             .collect()
+    }
+
+    /// Metrics hook: `observer` is called on the WAL thread with the duration
+    /// of every group commit's append (write and, per the sync policy, fsync).
+    pub fn observe_wal_commits(&self, observer: WalObserver) {
+        let _ = self.wal.send(commit::Command::Observe(observer));
     }
 
     fn needs_flush(&self) -> bool {
@@ -275,11 +330,21 @@ impl Engine {
     /// becomes live and the rows stay buffered and in the WAL for a retry.
     pub async fn flush(&self) -> Result<FlushReport, IngestError> {
         let _guard = self.flush_lock.lock().await;
+        let gate = self.merge_gate.write().await;
         let (reply, rotated) = oneshot::channel();
         self.wal
             .send(commit::Command::Rotate { reply })
             .map_err(|_| WalError::Closed)?;
         let replay_from = rotated.await.map_err(|_| WalError::Closed)??;
+        let snapshots: Vec<Option<RecordBatch>> = self
+            .last_values
+            .iter()
+            .map(|c| {
+                c.as_ref()
+                    .map(|c| c.lock().expect("last values lock").to_batch())
+            })
+            .collect();
+        drop(gate);
         let (mut manifest, frozen) = {
             let state = self.state.read().expect("state lock");
             let frozen: Vec<Vec<RecordBatch>> =
@@ -307,6 +372,13 @@ impl Engine {
                         .or_default()
                         .extend(metas);
                 }
+                for (def, snapshot) in model::tables().iter().zip(&snapshots) {
+                    if let Some(batch) = snapshot.as_ref().filter(|b| b.num_rows() > 0) {
+                        let file = last_values::snapshot_file(def.name, replay_from);
+                        last_values::store_snapshot(&data_dir, &file, batch)?;
+                        manifest.last_values.insert(def.name.to_string(), file);
+                    }
+                }
                 manifest.wal_replay_from = replay_from;
                 manifest.store(&data_dir)
             })();
@@ -330,6 +402,7 @@ impl Engine {
             }
         }
         let mut report = report;
+        last_values::remove_stale_snapshots(&self.config.data_dir, &self.manifest())?;
         report.wal_files_removed =
             remove_wal_before(&self.config.data_dir.join("wal"), replay_from)?;
         if report.rows_written > 0 {
@@ -362,6 +435,32 @@ impl Engine {
             }
         })
     }
+}
+
+/// Rebuilds the last-value caches: the snapshot the manifest names, then
+/// every replayed row over it (merging is idempotent).
+fn recover_last_values(
+    data_dir: &Path,
+    manifest: &Manifest,
+    buffers: &[TableBuffer],
+) -> Result<Vec<Option<std::sync::Mutex<LastValues>>>, IngestError> {
+    let mut caches = Vec::new();
+    for (def, buffer) in model::tables().iter().zip(buffers) {
+        let Some(mut cache) = LastValues::for_table(def) else {
+            caches.push(None);
+            continue;
+        };
+        if let Some(file) = manifest.last_values.get(def.name) {
+            for batch in segment::read_parquet(&data_dir.join(file))? {
+                cache.merge(&batch);
+            }
+        }
+        for batch in buffer.batches() {
+            cache.merge(&batch);
+        }
+        caches.push(Some(std::sync::Mutex::new(cache)));
+    }
+    Ok(caches)
 }
 
 /// Replays WAL files numbered `from` and up into `buffers`; removes older

@@ -147,7 +147,12 @@ pub fn tags() -> &'static TableDef {
     &TAGS
 }
 
-/// OPC UA StatusCode severity, from the two top bits.
+/// OPC UA StatusCode severity, from the two top bits: 00 Good.
 pub fn is_good(quality: u32) -> bool {
     quality & 0xC000_0000 == 0
+}
+
+/// OPC UA StatusCode severity: 1x Bad.
+pub fn is_bad(quality: u32) -> bool {
+    quality & 0x8000_0000 != 0
 }

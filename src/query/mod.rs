@@ -1,12 +1,18 @@
 //! SQL over lotline's tables with DataFusion: catalog `lotline`, schema
-//! `public`, one [`table::LotlineTable`] per table definition.
+//! `public`, one [`table::LotlineTable`] per table definition, the
+//! `last_values` table, and lotline's functions (historian retrieval,
+//! time-weighted averages, quality classes).
 
+pub mod last_values;
+pub mod quality;
 pub mod sink;
 pub mod table;
+pub mod time_weighted;
 
 use std::sync::Arc;
 
 use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
 use crate::ingest::Engine;
@@ -15,9 +21,29 @@ use crate::model;
 pub const CATALOG: &str = "lotline";
 pub const SCHEMA: &str = "public";
 
+/// Limits a deployment sets on queries.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryOptions {
+    /// Largest number of rows (tags x intervals) one historian function call may return.
+    pub max_history_intervals: u64,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        Self {
+            max_history_intervals: 1_000_000,
+        }
+    }
+}
+
+/// A new SQL session over `engine`'s tables with default options.
+pub fn session(engine: &Arc<Engine>) -> SessionContext {
+    session_with(engine, &QueryOptions::default())
+}
+
 /// A new SQL session over `engine`'s tables. Sessions are cheap; the server
 /// makes one per statement so session settings never leak between clients.
-pub fn session(engine: &Arc<Engine>) -> SessionContext {
+pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionContext {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
         .with_information_schema(true);
@@ -34,5 +60,17 @@ pub fn session(engine: &Arc<Engine>) -> SessionContext {
         )
         .expect("registering a table in a fresh session");
     }
+    ctx.register_table(
+        last_values::TABLE_NAME,
+        Arc::new(last_values::LastValuesTable::new(
+            model::samples(),
+            engine.clone(),
+        )),
+    )
+    .expect("registering last_values");
+    ctx.register_udf(ScalarUDF::from(quality::QualityClass::default()));
+    ctx.register_udaf(AggregateUDF::from(time_weighted::TimeWeightedAvg::default()));
+    // Historian table functions: registered once src/query/historian lands.
+    let _ = options.max_history_intervals;
     ctx
 }

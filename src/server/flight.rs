@@ -26,6 +26,7 @@ use arrow_flight::{
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -34,6 +35,7 @@ use tracing::{info, warn};
 
 use super::auth::{Auth, Principal};
 use super::metadata;
+use super::metrics::Metrics;
 use crate::ingest::{Engine, IngestError, request_bytes};
 use crate::{model, query};
 
@@ -46,11 +48,24 @@ pub struct LotlineFlightSql {
     engine: Arc<Engine>,
     /// `None`: authentication is off (`--without-auth`).
     auth: Option<Arc<Auth>>,
+    metrics: Arc<Metrics>,
+    query_options: query::QueryOptions,
 }
 
 impl LotlineFlightSql {
-    pub fn new(engine: Arc<Engine>, auth: Option<Arc<Auth>>) -> Self {
-        Self { engine, auth }
+    /// Applies deployment limits to every statement's session.
+    pub fn with_query_options(mut self, options: query::QueryOptions) -> Self {
+        self.query_options = options;
+        self
+    }
+
+    pub fn new(engine: Arc<Engine>, auth: Option<Arc<Auth>>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            engine,
+            auth,
+            metrics,
+            query_options: query::QueryOptions::default(),
+        }
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -71,11 +86,15 @@ impl LotlineFlightSql {
     /// Plans `sql` in a fresh session. DDL and session statements are refused:
     /// tables are defined by lotline, not by clients.
     async fn plan(&self, sql: &str) -> Result<DataFrame, Status> {
-        let ctx = query::session(&self.engine);
+        let ctx = query::session_with(&self.engine, &self.query_options);
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_statements(false);
-        ctx.sql_with_options(sql, options).await.map_err(df_status)
+        ctx.sql_with_options(sql, options)
+            .await
+            .map_err(df_status)
+            // Metrics hook: statements that fail to plan, counted once here.
+            .inspect_err(|status| self.metrics.query_failed(status))
     }
 }
 
@@ -88,6 +107,24 @@ pub fn df_status(e: DataFusionError) -> Status {
         | DataFusionError::ResourcesExhausted(_) => Status::internal(e.to_string()),
         _ => Status::invalid_argument(e.to_string()),
     }
+}
+
+/// The lotline table a planned statement writes to, if it is DML.
+fn dml_target(frame: &DataFrame) -> Option<&'static model::TableDef> {
+    match frame.logical_plan() {
+        LogicalPlan::Dml(dml) => model::table(dml.table_name.table()),
+        _ => None,
+    }
+}
+
+/// The affected-row count of a DML result batch (one row, column `count`).
+fn dml_count(batch: &arrow::array::RecordBatch) -> Option<u64> {
+    batch
+        .column_by_name("count")?
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .filter(|c| !c.is_empty())
+        .map(|c| c.value(0))
 }
 
 pub fn ingest_status(e: IngestError) -> Status {
@@ -210,10 +247,30 @@ impl FlightSqlService for LotlineFlightSql {
         self.authorize(&request)?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
+        // Metrics hook: count the query and its execution failures; `timer`
+        // records the duration when the result stream ends (it lives in it).
+        let timer = self.metrics.query_started();
         let frame = self.plan(&sql).await?;
+        let target = dml_target(&frame);
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        let stream = frame.execute_stream().await.map_err(df_status)?;
-        let batches = stream.map_err(|e| FlightError::from(df_status(e)));
+        let stream = frame.execute_stream().await.map_err(|e| {
+            let status = df_status(e);
+            self.metrics.query_failed(&status);
+            status
+        })?;
+        let metrics = self.metrics.clone();
+        let batches = stream.map(move |batch| {
+            let _in_stream = &timer;
+            // An INSERT run as a query (as ADBC does) reports its rows here.
+            if let (Some(def), Ok(Some(rows))) = (target, batch.as_ref().map(dml_count)) {
+                metrics.record_write("sql_insert", def.name, &Ok(rows as usize));
+            }
+            batch.map_err(|e| {
+                let status = df_status(e);
+                metrics.query_failed(&status);
+                FlightError::from(status)
+            })
+        });
         Ok(encode_batches(schema, batches))
     }
 
@@ -223,20 +280,17 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         self.authorize(&request)?;
-        let batches = self
-            .plan(&command.query)
-            .await?
-            .collect()
-            .await
-            .map_err(df_status)?;
+        let frame = self.plan(&command.query).await?;
+        let target = dml_target(&frame);
+        let batches = frame.collect().await.map_err(df_status)?;
         // DML returns one row with the affected count; other statements return rows, not a count.
-        let count = batches
-            .first()
-            .and_then(|b| b.column_by_name("count"))
-            .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
-            .map(|c| c.value(0) as i64)
-            .unwrap_or(-1);
-        Ok(count)
+        let count = batches.first().and_then(dml_count);
+        // Metrics hook: rows an INSERT writes count as ingested through SQL.
+        if let (Some(def), Some(rows)) = (target, count) {
+            self.metrics
+                .record_write("sql_insert", def.name, &Ok(rows as usize));
+        }
+        Ok(count.map_or(-1, |c| c as i64))
     }
 
     async fn do_put_statement_ingest(
@@ -291,11 +345,14 @@ impl FlightSqlService for LotlineFlightSql {
                 .map_err(|e| Status::invalid_argument(format!("decoding ingest stream: {e}")))?;
             bytes += request_bytes(std::slice::from_ref(&batch));
             if bytes > limit {
+                self.metrics.rejected("flight_sql", "too_large");
                 return Err(ingest_status(IngestError::TooLarge { bytes, limit }));
             }
             batches.push(batch);
         }
-        let rows = self.engine.write(def, batches).await.map_err(|e| {
+        let result = self.engine.write(def, batches).await;
+        self.metrics.record_write("flight_sql", def.name, &result);
+        let rows = result.map_err(|e| {
             warn!("rejected ingest of {} by {}: {e}", def.name, principal.user);
             ingest_status(e)
         })?;

@@ -1,12 +1,17 @@
 //! The network side: `lotline serve` opens the engine, optionally writes the
-//! demo plant, and serves Flight SQL until SIGINT/SIGTERM, then flushes.
+//! demo plant, and serves Flight SQL and HTTP (health, metrics, line
+//! protocol) until SIGINT/SIGTERM, then flushes.
 
 pub mod auth;
 pub mod flight;
+pub mod http;
 pub mod metadata;
+pub mod metrics;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tracing::{info, warn};
@@ -29,15 +34,11 @@ pub enum ServeError {
 
 /// Runs a server until it is asked to stop.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
-    let addr: SocketAddr = tokio::net::lookup_host(&config.listen)
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| ServeError::Listen {
-            addr: config.listen.clone(),
-            reason: "not a host:port".into(),
-        })?;
+    let addr = resolve(&config.listen).await?;
+    let http_addr = resolve(&config.http_listen).await?;
     let engine = Engine::open(config.engine.clone())?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    metrics.observe_engine(&engine);
     let auth = if config.without_auth {
         warn!(
             "authentication is OFF (--without-auth): anyone who reaches {addr} can read and write"
@@ -68,17 +69,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         crate::demo::load_demo(&engine).await?;
     }
     let flusher = engine.spawn_flusher();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServeError::Listen {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        })?;
-    let bound = listener.local_addr().map_err(|e| ServeError::Listen {
-        addr: addr.to_string(),
-        reason: e.to_string(),
-    })?;
-    let service = flight::LotlineFlightSql::new(engine.clone(), auth);
+    let (listener, bound) = bind(addr).await?;
+    let (http_listener, http_bound) = bind(http_addr).await?;
+    let http_state = Arc::new(http::HttpState {
+        engine: engine.clone(),
+        auth: auth.clone(),
+        metrics: metrics.clone(),
+        started: Instant::now(),
+    });
+    let service = flight::LotlineFlightSql::new(engine.clone(), auth, metrics)
+        .with_query_options(config.query);
     // A single Flight message may carry up to one whole request.
     let message_limit = config.engine.max_request_bytes.saturating_add(1 << 20);
     let flight = FlightServiceServer::new(service)
@@ -88,19 +88,69 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         "lotline listening on {bound} (Flight SQL: grpc://{bound}), data in {}",
         engine.data_dir().display()
     );
+    println!(
+        "HTTP on http://{http_bound} (/health, /metrics, InfluxDB line protocol /api/v2/write)"
+    );
+    // One stop signal for both listeners.
+    let (stop, stop_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(());
+    });
+    let http = tokio::spawn(http::serve(
+        http_listener,
+        http_state,
+        stopped(stop_rx.clone()),
+    ));
     if config.demo {
         crate::demo::print_welcome(&bound, config.without_auth);
     }
     tonic::transport::Server::builder()
         .add_service(flight)
-        .serve_with_incoming_shutdown(tokio_stream_from(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(tokio_stream_from(listener), stopped(stop_rx))
         .await?;
+    match tokio::time::timeout(Duration::from_secs(30), http).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!("HTTP listener: {e}"),
+        Ok(Err(e)) => warn!("HTTP listener task: {e}"),
+        Err(_) => warn!("HTTP requests still running after 30 s; stopping anyway"),
+    }
     flusher.abort();
     info!("shutting down: flushing buffers");
     if let Err(e) = engine.flush().await {
         warn!("final flush failed (rows are safe in the WAL and replay on next start): {e}");
     }
     Ok(())
+}
+
+/// Resolves `host:port` (checked before anything is opened).
+async fn resolve(addr: &str) -> Result<SocketAddr, ServeError> {
+    tokio::net::lookup_host(addr)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ServeError::Listen {
+            addr: addr.to_string(),
+            reason: "not a host:port".into(),
+        })
+}
+
+/// Binds a listener; returns it with the address it got (port 0 picks one).
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    let fail = |e: std::io::Error| ServeError::Listen {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
+    let bound = listener.local_addr().map_err(fail)?;
+    Ok((listener, bound))
+}
+
+/// Completes when the stop signal is sent (or its sender is gone).
+fn stopped(mut stop: tokio::sync::watch::Receiver<()>) -> impl Future<Output = ()> {
+    async move {
+        let _ = stop.changed().await;
+    }
 }
 
 fn tokio_stream_from(

@@ -39,6 +39,11 @@ pub struct Manifest {
     /// Live segments per table, oldest first (later segments win for
     /// latest-wins tables).
     pub tables: BTreeMap<String, Vec<SegmentMeta>>,
+    /// Per table, the last-value snapshot file (relative path) taken at the
+    /// flush that wrote this manifest; the WAL from `wal_replay_from` is
+    /// merged over it on start.
+    #[serde(default)]
+    pub last_values: BTreeMap<String, String>,
 }
 
 impl Default for Manifest {
@@ -48,6 +53,7 @@ impl Default for Manifest {
             next_segment_id: 1,
             wal_replay_from: 0,
             tables: BTreeMap::new(),
+            last_values: BTreeMap::new(),
         }
     }
 }

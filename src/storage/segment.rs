@@ -78,17 +78,7 @@ pub fn write_segments(
 
 /// Reads a whole segment (used for small latest-wins tables and `inspect`).
 pub fn read_segment(data_dir: &Path, meta: &SegmentMeta) -> Result<Vec<RecordBatch>, StorageError> {
-    let path = data_dir.join(&meta.file);
-    let file = File::open(&path).map_err(io_err(&path))?;
-    let parquet_err = |source| StorageError::Parquet {
-        path: path.clone(),
-        source,
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(parquet_err)?
-        .build()
-        .map_err(parquet_err)?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    read_parquet(&data_dir.join(&meta.file))
 }
 
 /// Keeps the last row written for each key (rows are in write order).
@@ -205,26 +195,48 @@ fn write_file(
 ) -> Result<u64, StorageError> {
     let dir = data_dir.join(dir);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let path = data_dir.join(file);
+    write_parquet_atomic(
+        &data_dir.join(file),
+        batch,
+        Some(writer_properties(def, options)),
+    )
+}
+
+/// Writes `batch` to `path` through a temporary file: fsync, rename, fsync
+/// the directory. Durable when this returns; returns the file size.
+pub fn write_parquet_atomic(
+    path: &Path,
+    batch: &RecordBatch,
+    properties: Option<WriterProperties>,
+) -> Result<u64, StorageError> {
     let tmp = path.with_extension("parquet.tmp");
     let parquet_err = |source| StorageError::Parquet {
         path: tmp.clone(),
         source,
     };
     let out = File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut writer = ArrowWriter::try_new(
-        out,
-        def.schema.clone(),
-        Some(writer_properties(def, options)),
-    )
-    .map_err(parquet_err)?;
+    let mut writer = ArrowWriter::try_new(out, batch.schema(), properties).map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
     let out = writer.into_inner().map_err(parquet_err)?;
     out.sync_all().map_err(io_err(&tmp))?;
     let bytes = out.metadata().map_err(io_err(&tmp))?.len();
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(&dir)?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_dir(path.parent().expect("file in a directory"))?;
     Ok(bytes)
+}
+
+/// Reads a whole Parquet file.
+pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, StorageError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let parquet_err = |source| StorageError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(parquet_err)?
+        .build()
+        .map_err(parquet_err)?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
 
 fn describe(

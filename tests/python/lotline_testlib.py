@@ -16,6 +16,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -286,6 +288,31 @@ def flight_sql_command(query: str) -> bytes:
     return pb_any("CommandStatementQuery", pb_len_field(1, query.encode()))
 
 
+class HttpReply:
+    """Status, headers and body of an HTTP response."""
+
+    def __init__(self, status: int, headers, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"HTTP {self.status}: {self.body[:500]!r}"
+
+
+def http_request(url: str, method: str = "GET", body: Optional[bytes] = None, headers: Optional[dict] = None, timeout: float = 60.0) -> HttpReply:
+    """One HTTP request with the standard library; error statuses are returned, not raised."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return HttpReply(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as err:
+        return HttpReply(err.code, err.headers, err.read())
+
+
 # ---------------------------------------------------------------------------
 # the server process
 # ---------------------------------------------------------------------------
@@ -316,6 +343,7 @@ class LotlineServer:
         self.args = [str(a) for a in args]
         self.password = password
         self.port: Optional[int] = None
+        self.http_port: Optional[int] = None  # --http-listen (health, metrics, line protocol)
         self.proc: Optional[subprocess.Popen] = None
         self.run_log_offset = 0  # where the current run's output starts in the log
         self.starts = 0
@@ -328,6 +356,10 @@ class LotlineServer:
     @property
     def uri(self) -> str:
         return f"grpc://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     # -- logs --------------------------------------------------------------
 
@@ -362,6 +394,8 @@ class LotlineServer:
             str(self.data_dir),
             "--listen",
             f"127.0.0.1:{self.port}",
+            "--http-listen",
+            f"127.0.0.1:{self.http_port}",
             *self.args,
         ]
         setpriv = shutil.which("setpriv")
@@ -378,6 +412,8 @@ class LotlineServer:
         assert not self.running, "server already running"
         if self.port is None:
             self.port = free_port()
+        if self.http_port is None:
+            self.http_port = free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         if self.password is not None:
@@ -410,7 +446,9 @@ class LotlineServer:
                 return self
             except _AddressInUse as exc:
                 # The port of a killed server can linger briefly; retry it.
+                # The HTTP port may have been taken by someone else: pick anew.
                 last_error = exc
+                self.http_port = free_port()
                 self._expected_exit = True
                 time.sleep(0.5)
         raise ServerDied(f"could not bind port {self.port}: {last_error}")

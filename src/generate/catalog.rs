@@ -1,5 +1,8 @@
-//! The demo plant's tag catalogue: what each unit measures, with units,
-//! engineering ranges and the kind of signal that drives each tag.
+//! The tag catalogue: what each kind of unit (mixer, oven, filler, packer)
+//! measures, with units, engineering ranges and the kind of signal that
+//! drives each tag. A unit has its named tags first, then numbered sensors
+//! (dosing flows, zone temperatures, nozzles, servos, …) up to the plant's
+//! `tags_per_unit`.
 
 #[derive(Clone, Copy)]
 pub(super) enum Signal {
@@ -117,9 +120,12 @@ const FILL_WEIGHT: &[f64] = &[500.0, 750.0, 1000.0];
 const PACKER_SPEED: &[f64] = &[20.0, 24.0, 30.0];
 const SEAL_TEMP: &[f64] = &[150.0, 160.0, 170.0];
 
-/// The 25 tags of a unit (0 mixer, 1 oven, 2 filler, 3 packer).
+/// Operation a unit kind performs in a production run (`production_runs.operation`).
+pub(super) const OPERATIONS: [&str; 4] = ["mix", "bake", "fill", "pack"];
+
+/// The first `count` tags of a unit of kind `unit` (0 mixer, 1 oven, 2 filler, 3 packer).
 #[rustfmt::skip]
-pub(super) fn unit_specs(unit: usize) -> Vec<TagSpec> {
+pub(super) fn unit_specs(unit: usize, count: usize) -> Vec<TagSpec> {
     let (running, state) = (Signal::Running, Signal::State);
     let mut v = match unit {
         0 => vec![
@@ -184,16 +190,19 @@ pub(super) fn unit_specs(unit: usize) -> Vec<TagSpec> {
             tag("vibration", "main drive vibration", "mm/s", (0.0, 20.0), analog(1.4, 0.2, 1500.0, 0.01, 0.1, Some(0.02))),
         ],
     };
-    // Numbered sensors bring every unit to 25 tags.
-    for i in 1..=25 - v.len() {
+    // Numbered sensors bring every unit to `count` tags.
+    v.truncate(count);
+    for i in 1..=count - v.len() {
         let f = i as f64;
+        let g = (i % 7) as f64;
         v.push(match unit {
             0 if i <= 6 => tag(format!("ingredient{i}_flow"), format!("ingredient {i} dosing flow"), "kg/min", (0.0, 50.0), analog(3.0 + 2.0 * f, 1.0, 240.0 + 60.0 * f, 0.02, 0.1, Some(0.0))),
-            0 => tag(format!("bearing{}.temperature", i - 6), format!("bearing {} temperature", i - 6), "degC", (0.0, 120.0), analog(46.0 + f, 2.0, 3000.0, 0.01, 0.1, None)),
+            0 => tag(format!("bearing{}.temperature", i - 6), format!("bearing {} temperature", i - 6), "degC", (0.0, 120.0), analog(46.0 + g, 2.0, 3000.0 + 7.0 * f, 0.01, 0.1, None)),
             1 if i <= 8 => tag(format!("zone{i}.temperature"), format!("zone {i} temperature"), "degC", (0.0, 350.0), pv("temp", OVEN_TEMP, ZONE_OFFSET[i - 1], 150.0 + 10.0 * f, 0.4, None)),
-            1 => tag(format!("zone{}.setpoint", i - 8), format!("zone {} temperature setpoint", i - 8), "degC", (0.0, 350.0), sp("temp", OVEN_TEMP, ZONE_OFFSET[i - 9])),
+            1 if i <= 16 => tag(format!("zone{}.setpoint", i - 8), format!("zone {} temperature setpoint", i - 8), "degC", (0.0, 350.0), sp("temp", OVEN_TEMP, ZONE_OFFSET[i - 9])),
+            1 => tag(format!("thermocouple{}.temperature", i - 16), format!("belt thermocouple {}", i - 16), "degC", (0.0, 350.0), pv("temp", OVEN_TEMP, ZONE_OFFSET[i % 8] / 2.0, 200.0 + 5.0 * g, 0.5, None)),
             2 => tag(format!("nozzle{i}.flow"), format!("nozzle {i} flow"), "l/s", (0.0, 5.0), analog(1.8, 0.05, 400.0 + 37.0 * f, 0.002, 0.04, Some(0.0))),
-            _ => tag(format!("servo{i}.current"), format!("servo {i} current"), "A", (0.0, 20.0), analog(3.0 + 0.2 * f, 0.3, 500.0 + 41.0 * f, 0.005, 0.08, Some(0.1))),
+            _ => tag(format!("servo{i}.current"), format!("servo {i} current"), "A", (0.0, 20.0), analog(3.0 + 0.2 * g, 0.3, 500.0 + 41.0 * f, 0.005, 0.08, Some(0.1))),
         });
     }
     v

@@ -1,0 +1,131 @@
+//! The ingest phase of `lotline bench`: deterministic plant-like batches sent
+//! by N concurrent writers (one connection each, one durable request per
+//! batch), then a flush and the bytes per sample of the segments.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array};
+use serde::Serialize;
+
+use super::{BenchArgs, Latency, count_bar};
+use crate::client::{self, ClientError};
+use crate::generate::output::ingest_batch;
+use crate::model;
+use crate::storage::Manifest;
+
+/// 2026-01-01T00:00:00Z, where the bench's samples start.
+pub const START_NS: i64 = 1_767_225_600_000_000_000;
+
+#[derive(Debug, Serialize)]
+pub struct IngestReport {
+    pub rows: usize,
+    pub tags: usize,
+    pub batch_rows: usize,
+    pub writers: usize,
+    pub seconds: f64,
+    pub samples_per_second: f64,
+    pub ack: Latency,
+    pub flush_seconds: f64,
+    /// Segment bytes per sample of the whole `samples` table after the
+    /// flush (needs `--data-dir`).
+    pub bytes_per_sample: Option<f64>,
+}
+
+/// Deterministic plant-like batch `index`: row `g` of the whole run is tag
+/// `g % tags` at second `g / tags`, value a slow wave plus noise quantized to
+/// 0.01 (like a real sensor's resolution). `benches/compare/compare.py`
+/// builds the same rows bit for bit.
+pub fn bench_batch(index: usize, batch_rows: usize, tags: usize, start_ns: i64) -> RecordBatch {
+    let first = index * batch_rows;
+    let mut names = Vec::with_capacity(batch_rows);
+    let mut ts = Vec::with_capacity(batch_rows);
+    let mut values = Vec::with_capacity(batch_rows);
+    for g in first..first + batch_rows {
+        let (tag, second) = (g % tags, (g / tags) as i64);
+        names.push(format!("bench.t{tag:05}"));
+        ts.push(start_ns + second * 1_000_000_000);
+        let noise = ((g as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as f64 / 1024.0 - 0.5;
+        let wave = (second as f64 / 600.0 + tag as f64).sin() * 5.0;
+        values.push(((50.0 + tag as f64 % 100.0 + wave + noise) * 100.0).round() / 100.0);
+    }
+    let n = names.len();
+    RecordBatch::try_from_iter([
+        ("tag", Arc::new(StringArray::from(names)) as _),
+        (
+            "ts",
+            Arc::new(TimestampNanosecondArray::from(ts).with_timezone(model::UTC)) as _,
+        ),
+        ("value", Arc::new(Float64Array::from(values)) as _),
+        ("quality", Arc::new(UInt32Array::from(vec![0u32; n])) as _),
+    ])
+    .expect("bench batch")
+}
+
+pub async fn run(args: &BenchArgs) -> Result<IngestReport, ClientError> {
+    let batches = args.rows.div_ceil(args.batch_rows.max(1));
+    let writers = args.writers.clamp(1, batches.max(1));
+    let pool: Arc<Vec<RecordBatch>> = Arc::new(
+        (0..batches)
+            .map(|i| bench_batch(i, args.batch_rows, args.tags, START_NS))
+            .collect(),
+    );
+    let bar = count_bar(batches as u64, "ingest", "requests");
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (pool, connect, bar) = (pool.clone(), args.connect.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut flight = client::connect(&connect).await?;
+            let command = client::ingest_command("samples");
+            let mut acks = Vec::new();
+            for batch in pool.iter().skip(w).step_by(writers) {
+                let sent = Instant::now();
+                ingest_batch(&mut flight, &command, batch.clone()).await?;
+                acks.push(sent.elapsed());
+                bar.inc(1);
+            }
+            Ok::<_, ClientError>(acks)
+        }));
+    }
+    let mut acks: Vec<Duration> = Vec::new();
+    for task in tasks {
+        acks.extend(
+            task.await
+                .map_err(|e| ClientError::Usage(e.to_string()))??,
+        );
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let rows = batches * args.batch_rows;
+
+    let flushed = Instant::now();
+    client::run_flush(&args.connect).await?;
+    let flush_seconds = flushed.elapsed().as_secs_f64();
+    Ok(IngestReport {
+        rows,
+        tags: args.tags,
+        batch_rows: args.batch_rows,
+        writers,
+        seconds,
+        samples_per_second: rows as f64 / seconds,
+        ack: Latency::of(acks),
+        flush_seconds,
+        bytes_per_sample: args.data_dir.as_deref().and_then(bytes_per_sample),
+    })
+}
+
+/// Segment bytes per row of `samples`, from the manifest.
+pub fn bytes_per_sample(data_dir: &Path) -> Option<f64> {
+    let manifest = Manifest::load(data_dir).ok()?;
+    let rows = manifest.total_rows("samples");
+    (rows > 0).then(|| {
+        manifest
+            .segments("samples")
+            .iter()
+            .map(|s| s.bytes)
+            .sum::<u64>() as f64
+            / rows as f64
+    })
+}

@@ -1,0 +1,261 @@
+//! The last-value cache (PI's "snapshot"): the newest sample of every tag,
+//! kept by the write path so that reading all tags never touches segments.
+//!
+//! Entries point at rows of the batches that were written (no per-row copy on
+//! the write path); once they pin too many distinct batches the cache
+//! compacts itself into one batch. Merging is idempotent — a row replaces an
+//! entry only if its time is not older — so replaying the WAL over a
+//! persisted snapshot gives the same cache as before a crash.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::interleave_record_batch;
+use arrow::datatypes::{SchemaRef, TimestampNanosecondType};
+
+use crate::model::TableDef;
+use crate::storage::{Manifest, StorageError, segment};
+
+/// Compact when entries reference more batches than this.
+const MAX_PINNED_BATCHES: usize = 64;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    ts: i64,
+    /// Index into `batches` and row within it.
+    batch: usize,
+    row: usize,
+}
+
+#[derive(Debug)]
+pub struct LastValues {
+    schema: SchemaRef,
+    key_column: usize,
+    time_column: usize,
+    entries: FastMap<String, Entry>,
+    batches: Vec<Arc<RecordBatch>>,
+}
+
+impl LastValues {
+    /// A cache for `def`, keyed by its range column and ordered by its time
+    /// column. `None` for tables without a time column.
+    pub fn for_table(def: &TableDef) -> Option<Self> {
+        let time = def.time_column?;
+        Some(Self {
+            schema: def.schema.clone(),
+            key_column: def.column_index(def.range_column).expect("range column"),
+            time_column: def.column_index(time).expect("time column"),
+            entries: FastMap::default(),
+            batches: Vec::new(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Takes the newest row per key of `batch` (already normalized to the
+    /// table schema). Later rows win ties, so a rewrite of the same sample
+    /// replaces it.
+    pub fn merge(&mut self, batch: &RecordBatch) {
+        let keys = batch.column(self.key_column).as_string::<i32>();
+        let times = batch
+            .column(self.time_column)
+            .as_primitive::<TimestampNanosecondType>();
+        // Reduce within the batch first: plants send runs of the same tag.
+        let mut newest: FastMap<&str, (i64, usize)> = FastMap::default();
+        for row in 0..batch.num_rows() {
+            let (key, ts) = (keys.value(row), times.value(row));
+            match newest.get_mut(key) {
+                Some(best) if best.0 > ts => {}
+                Some(best) => *best = (ts, row),
+                None => {
+                    newest.insert(key, (ts, row));
+                }
+            }
+        }
+        let index = self.batches.len();
+        let mut used = false;
+        for (key, (ts, row)) in newest {
+            let entry = Entry {
+                ts,
+                batch: index,
+                row,
+            };
+            match self.entries.get_mut(key) {
+                Some(current) if current.ts > ts => {}
+                Some(current) => {
+                    *current = entry;
+                    used = true;
+                }
+                None => {
+                    self.entries.insert(key.to_string(), entry);
+                    used = true;
+                }
+            }
+        }
+        if used {
+            self.batches.push(Arc::new(batch.clone()));
+            if self.batches.len() > MAX_PINNED_BATCHES {
+                self.compact();
+            }
+        }
+    }
+
+    /// Rewrites the cache as one batch holding exactly its rows, releasing
+    /// the batches it pinned.
+    fn compact(&mut self) {
+        let batch = self.to_batch();
+        self.batches = vec![Arc::new(batch)];
+        for (row, entry) in self.entries.values_mut().enumerate() {
+            entry.batch = 0;
+            entry.row = row;
+        }
+    }
+
+    /// All entries as one batch (in no particular order).
+    pub fn to_batch(&self) -> RecordBatch {
+        if self.entries.is_empty() {
+            return RecordBatch::new_empty(self.schema.clone());
+        }
+        let sources: Vec<&RecordBatch> = self.batches.iter().map(Arc::as_ref).collect();
+        let indices: Vec<(usize, usize)> =
+            self.entries.values().map(|e| (e.batch, e.row)).collect();
+        let batch = interleave_record_batch(&sources, &indices)
+            .expect("cached batches share the table schema");
+        debug_assert_eq!(batch.num_rows(), self.entries.len());
+        debug_assert!(batch.column(self.key_column).null_count() == 0);
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model;
+    use arrow::array::{Float64Array, StringArray, TimestampNanosecondArray};
+
+    fn samples(rows: &[(&str, i64, f64)]) -> RecordBatch {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "tag",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as _,
+            ),
+            (
+                "ts",
+                Arc::new(TimestampNanosecondArray::from_iter_values(
+                    rows.iter().map(|r| r.1),
+                )) as _,
+            ),
+            (
+                "value",
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))) as _,
+            ),
+        ])
+        .unwrap();
+        model::normalize_batch(model::samples(), &batch, 0).unwrap()
+    }
+
+    fn sorted(cache: &LastValues) -> Vec<(String, i64, f64)> {
+        let b = cache.to_batch();
+        let mut out: Vec<_> = (0..b.num_rows())
+            .map(|i| {
+                (
+                    b.column(0).as_string::<i32>().value(i).to_string(),
+                    b.column(1)
+                        .as_primitive::<TimestampNanosecondType>()
+                        .value(i),
+                    b.column(2)
+                        .as_primitive::<arrow::datatypes::Float64Type>()
+                        .value(i),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn keeps_newest_per_tag_and_is_idempotent() {
+        let mut cache = LastValues::for_table(model::samples()).unwrap();
+        cache.merge(&samples(&[("a", 5, 1.0), ("b", 1, 2.0), ("a", 3, 9.0)]));
+        cache.merge(&samples(&[("a", 4, 7.0), ("b", 2, 3.0)]));
+        let expected = vec![("a".to_string(), 5, 1.0), ("b".to_string(), 2, 3.0)];
+        assert_eq!(sorted(&cache), expected);
+        // Replaying the same data again changes nothing; an equal time rewrites.
+        cache.merge(&samples(&[("a", 5, 1.0), ("b", 1, 2.0), ("a", 3, 9.0)]));
+        assert_eq!(sorted(&cache), expected);
+        cache.merge(&samples(&[("a", 5, 6.5)]));
+        assert_eq!(sorted(&cache)[0], ("a".to_string(), 5, 6.5));
+    }
+
+    #[test]
+    fn compaction_keeps_content() {
+        let mut cache = LastValues::for_table(model::samples()).unwrap();
+        for i in 0..(MAX_PINNED_BATCHES as i64 * 3) {
+            cache.merge(&samples(&[(&format!("t{}", i % 10), i, i as f64)]));
+        }
+        assert!(cache.batches.len() <= MAX_PINNED_BATCHES);
+        let got = sorted(&cache);
+        assert_eq!(got.len(), 10);
+        let last = MAX_PINNED_BATCHES as i64 * 3 - 1;
+        assert!(
+            got.iter()
+                .any(|(_, ts, v)| *ts == last && *v == last as f64)
+        );
+    }
+}
+
+/// Where snapshots of the cache live, relative to the data directory.
+pub const SNAPSHOT_DIR: &str = "state";
+
+/// The snapshot file of `table` taken at the flush that starts WAL file `seq`.
+pub fn snapshot_file(table: &str, seq: u64) -> String {
+    format!("{SNAPSHOT_DIR}/last_values-{table}-{seq:020}.parquet")
+}
+
+/// Writes a snapshot durably (it becomes the one in use when a manifest
+/// naming it is stored).
+pub fn store_snapshot(
+    data_dir: &Path,
+    file: &str,
+    batch: &RecordBatch,
+) -> Result<(), StorageError> {
+    let dir = data_dir.join(SNAPSHOT_DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    segment::write_parquet_atomic(&data_dir.join(file), batch, None).map(|_| ())
+}
+
+/// Deletes snapshot files the manifest no longer names.
+pub fn remove_stale_snapshots(data_dir: &Path, manifest: &Manifest) -> Result<(), StorageError> {
+    let dir = data_dir.join(SNAPSHOT_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let live: Vec<PathBuf> = manifest
+        .last_values
+        .values()
+        .map(|f| data_dir.join(f))
+        .collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !live.contains(&path) {
+            std::fs::remove_file(&path).map_err(|source| StorageError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
