@@ -53,6 +53,21 @@ pub struct LotlineFlightSql {
 }
 
 impl LotlineFlightSql {
+    /// A FlightInfo for a metadata command whose ticket is the command itself.
+    fn metadata_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        command: impl ProstMessageExt,
+        schema: Arc<Schema>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        Ok(Response::new(info_for(
+            command,
+            &schema,
+            request.into_inner(),
+        )?))
+    }
+
     /// Applies deployment limits to every statement's session.
     pub fn with_query_options(mut self, options: query::QueryOptions) -> Self {
         self.query_options = options;
@@ -147,6 +162,14 @@ pub fn info_for(
         .map_err(|e| Status::internal(e.to_string()))?
         .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
         .with_descriptor(descriptor))
+}
+
+/// A single metadata batch as a DoGet stream.
+fn one_batch(
+    schema: Arc<Schema>,
+    batch: Result<arrow::array::RecordBatch, FlightError>,
+) -> Response<BoxStream<arrow_flight::FlightData>> {
+    encode_batches(schema, futures::stream::once(async { batch }))
 }
 
 /// Streams record batches as Flight data.
@@ -364,13 +387,8 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, query, schema)
     }
 
     async fn do_get_catalogs(
@@ -382,9 +400,9 @@ impl FlightSqlService for LotlineFlightSql {
         let mut builder = query.into_builder();
         builder.append(query::CATALOG);
         let schema = builder.schema();
-        Ok(encode_batches(
+        Ok(one_batch(
             schema,
-            futures::stream::once(async { builder.build().map_err(FlightError::from) }),
+            builder.build().map_err(FlightError::from),
         ))
     }
 
@@ -393,13 +411,8 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, query, schema)
     }
 
     async fn do_get_schemas(
@@ -411,9 +424,9 @@ impl FlightSqlService for LotlineFlightSql {
         let mut builder = query.into_builder();
         builder.append(query::CATALOG, query::SCHEMA);
         let schema = builder.schema();
-        Ok(encode_batches(
+        Ok(one_batch(
             schema,
-            futures::stream::once(async { builder.build().map_err(FlightError::from) }),
+            builder.build().map_err(FlightError::from),
         ))
     }
 
@@ -422,13 +435,8 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, query, schema)
     }
 
     async fn do_get_tables(
@@ -438,11 +446,7 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authorize(&request)?;
         let batch = metadata::tables(query).map_err(|e| Status::internal(e.to_string()))?;
-        let schema = batch.schema();
-        Ok(encode_batches(
-            schema,
-            futures::stream::once(async { Ok(batch) }),
-        ))
+        Ok(one_batch(batch.schema(), Ok(batch)))
     }
 
     async fn get_flight_info_table_types(
@@ -450,13 +454,8 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, query, schema)
     }
 
     async fn do_get_table_types(
@@ -468,9 +467,9 @@ impl FlightSqlService for LotlineFlightSql {
         let mut builder = query.into_builder();
         builder.append(metadata::TABLE_TYPE);
         let schema = builder.schema();
-        Ok(encode_batches(
+        Ok(one_batch(
             schema,
-            futures::stream::once(async { builder.build().map_err(FlightError::from) }),
+            builder.build().map_err(FlightError::from),
         ))
     }
 
@@ -479,13 +478,8 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
         let schema = query.clone().into_builder(metadata::sql_info()).schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, query, schema)
     }
 
     async fn do_get_sql_info(
@@ -496,10 +490,9 @@ impl FlightSqlService for LotlineFlightSql {
         self.authorize(&request)?;
         let builder = query.into_builder(metadata::sql_info());
         let schema = builder.schema();
-        let batch = builder.build().map_err(FlightError::from);
-        Ok(encode_batches(
+        Ok(one_batch(
             schema,
-            futures::stream::once(async { batch }),
+            builder.build().map_err(FlightError::from),
         ))
     }
 
