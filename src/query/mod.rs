@@ -3,6 +3,7 @@
 //! `last_values` table, and lotline's functions (historian retrieval,
 //! time-weighted averages, quality classes).
 
+pub mod historian;
 pub mod last_values;
 pub mod quality;
 pub mod sink;
