@@ -60,6 +60,8 @@ mod stats;
 pub mod status;
 
 #[cfg(test)]
+mod conformance_tests;
+#[cfg(test)]
 mod edge_case_tests;
 
 pub use counts::annotation_count;
