@@ -117,8 +117,9 @@ pub struct BenchReport {
 /// A progress bar counting `unit`s, hidden when stderr is not a terminal.
 pub(crate) fn count_bar(total: u64, what: &str, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    let template =
-        format!("{{msg:>28}} [{{elapsed_precise}}] [{{wide_bar}}] {{pos}}/{{len}} {unit} (eta {{eta}})");
+    let template = format!(
+        "{{msg:>28}} [{{elapsed_precise}}] [{{wide_bar}}] {{pos}}/{{len}} {unit} (eta {{eta}})"
+    );
     bar.set_style(ProgressStyle::with_template(&template).expect("progress template"));
     bar.set_message(what.to_string());
     bar
@@ -126,7 +127,9 @@ pub(crate) fn count_bar(total: u64, what: &str, unit: &str) -> ProgressBar {
 
 pub async fn run(args: &BenchArgs) -> Result<BenchReport, ClientError> {
     if args.rows > 0 && (args.tags == 0 || args.batch_rows == 0) {
-        return Err(ClientError::Usage("--tags and --batch-rows must be at least 1".into()));
+        return Err(ClientError::Usage(
+            "--tags and --batch-rows must be at least 1".into(),
+        ));
     }
     let ingest = if args.rows > 0 {
         Some(ingest::run(args).await?)
@@ -169,7 +172,9 @@ pub fn render(r: &BenchReport) -> String {
             i.ack.line(),
             i.flush_seconds,
             i.bytes_per_sample
-                .map_or("(pass --data-dir)".into(), |b| format!("{b:.2} bytes/sample")),
+                .map_or("(pass --data-dir)".into(), |b| format!(
+                    "{b:.2} bytes/sample"
+                )),
         );
     }
     if !r.queries.is_empty() {
@@ -195,7 +200,7 @@ pub fn render(r: &BenchReport) -> String {
                         q.rows_per_run.unwrap_or(0.0)
                     )
                 }
-                None => out += &format!("{:<38} {:>61}  {note}\n", q.name, "-"),
+                None => out += &format!("{:<38} {:>49}  {note}\n", q.name, "-"),
             }
         }
         out.push('\n');
@@ -217,7 +222,9 @@ pub fn render(r: &BenchReport) -> String {
             s.write_requests,
             s.reads,
             s.errors,
-            s.first_errors.first().map_or(String::new(), |e| format!(" (first: {e})")),
+            s.first_errors
+                .first()
+                .map_or(String::new(), |e| format!(" (first: {e})")),
             s.window_seconds,
             opt(&s.write_ack_first),
             s.window_seconds,
@@ -230,7 +237,10 @@ pub fn render(r: &BenchReport) -> String {
             ratio(s.read_drift),
             s.rss.as_ref().map_or(
                 "(pass --server-pid or --data-dir)".to_string(),
-                |m| format!("start {:.0} MiB, max {:.0} MiB, end {:.0} MiB", m.start_mib, m.max_mib, m.end_mib)
+                |m| format!(
+                    "start {:.0} MiB, max {:.0} MiB, end {:.0} MiB",
+                    m.start_mib, m.max_mib, m.end_mib
+                )
             ),
         );
     }

@@ -96,7 +96,12 @@ pub async fn discover(flight: &mut Client) -> Result<Targets, ClientError> {
     .into_iter()
     .collect();
     // Older servers may not list routines; then no function has landed.
-    if let Ok(routines) = strings(flight, "SELECT routine_name FROM information_schema.routines").await {
+    if let Ok(routines) = strings(
+        flight,
+        "SELECT routine_name FROM information_schema.routines",
+    )
+    .await
+    {
         names.extend(routines);
     }
     let mut tags = strings(flight, "SELECT tag FROM tags ORDER BY tag").await?;
@@ -322,7 +327,11 @@ async fn time_query(flight: &mut Client, spec: &Spec) -> QueryResult {
     let runs = latencies.len();
     QueryResult {
         name: spec.name.into(),
-        status: if error.is_some() { Status::Error } else { Status::Ok },
+        status: if error.is_some() {
+            Status::Error
+        } else {
+            Status::Ok
+        },
         detail: error.or_else(|| spec.detail.clone()),
         sql: Some((spec.sql)(0)),
         latency: (runs > 0).then(|| Latency::of(latencies)),

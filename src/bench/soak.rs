@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array};
+use arrow_flight::sql::client::FlightSqlServiceClient;
 use serde::Serialize;
+use tonic::transport::Channel;
 
 use super::{BenchArgs, Latency, count_bar};
-use crate::client::{self, ClientError};
+use crate::client::{self, ClientError, ConnectArgs};
 use crate::generate::output::ingest_batch;
 use crate::model;
 
@@ -128,7 +130,10 @@ fn soak_batch(writer: usize, seq: u64, rows: usize) -> RecordBatch {
             Arc::new(TimestampNanosecondArray::from(ts).with_timezone(model::UTC)) as _,
         ),
         ("value", Arc::new(Float64Array::from(values)) as _),
-        ("quality", Arc::new(UInt32Array::from(vec![0u32; rows])) as _),
+        (
+            "quality",
+            Arc::new(UInt32Array::from(vec![0u32; rows])) as _,
+        ),
     ])
     .expect("soak batch")
 }
@@ -146,6 +151,20 @@ fn read_sql(reader: usize, i: u64) -> String {
     }
 }
 
+/// A connection, or the error logged and `None`.
+async fn connect_logged(
+    connect: &ConnectArgs,
+    log: &Mutex<Log>,
+) -> Option<FlightSqlServiceClient<Channel>> {
+    match client::connect(connect).await {
+        Ok(flight) => Some(flight),
+        Err(e) => {
+            log.lock().expect("log").error(e);
+            None
+        }
+    }
+}
+
 pub async fn run(args: &BenchArgs, seconds: u64) -> Result<SoakReport, ClientError> {
     let pid = args
         .server_pid
@@ -159,9 +178,8 @@ pub async fn run(args: &BenchArgs, seconds: u64) -> Result<SoakReport, ClientErr
     for w in 0..WRITERS {
         let (log, connect) = (log.clone(), args.connect.clone());
         tasks.push(tokio::spawn(async move {
-            let mut flight = match client::connect(&connect).await {
-                Ok(f) => f,
-                Err(e) => return log.lock().expect("log").error(e),
+            let Some(mut flight) = connect_logged(&connect, &log).await else {
+                return;
             };
             let command = client::ingest_command("samples");
             let mut tick = tokio::time::interval(Duration::from_millis(1000 / REQUESTS_PER_SECOND));
@@ -174,7 +192,8 @@ pub async fn run(args: &BenchArgs, seconds: u64) -> Result<SoakReport, ClientErr
                 let mut log = log.lock().expect("log");
                 match result {
                     Ok(()) => {
-                        log.writes.push(((sent - began).as_secs_f64(), sent.elapsed()));
+                        log.writes
+                            .push(((sent - began).as_secs_f64(), sent.elapsed()));
                         log.rows += rows as u64;
                     }
                     Err(e) => log.error(e),
@@ -186,9 +205,8 @@ pub async fn run(args: &BenchArgs, seconds: u64) -> Result<SoakReport, ClientErr
     for r in 0..READERS {
         let (log, connect) = (log.clone(), args.connect.clone());
         tasks.push(tokio::spawn(async move {
-            let mut flight = match client::connect(&connect).await {
-                Ok(f) => f,
-                Err(e) => return log.lock().expect("log").error(e),
+            let Some(mut flight) = connect_logged(&connect, &log).await else {
+                return;
             };
             let mut i = 0;
             while Instant::now() < deadline {
@@ -197,7 +215,9 @@ pub async fn run(args: &BenchArgs, seconds: u64) -> Result<SoakReport, ClientErr
                 {
                     let mut log = log.lock().expect("log");
                     match result {
-                        Ok(_) => log.reads.push(((sent - began).as_secs_f64(), sent.elapsed())),
+                        Ok(_) => log
+                            .reads
+                            .push(((sent - began).as_secs_f64(), sent.elapsed())),
                         Err(e) => log.error(e),
                     }
                 }

@@ -364,6 +364,11 @@ impl SampleStream {
                 }
                 Signal::State => (None, Some(states[frame.state[tag.unit * len + j] as usize])),
             };
+            // Transmitters saturate at the ends of their range.
+            let value = match (analog_like, tag.spec.low, tag.spec.high) {
+                (true, Some(lo), Some(hi)) => value.map(|v| v.clamp(lo, hi)),
+                _ => value,
+            };
             let hit = trouble
                 .iter()
                 .find(|(a, b, _)| (*a..*b).contains(&t))

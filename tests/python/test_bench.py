@@ -1,0 +1,113 @@
+"""`lotline generate` and `lotline bench` end to end, on a tiny plant.
+
+The generator streams the demo plant (2 minutes of it) into a real server
+and writes CSV files that `lotline load` reads back; then `lotline bench`
+runs its ingest, query mix and a short soak against the same server with
+small sizes and `--json`. These check the plumbing and that the counts add
+up, never timings.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from lotline_testlib import DEFAULT_PASSWORD
+
+PLANT_TAGS = 300  # the demo plant: 3 lines x 4 units x 25 tags
+BENCH_TAGS = 50
+BENCH_ROWS = 20_000
+TIMEOUT_S = 300
+
+
+def run_cli(binary: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [str(binary), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, f"lotline {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
+    return proc.stdout
+
+
+def connect_args(server) -> list[str]:
+    return ["--endpoint", f"http://127.0.0.1:{server.port}", "--password", DEFAULT_PASSWORD]
+
+
+def test_generate_then_bench(server_factory, lotline_bin, tmp_path):
+    server = server_factory()
+    client = server.client
+
+    # 1. Stream a tiny plant into the server.
+    report = json.loads(
+        run_cli(lotline_bin, "generate", *connect_args(server), "--duration", "2m", "--edges", "600", "--json")
+    )
+    rows = {t["table"]: t["rows"] for t in report["tables"]}
+    assert rows["tags"] == PLANT_TAGS
+    assert PLANT_TAGS * 100 < rows["samples"] <= PLANT_TAGS * 120
+    for table in report["skipped_tables"]:
+        assert table in ("equipment", "work_orders", "production_runs", "lots", "genealogy")
+    assert client.count() == rows["samples"]
+    assert client.count(table="tags") == PLANT_TAGS
+    assert client.count("work_order IS NULL OR lot IS NULL OR equipment IS NULL") == 0
+    assert client.count("quality <> 0") > 0
+
+    # 2. Files: every table, and `lotline load` takes the CSV samples as they are.
+    out = tmp_path / "plant-csv"
+    files = json.loads(
+        run_cli(
+            lotline_bin, "generate", "--out", str(out), "--format", "csv", "--duration", "1m",
+            "--start", "2026-02-01T00:00:00Z", "--edges", "600", "--json",
+        )
+    )
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        f"{t}.csv" for t in ("equipment", "tags", "work_orders", "production_runs", "lots", "genealogy", "samples")
+    )
+    generated = {t["table"]: t["rows"] for t in files["tables"]}
+    assert generated["genealogy"] == 600
+    run_cli(lotline_bin, "load", *connect_args(server), "--table", "samples", str(out / "samples.csv"))
+    assert client.count("ts >= TIMESTAMP '2026-02-01T00:00:00Z'") == generated["samples"]
+    total = client.count()
+
+    # 3. The benchmark: ingest, query mix, soak.
+    bench = json.loads(
+        run_cli(
+            lotline_bin, "bench", *connect_args(server),
+            "--rows", str(BENCH_ROWS), "--tags", str(BENCH_TAGS), "--batch-rows", "5000", "--writers", "2",
+            "--queries", "3", "--heavy-queries", "1",
+            "--soak", "4", "--soak-rate", "2000",
+            "--data-dir", str(server.data_dir), "--json",
+        )
+    )
+    ingest = bench["ingest"]
+    assert ingest["rows"] == BENCH_ROWS and ingest["writers"] == 2
+    assert ingest["ack"]["count"] == BENCH_ROWS // 5000
+    assert ingest["samples_per_second"] > 0
+    assert 0 < ingest["bytes_per_sample"] < 100
+
+    queries = {q["name"]: q for q in bench["queries"]}
+    assert len(queries) == 7
+    for q in queries.values():
+        assert q["status"] in ("ok", "skipped"), q
+        if q["status"] == "ok":
+            lat = q["latency"]
+            assert lat["count"] >= 1 and 0 <= lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+        else:
+            assert q["detail"].startswith("skipped"), q
+    # Plant tags, bench tags and nothing else had samples before the soak.
+    assert queries["last values, all tags"]["rows_per_run"] == PLANT_TAGS + BENCH_TAGS
+    assert queries["one tag, one hour"]["rows_per_run"] > 0
+    export = queries["bulk export (tag, ts, value)"]
+    assert export["rows_per_run"] == total + BENCH_ROWS
+    assert export["values_per_second"] > 0
+
+    soak = bench["soak"]
+    assert soak["errors"] == 0, soak["first_errors"]
+    assert soak["writers"] == 8 and soak["readers"] == 4
+    assert soak["write_requests"] > 0 and soak["reads"] > 0
+    assert soak["server_pid"] == server.proc.pid
+    assert soak["rss"]["max_mib"] > 0
