@@ -6,7 +6,7 @@
 //! INSERT, the demo, later gRPC and line protocol) and the source of the
 //! consistent table snapshots the query layer reads.
 
-mod buffer;
+pub mod buffer;
 mod commit;
 pub mod last_values;
 pub mod wal;

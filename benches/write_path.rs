@@ -1,0 +1,128 @@
+//! Micro-benchmarks of the write path's hot spots, on samples of the demo
+//! plant of `lotline generate` (realistic strings, values and qualities):
+//!
+//! - `validate`: `model::normalize_batch` on a 50 k-row request;
+//! - `wal/encode`: one request into a WAL record (Arrow IPC + zstd + crc);
+//! - `wal/append_fsync/{1,8,64}`: group commit, i.e. `append_group` of 1, 8
+//!   or 64 records (5 k rows each) with one fsync per group; throughput is
+//!   records per second, so the gain of batching fsyncs shows directly;
+//! - `buffer/append`: moving acknowledged batches into the write buffer;
+//! - `segment/write_1m`: sorting and writing 1 M rows as Parquet segments.
+//!
+//! Run: `cargo bench --bench write_path` (a filter after `--` picks groups).
+//! fsync timings depend on the disk under the temp dir (`TMPDIR`).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use lotline::generate::{Plant, PlantDef, SampleStream};
+use lotline::ingest::buffer::TableBuffer;
+use lotline::ingest::wal::{WalFile, encode_record};
+use lotline::model;
+use lotline::storage::segment::{SegmentOptions, write_segments};
+
+/// At least `rows` demo samples in batches of `batch_rows`.
+fn samples(rows: usize, batch_rows: usize) -> Vec<RecordBatch> {
+    let mut def = PlantDef::load("demo").expect("demo plant");
+    def.edges = 0;
+    let plant = Arc::new(Plant::new(def).expect("demo plant"));
+    let mut out = Vec::new();
+    let mut total = 0;
+    for batch in SampleStream::new(plant, batch_rows) {
+        total += batch.num_rows();
+        out.push(batch);
+        if total >= rows {
+            break;
+        }
+    }
+    out
+}
+
+fn validate(c: &mut Criterion) {
+    let batch = samples(50_000, 50_000).remove(0);
+    let mut group = c.benchmark_group("validate");
+    group.throughput(Throughput::Elements(batch.num_rows() as u64));
+    group.bench_function("normalize_50k", |b| {
+        b.iter(|| model::normalize_batch(model::samples(), black_box(&batch), 0).expect("valid"))
+    });
+    group.finish();
+}
+
+fn wal(c: &mut Criterion) {
+    let request = samples(50_000, 50_000);
+    let mut group = c.benchmark_group("wal");
+    group.throughput(Throughput::Elements(50_000));
+    group.bench_function("encode_50k", |b| {
+        b.iter(|| encode_record(0, black_box(&request)).expect("encode"))
+    });
+    let records: Vec<Vec<u8>> = samples(64 * 5_000, 5_000)
+        .iter()
+        .map(|batch| encode_record(0, std::slice::from_ref(batch)).expect("encode"))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut file = WalFile::create(dir.path(), 1).expect("wal file");
+    for group_size in [1usize, 8, 64] {
+        let group_records: Vec<&[u8]> = records[..group_size].iter().map(Vec::as_slice).collect();
+        group.throughput(Throughput::Elements(group_size as u64));
+        group.bench_function(format!("append_fsync/{group_size}"), |b| {
+            b.iter(|| {
+                file.append_group(black_box(&group_records), true)
+                    .expect("append")
+            })
+        });
+    }
+    group.finish();
+}
+
+fn buffer(c: &mut Criterion) {
+    let batches = samples(200_000, 5_000);
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut group = c.benchmark_group("buffer");
+    group.throughput(Throughput::Elements(rows as u64));
+    group.bench_function("append_200k_in_5k_batches", |b| {
+        b.iter_batched(
+            TableBuffer::default,
+            |mut buffer| {
+                for batch in &batches {
+                    buffer.append(vec![batch.clone()]);
+                }
+                buffer
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn segment(c: &mut Criterion) {
+    let batches = samples(1_000_000, 50_000);
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = SegmentOptions::default();
+    let mut group = c.benchmark_group("segment");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(rows as u64));
+    let mut next_id = 1;
+    group.bench_function("write_1m", |b| {
+        b.iter(|| {
+            let metas = write_segments(
+                dir.path(),
+                model::samples(),
+                &batches,
+                &mut next_id,
+                &options,
+            )
+            .expect("write segments");
+            for meta in &metas {
+                std::fs::remove_file(dir.path().join(&meta.file)).expect("remove segment");
+            }
+            metas
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, validate, wal, buffer, segment);
+criterion_main!(benches);
