@@ -246,3 +246,58 @@ pub fn render(r: &BenchReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let l = Latency::of((1..=100).rev().map(Duration::from_millis).collect());
+        assert_eq!(l.count, 100);
+        assert_eq!(
+            (l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
+            (50.0, 95.0, 99.0, 100.0)
+        );
+        let one = Latency::of(vec![Duration::from_millis(7)]);
+        assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
+    }
+
+    #[test]
+    fn render_shows_results_and_skips() {
+        let ok = QueryResult {
+            name: "one tag, one hour".into(),
+            status: Status::Ok,
+            detail: None,
+            sql: Some("SELECT 1".into()),
+            latency: Some(Latency::of(vec![Duration::from_millis(3)])),
+            rows_per_run: Some(3600.0),
+            values_per_second: None,
+        };
+        let skipped = QueryResult {
+            name: "trace_backward, depth 10".into(),
+            status: Status::Skipped,
+            detail: Some("skipped (not landed: trace_backward)".into()),
+            sql: None,
+            latency: None,
+            rows_per_run: None,
+            values_per_second: None,
+        };
+        let report = BenchReport {
+            endpoint: "http://127.0.0.1:1".into(),
+            ingest: None,
+            queries: vec![ok, skipped],
+            soak: None,
+        };
+        let text = render(&report);
+        assert!(text.contains("one tag, one hour"), "{text}");
+        assert!(text.contains("3600"), "{text}");
+        assert!(
+            text.contains("skipped (not landed: trace_backward)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["queries"][1]["status"], "skipped");
+        assert_eq!(json["queries"][0]["latency"]["p99_ms"], 3.0);
+    }
+}

@@ -304,3 +304,47 @@ fn report(
         rss,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_compares_the_first_and_last_windows() {
+        let mut log = Log::default();
+        log.writes = vec![
+            (0.5, Duration::from_millis(10)),
+            (5.0, Duration::from_millis(99)),
+            (9.5, Duration::from_millis(20)),
+        ];
+        log.error("boom");
+        let r = report(
+            log,
+            10.0,
+            10,
+            1000,
+            None,
+            vec![(0.0, 100.0), (5.0, 300.0), (10.0, 200.0)],
+        );
+        assert_eq!(r.window_seconds, 2.5);
+        assert_eq!(r.write_ack_first.as_ref().unwrap().p50_ms, 10.0);
+        assert_eq!(r.write_ack_last.as_ref().unwrap().p50_ms, 20.0);
+        assert_eq!(r.write_drift, Some(2.0));
+        assert_eq!(r.read_drift, None);
+        assert_eq!((r.errors, r.first_errors.len()), (1, 1));
+        let rss = r.rss.unwrap();
+        assert_eq!(
+            (rss.start_mib, rss.max_mib, rss.end_mib),
+            (100.0, 300.0, 200.0)
+        );
+    }
+
+    #[test]
+    fn finds_the_process_holding_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _lock = std::fs::File::create(dir.path().join("LOCK")).unwrap();
+        assert_eq!(lock_holder(dir.path()), Some(std::process::id()));
+        assert!(rss_mib(std::process::id()).unwrap() > 0.0);
+        assert_eq!(lock_holder(&dir.path().join("missing")), None);
+    }
+}
