@@ -3,7 +3,9 @@
 //! `last_values` table, and lotline's functions (historian retrieval,
 //! time-weighted averages, quality classes).
 
+pub mod gapfill;
 pub mod historian;
+pub mod history;
 pub mod last_values;
 pub mod quality;
 pub mod sink;
@@ -12,6 +14,7 @@ pub mod time_weighted;
 
 use std::sync::Arc;
 
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
@@ -32,7 +35,7 @@ pub struct QueryOptions {
 impl Default for QueryOptions {
     fn default() -> Self {
         Self {
-            max_history_intervals: 1_000_000,
+            max_history_intervals: history::DEFAULT_MAX_INTERVALS,
         }
     }
 }
@@ -53,7 +56,11 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     parquet.enable_page_index = true;
     parquet.bloom_filter_on_read = true;
     parquet.pushdown_filters = true;
-    let ctx = SessionContext::new_with_config(config);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features();
+    let state = gapfill::enable(state, options.max_history_intervals);
+    let ctx = SessionContext::new_with_state(state.build());
     for def in model::tables() {
         ctx.register_table(
             def.name,
@@ -71,7 +78,14 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     .expect("registering last_values");
     ctx.register_udf(ScalarUDF::from(quality::QualityClass::default()));
     ctx.register_udaf(AggregateUDF::from(time_weighted::TimeWeightedAvg::default()));
-    // Historian table functions: registered once src/query/historian lands.
-    let _ = options.max_history_intervals;
+    let max = options.max_history_intervals;
+    ctx.register_udtf(
+        "history_interpolated",
+        Arc::new(history::HistoryFunction::interpolated(engine.clone(), max)),
+    );
+    ctx.register_udtf(
+        "history_aggregate",
+        Arc::new(history::HistoryFunction::aggregate(engine.clone(), max)),
+    );
     ctx
 }
