@@ -38,7 +38,9 @@ def connect_args(server) -> list[str]:
 
 
 def test_generate_then_bench(server_factory, lotline_bin, tmp_path):
-    server = server_factory()
+    # The interpolation of the mix (100 tags x 7 d at 1 min = 1,008,000 rows)
+    # is just above the server's default limit on history_* rows.
+    server = server_factory("--max-history-intervals", "2000000")
     client = server.client
 
     # 1. Stream a tiny plant into the server.
