@@ -281,11 +281,13 @@ impl<'a> Parser<'a> {
                     self.found()
                 )));
             }
-            self.pos += 1;
-            let value = self.field_value(&key)?;
+            // Before the value: a string value may span lines, and positions
+            // are only meaningful on the current line.
             if fields.iter().any(|(k, _)| *k == key) {
                 return Err(self.error_at(key_pos, format!("field key '{key}' appears twice")));
             }
+            self.pos += 1;
+            let value = self.field_value(&key)?;
             fields.push((key, value));
             if self.peek() != Some(b',') {
                 return Ok(fields);

@@ -166,6 +166,10 @@ fn error_after_multiline_string_counts_lines() {
     assert_eq!((e.line, e.column), (3, Some(5)), "{e}");
     let e = err("m v=1\nm s=\"never\nclosed");
     assert_eq!((e.line, e.column), (2, Some(5)), "{e}");
+    // Found by fuzzing: a repeated key after a multi-line string value.
+    let e = err("m s=\"a\nb\",s=1");
+    assert_eq!((e.line, e.column), (2, Some(4)), "{e}");
+    assert!(e.reason.contains("appears twice"), "{e}");
 }
 
 #[test]
