@@ -17,7 +17,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use arrow::ipc::reader::StreamReader;
+use arrow::buffer::Buffer;
+use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"LLW1");
@@ -136,12 +137,29 @@ fn decode_one(bytes: &[u8]) -> Result<(Record, usize), String> {
     if crc32fast::hash(payload) != word(8) {
         return Err("checksum mismatch".into());
     }
-    let raw = zstd::stream::decode_all(payload).map_err(|e| format!("zstd: {e}"))?;
-    let (&table_id, ipc) = raw.split_first().ok_or("empty payload")?;
-    let reader = StreamReader::try_new(ipc, None).map_err(|e| format!("arrow ipc: {e}"))?;
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("arrow ipc: {e}"))?;
+    let raw = Buffer::from(zstd::stream::decode_all(payload).map_err(|e| format!("zstd: {e}"))?);
+    let table_id = *raw.first().ok_or("empty payload")?;
+    // Found by fuzz/wal_decode: arrow's `StreamReader` allocates whatever a
+    // message's body length claims before reading it (GBs from a few corrupt
+    // bytes), and its array decoding panics on some malformed input instead
+    // of returning an error. So: the push decoder, which slices the payload
+    // already in memory, under `catch_unwind`; a bad record is cut like any
+    // other undecodable one and recovery never crash-loops the server.
+    let batches = std::panic::catch_unwind(|| {
+        let ipc_err = |e: arrow::error::ArrowError| format!("arrow ipc: {e}");
+        let mut decoder = StreamDecoder::new();
+        let mut ipc = raw.slice(1);
+        let mut batches = Vec::new();
+        while !ipc.is_empty() {
+            batches.extend(decoder.decode(&mut ipc).map_err(ipc_err)?);
+        }
+        decoder.finish().map_err(ipc_err)?;
+        match decoder.schema() {
+            Some(_) => Ok(batches),
+            None => Err("arrow ipc: no schema".to_string()),
+        }
+    })
+    .map_err(|_| "arrow ipc: malformed record (the decoder panicked)".to_string())??;
     Ok((Record { table_id, batches }, end))
 }
 
@@ -272,6 +290,27 @@ mod tests {
     fn batch(n: i64) -> RecordBatch {
         RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from_iter_values(0..n)) as _)])
             .unwrap()
+    }
+
+    /// A record with a valid checksum whose Arrow IPC makes arrow's reader
+    /// panic (a validity buffer shorter than its rows): found by fuzzing.
+    #[test]
+    fn malformed_ipc_is_cut_not_a_panic() {
+        let input =
+            include_bytes!("../../fuzz/seeds/wal_decode/regression-ipc-short-validity-buffer");
+        // The fuzz input: a mode byte, then the uncompressed payload.
+        let payload = zstd::bulk::compress(&input[1..], 1).unwrap();
+        let mut record = MAGIC.to_le_bytes().to_vec();
+        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        record.extend_from_slice(&payload);
+        let good = encode_record(0, &[batch(3)]).unwrap();
+        let image = [good.clone(), record].concat();
+        let (records, cut) = decode_records(&image);
+        assert_eq!(records.len(), 1);
+        let cut = cut.expect("the malformed record is cut");
+        assert_eq!(cut.offset, good.len() as u64);
+        assert!(cut.reason.starts_with("arrow ipc"), "{}", cut.reason);
     }
 
     #[test]
