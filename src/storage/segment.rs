@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, max, min, take_record_batch};
+use arrow::compute::{concat_batches, max, min, take_record_batch};
 use arrow::datatypes::TimestampNanosecondType;
 use arrow::row::{RowConverter, SortField};
 use parquet::arrow::ArrowWriter;
@@ -109,18 +109,29 @@ pub fn keep_latest(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch, S
 }
 
 fn sort_by_key(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
-    let columns: Vec<SortColumn> = def
+    // Multi-column lexsort compares column by column through dynamic
+    // comparators; the row format turns each key into one memcmp-able byte
+    // string, which sorts several times faster on (tag, ts).
+    let columns: Vec<_> = def
         .key
         .iter()
-        .map(|k| SortColumn {
-            values: batch
+        .map(|k| {
+            batch
                 .column(def.column_index(k).expect("key column"))
-                .clone(),
-            options: None,
+                .clone()
         })
         .collect();
-    let indices = lexsort_to_indices(&columns, None)?;
-    Ok(take_record_batch(batch, &indices)?)
+    let converter = RowConverter::new(
+        columns
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(&columns)?;
+    let mut indices: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    // Stable, so rows with equal keys keep their write order.
+    indices.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok(take_record_batch(batch, &UInt32Array::from(indices))?)
 }
 
 /// Splits a sorted batch by the UTC date of its time column, keeping order.
@@ -271,4 +282,92 @@ fn describe(
         min_key: key_at(0),
         max_key: key_at(n - 1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model;
+    use arrow::array::{Float64Array, StringArray, TimestampNanosecondArray};
+    use std::sync::Arc;
+
+    #[test]
+    fn segments_are_sorted_by_key_and_split_by_day() {
+        let day = NANOS_PER_DAY;
+        let rows = [
+            ("b", day + 5, 1.0),
+            ("a", 7, 2.0),
+            ("b", 3, 3.0),
+            ("a", day + 1, 4.0),
+            ("a", 7, 5.0),
+        ];
+        let batch = RecordBatch::try_from_iter([
+            (
+                "tag",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as _,
+            ),
+            (
+                "ts",
+                Arc::new(TimestampNanosecondArray::from_iter_values(
+                    rows.iter().map(|r| r.1),
+                )) as _,
+            ),
+            (
+                "value",
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))) as _,
+            ),
+        ])
+        .unwrap();
+        let batch = model::normalize_batch(model::samples(), &batch, 0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut next_id = 1;
+        let metas = write_segments(
+            dir.path(),
+            model::samples(),
+            &[batch],
+            &mut next_id,
+            &SegmentOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(metas.len(), 2);
+        assert!(
+            metas[0].file.starts_with("tables/samples/date=1970-01-01/"),
+            "{}",
+            metas[0].file
+        );
+        let read = |m: &SegmentMeta| {
+            let b = concat_batches(
+                &model::samples().schema,
+                &read_segment(dir.path(), m).unwrap(),
+            )
+            .unwrap();
+            let tags = b.column(0).as_string::<i32>();
+            let ts = b.column(1).as_primitive::<TimestampNanosecondType>();
+            let v = b.column(2).as_primitive::<arrow::datatypes::Float64Type>();
+            (0..b.num_rows())
+                .map(|i| (tags.value(i).to_string(), ts.value(i), v.value(i)))
+                .collect::<Vec<_>>()
+        };
+        // Equal keys keep their write order (2.0 before 5.0).
+        assert_eq!(
+            read(&metas[0]),
+            vec![
+                ("a".into(), 7, 2.0),
+                ("a".into(), 7, 5.0),
+                ("b".into(), 3, 3.0)
+            ]
+        );
+        assert_eq!(
+            read(&metas[1]),
+            vec![("a".into(), day + 1, 4.0), ("b".into(), day + 5, 1.0)]
+        );
+        assert_eq!(
+            (metas[0].min_key.as_deref(), metas[0].max_key.as_deref()),
+            (Some("a"), Some("b"))
+        );
+        assert_eq!(
+            (metas[1].min_time, metas[1].max_time),
+            (Some(day + 1), Some(day + 5))
+        );
+    }
 }
