@@ -311,12 +311,14 @@ mod tests {
 
     #[test]
     fn drift_compares_the_first_and_last_windows() {
-        let mut log = Log::default();
-        log.writes = vec![
-            (0.5, Duration::from_millis(10)),
-            (5.0, Duration::from_millis(99)),
-            (9.5, Duration::from_millis(20)),
-        ];
+        let mut log = Log {
+            writes: vec![
+                (0.5, Duration::from_millis(10)),
+                (5.0, Duration::from_millis(99)),
+                (9.5, Duration::from_millis(20)),
+            ],
+            ..Log::default()
+        };
         log.error("boom");
         let r = report(
             log,

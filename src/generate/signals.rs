@@ -106,11 +106,10 @@ fn frame(plant: &Plant, first: u64, len: usize) -> Frame {
             } else {
                 (true, 2)
             };
-            if on {
-                if let Some(&(_, _, fault)) = stops.iter().find(|(a, b, _)| (*a..*b).contains(&t)) {
-                    on = false;
-                    s = if fault { 3 } else { 0 };
-                }
+            if on && let Some(&(_, _, fault)) = stops.iter().find(|(a, b, _)| (*a..*b).contains(&t))
+            {
+                on = false;
+                s = if fault { 3 } else { 0 };
             }
             running.push(on);
             state.push(s);

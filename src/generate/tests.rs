@@ -113,8 +113,11 @@ fn output_passes_validation_unchanged() {
     assert!(checked >= 2, "samples and tags are validated");
 }
 
-/// (tag, ts) → (value bits, quality, text) of every sample.
-fn rows(batches: &[RecordBatch]) -> HashMap<(String, i64), (Option<u64>, u32, Option<String>)> {
+/// A sample's (value bits, quality, text), keyed by (tag, ts).
+type Rows = HashMap<(String, i64), (Option<u64>, u32, Option<String>)>;
+
+/// Every sample of `batches`.
+fn rows(batches: &[RecordBatch]) -> Rows {
     let mut out = HashMap::new();
     for b in batches {
         let tag = b.column(0).as_string::<i32>();
