@@ -6,6 +6,7 @@
 //! prunes row groups by statistics and bloom filters and pages by the page
 //! index, using the same filters as a physical predicate.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -20,6 +21,7 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::lit;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
@@ -30,7 +32,7 @@ use datafusion::physical_plan::union::UnionExec;
 
 use super::sink::IngestSink;
 use crate::ingest::Engine;
-use crate::model::{KeyPolicy, TableDef};
+use crate::model::{KeyPolicy, Rule, TableDef};
 use crate::storage::SegmentMeta;
 use crate::storage::segment::{keep_latest, read_segment};
 
@@ -38,11 +40,26 @@ use crate::storage::segment::{keep_latest, read_segment};
 pub struct LotlineTable {
     def: &'static TableDef,
     engine: Arc<Engine>,
+    /// What `INSERT` fills into omitted non-nullable columns (e.g. quality 0, Good),
+    /// the same default the ingest path applies.
+    column_defaults: HashMap<&'static str, Expr>,
 }
 
 impl LotlineTable {
     pub fn new(def: &'static TableDef, engine: Arc<Engine>) -> Self {
-        Self { def, engine }
+        let column_defaults = def
+            .rules
+            .iter()
+            .filter_map(|rule| match rule {
+                Rule::DefaultsToZero(column) => Some((*column, lit(0u32))),
+                _ => None,
+            })
+            .collect();
+        Self {
+            def,
+            engine,
+            column_defaults,
+        }
     }
 }
 
@@ -201,6 +218,10 @@ impl TableProvider for LotlineTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.column_defaults.get(column)
     }
 
     fn supports_filters_pushdown(

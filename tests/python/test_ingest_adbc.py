@@ -178,6 +178,23 @@ def test_insert_into_via_execute(server):
     assert client.count() == 3
 
 
+def test_insert_as_update_statement(server):
+    """CommandStatementUpdate (ADBC execute_update) returns the affected row count."""
+    client = server.client
+    with client.conn.cursor() as cur:
+        stmt = cur.adbc_statement
+        stmt.set_sql_query(
+            "INSERT INTO samples (tag, ts, value) VALUES "
+            f"('upd.press', {sql_ts(T0)}, 1.5), ('upd.press', {sql_ts(T0 + NS_PER_S)}, 2.5)"
+        )
+        assert stmt.execute_update() == 2
+        stmt.set_sql_query(f"INSERT INTO samples (tag, ts, value) VALUES ('upd.press', {sql_ts(-NS_PER_S)}, 1.0)")
+        with pytest.raises(Exception) as err:
+            stmt.execute_update()
+    assert "1970" in error_text(err.value)
+    assert client.count("tag = 'upd.press'") == 2
+
+
 def test_ingest_widens_units_and_defaults_quality(server):
     client = server.client
     base_s = T0 // NS_PER_S
