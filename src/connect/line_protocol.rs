@@ -387,16 +387,16 @@ fn unescape(raw: &str, escapable: &[u8]) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(&next) = chars.peek() {
-                if next.is_ascii() && escapable.contains(&(next as u8)) {
-                    out.push(next);
-                    chars.next();
-                    continue;
-                }
+        let escaped = chars
+            .peek()
+            .filter(|&&next| c == '\\' && next.is_ascii() && escapable.contains(&(next as u8)));
+        match escaped {
+            Some(&next) => {
+                out.push(next);
+                chars.next();
             }
+            None => out.push(c),
         }
-        out.push(c);
     }
     out
 }

@@ -8,7 +8,6 @@ pub mod http;
 pub mod metadata;
 pub mod metrics;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -147,10 +146,8 @@ async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr),
 }
 
 /// Completes when the stop signal is sent (or its sender is gone).
-fn stopped(mut stop: tokio::sync::watch::Receiver<()>) -> impl Future<Output = ()> {
-    async move {
-        let _ = stop.changed().await;
-    }
+async fn stopped(mut stop: tokio::sync::watch::Receiver<()>) {
+    let _ = stop.changed().await;
 }
 
 fn tokio_stream_from(
