@@ -7,10 +7,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use chrono::DateTime;
+use futures::TryStreamExt;
 use serde::Serialize;
 use tonic::transport::Channel;
 
@@ -302,6 +303,27 @@ pub async fn run(args: &BenchArgs, flight: &mut Client) -> Result<Vec<QueryResul
     Ok(results)
 }
 
+/// Runs a query and counts its rows as they stream in, keeping no batch:
+/// a bulk export of a billion rows must not be held by the bench.
+pub(crate) async fn count_rows(flight: &mut Client, sql: &str) -> Result<usize, ClientError> {
+    let info = flight
+        .execute(sql.to_string(), None)
+        .await
+        .map_err(|e| ClientError::flight("query failed", e))?;
+    let mut rows = 0;
+    for endpoint in info.endpoint {
+        let Some(ticket) = endpoint.ticket else {
+            continue;
+        };
+        let fetch = |e| ClientError::flight("fetching results failed", e);
+        let mut stream = flight.do_get(ticket).await.map_err(fetch)?;
+        while let Some(batch) = stream.try_next().await.map_err(fetch)? {
+            rows += batch.num_rows();
+        }
+    }
+    Ok(rows)
+}
+
 async fn time_query(flight: &mut Client, spec: &Spec) -> QueryResult {
     let bar = count_bar(spec.runs as u64, spec.name, "runs");
     let mut latencies: Vec<Duration> = Vec::with_capacity(spec.runs);
@@ -310,10 +332,10 @@ async fn time_query(flight: &mut Client, spec: &Spec) -> QueryResult {
     for q in 0..spec.runs {
         let sql = (spec.sql)(q);
         let sent = Instant::now();
-        match client::query(flight, &sql).await {
-            Ok(batches) => {
+        match count_rows(flight, &sql).await {
+            Ok(n) => {
                 latencies.push(sent.elapsed());
-                rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+                rows += n;
             }
             Err(e) => {
                 error = Some(e.to_string());

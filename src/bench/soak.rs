@@ -15,6 +15,7 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use serde::Serialize;
 use tonic::transport::Channel;
 
+use super::queries::count_rows;
 use super::{BenchArgs, Latency, count_bar};
 use crate::client::{self, ClientError, ConnectArgs};
 use crate::generate::output::ingest_batch;
@@ -211,7 +212,7 @@ pub async fn run(args: &BenchArgs, seconds: u64) -> Result<SoakReport, ClientErr
             let mut i = 0;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let result = client::query(&mut flight, &read_sql(r, i)).await;
+                let result = count_rows(&mut flight, &read_sql(r, i)).await;
                 {
                     let mut log = log.lock().expect("log");
                     match result {
