@@ -61,7 +61,7 @@ pub struct ServeArgs {
     /// Rows per Parquet row group in segments [default: 1000000]
     #[arg(long, env = "LOTLINE_ROW_GROUP_ROWS")]
     pub row_group_rows: Option<usize>,
-    /// Most rows (tags x intervals) one history_* function call may return [default: 1000000]
+    /// Most rows (tags x intervals) one history_* function call may return [default: 10000000]
     #[arg(long, env = "LOTLINE_MAX_HISTORY_INTERVALS")]
     pub max_history_intervals: Option<u64>,
     /// Lifetime of a bearer token, in seconds [default: 86400]

@@ -32,7 +32,7 @@ use crate::ingest::Engine;
 use crate::model::{UTC, is_good};
 
 /// Guards against a typo turning a query into billions of rows.
-pub const DEFAULT_MAX_INTERVALS: u64 = 1_000_000;
+pub const DEFAULT_MAX_INTERVALS: u64 = 10_000_000;
 /// Raw data fetched around the window in one go, before searching further back.
 const LOOKAROUND_NS: i64 = 3_600_000_000_000;
 /// Samples fetched per step when searching for a bounding value further away.
