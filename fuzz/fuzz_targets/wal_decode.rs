@@ -20,16 +20,6 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 mod wal;
 
-/// The record header of `src/ingest/wal.rs`: magic, payload length, crc32.
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut record = Vec::with_capacity(12 + payload.len());
-    record.extend_from_slice(b"LLW1");
-    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    record.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    record.extend_from_slice(payload);
-    record
-}
-
 /// libfuzzer-sys makes every panic abort, even one `decode_records` catches
 /// (it catches arrow's IPC reader panicking on malformed input). Keep the
 /// message for every other panic and let the harness abort on uncaught ones.
@@ -37,7 +27,9 @@ fn let_decoder_panics_be_caught() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            let in_arrow = info.location().is_some_and(|l| l.file().contains("/arrow-"));
+            let in_arrow = info
+                .location()
+                .is_some_and(|l| l.file().contains("/arrow-"));
             if !in_arrow {
                 eprintln!("{info}");
             }
@@ -56,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(compressed) = zstd::bulk::compress(rest, 1) else {
             return;
         };
-        frame(&compressed)
+        wal::frame(&compressed)
     };
     let (records, cut) = wal::decode_records(&image);
     if let Some(cut) = &cut {

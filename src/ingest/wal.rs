@@ -66,12 +66,17 @@ pub fn encode_record(table_id: u8, batches: &[RecordBatch]) -> Result<Vec<u8>, W
     }
     let payload =
         zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(|e| WalError::Encode(e.to_string()))?;
+    Ok(frame(&payload))
+}
+
+/// A whole record around a (compressed) payload: magic, length, checksum, payload.
+pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(HEADER_LEN + payload.len());
     record.extend_from_slice(&MAGIC.to_le_bytes());
     record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    record.extend_from_slice(&payload);
-    Ok(record)
+    record.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    record.extend_from_slice(payload);
+    record
 }
 
 /// A record read back from the log.
@@ -299,11 +304,7 @@ mod tests {
         let input =
             include_bytes!("../../fuzz/seeds/wal_decode/regression-ipc-short-validity-buffer");
         // The fuzz input: a mode byte, then the uncompressed payload.
-        let payload = zstd::bulk::compress(&input[1..], 1).unwrap();
-        let mut record = MAGIC.to_le_bytes().to_vec();
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        record.extend_from_slice(&payload);
+        let record = frame(&zstd::bulk::compress(&input[1..], 1).unwrap());
         let good = encode_record(0, &[batch(3)]).unwrap();
         let image = [good.clone(), record].concat();
         let (records, cut) = decode_records(&image);
