@@ -121,6 +121,11 @@ impl LastValues {
         }
     }
 
+    /// The time of `key`'s newest row, if it has one.
+    pub fn newest_ts(&self, key: &str) -> Option<i64> {
+        self.entries.get(key).map(|e| e.ts)
+    }
+
     /// All entries as one batch (in no particular order).
     pub fn to_batch(&self) -> RecordBatch {
         if self.entries.is_empty() {

@@ -274,6 +274,15 @@ impl Engine {
             .map(|c| c.lock().expect("last values lock").to_batch())
     }
 
+    /// The time of the newest row of `key` in `def` (from the last-value
+    /// cache, so no segment is read); `None` if the key has no rows or the
+    /// table no time column.
+    pub fn newest_ts(&self, def: &TableDef, key: &str) -> Option<i64> {
+        self.last_values[table_id(def)]
+            .as_ref()
+            .and_then(|c| c.lock().expect("last values lock").newest_ts(key))
+    }
+
     /// A consistent view of a table: its live segments and buffered rows.
     pub fn snapshot(&self, def: &TableDef) -> TableSnapshot {
         let state = self.state.read().expect("state lock");

@@ -29,7 +29,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::historian::{self, Aggregate, Config, Output, RawPoint, Series};
 use crate::ingest::Engine;
-use crate::model::{UTC, is_good};
+use crate::model::{self, UTC, is_good};
 
 /// Guards against a typo turning a query into billions of rows.
 pub const DEFAULT_MAX_INTERVALS: u64 = 10_000_000;
@@ -287,9 +287,11 @@ impl TableProvider for HistoryTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let configs = tag_configs(&self.engine, &self.tags).await?;
+        let mut windows = fetch_windows(&self.engine, &self.tags, self.start, self.end).await?;
         let mut outputs: Vec<(&str, Vec<Output>)> = Vec::with_capacity(self.tags.len());
         for tag in &self.tags {
-            let fetched = fetch_series(&self.engine, tag, self.start, self.end).await?;
+            let window = windows.remove(tag.as_str()).unwrap_or_default();
+            let fetched = fetch_series(&self.engine, tag, window, self.start, self.end).await?;
             let config = configs.get(tag).copied();
             if fetched.points.is_empty() && config.is_none() {
                 return plan_err!("unknown tag '{tag}': it has no samples and no row in tags");
@@ -445,18 +447,64 @@ fn usable(p: &RawPoint) -> bool {
     p.value.is_some() && is_good(p.status)
 }
 
-async fn fetch_series(engine: &Arc<Engine>, tag: &str, start: i64, end: i64) -> DfResult<Fetched> {
-    let tag_sql = sql_string(tag);
-    let (lo, hi) = (
+/// The raw data window [start - LOOKAROUND, end + LOOKAROUND) around the
+/// call's time range.
+fn window_bounds(start: i64, end: i64) -> (i64, i64) {
+    (
         start.saturating_sub(LOOKAROUND_NS),
         end.saturating_add(LOOKAROUND_NS),
-    );
+    )
+}
+
+/// The window's raw points of every tag, in one statement (one scan, one
+/// plan) rather than one per tag; each tag's points sorted by time.
+async fn fetch_windows(
+    engine: &Arc<Engine>,
+    tags: &[String],
+    start: i64,
+    end: i64,
+) -> DfResult<HashMap<String, Vec<RawPoint>>> {
+    let (lo, hi) = window_bounds(start, end);
+    let list = tags.iter().map(|t| sql_string(t)).collect::<Vec<_>>();
+    // No ORDER BY: segments are already sorted by (tag, ts), so sorting each
+    // tag's points below is cheaper than a sort of the whole result.
     let sql = format!(
-        "SELECT ts, value, quality FROM samples WHERE tag = {tag_sql} AND ts >= {} AND ts < {} ORDER BY ts",
+        "SELECT ts, value, quality, tag FROM samples WHERE tag IN ({}) AND ts >= {} AND ts < {}",
+        list.join(", "),
         sql_time(lo),
         sql_time(hi)
     );
-    let mut points = points_of(&run(engine, &sql).await?);
+    let mut windows: HashMap<String, Vec<RawPoint>> = HashMap::new();
+    for batch in run(engine, &sql).await? {
+        let tag = batch.column(3).as_string::<i32>();
+        let points = points_of(std::slice::from_ref(&batch));
+        for (i, point) in points.into_iter().enumerate() {
+            match windows.get_mut(tag.value(i)) {
+                Some(series) => series.push(point),
+                None => {
+                    windows.insert(tag.value(i).to_string(), vec![point]);
+                }
+            }
+        }
+    }
+    for series in windows.values_mut() {
+        series.sort_by_key(|p| p.ts);
+    }
+    Ok(windows)
+}
+
+/// Completes one tag's window with the bounding values Part 13 needs:
+/// searches before the window for two usable values and after it for one.
+async fn fetch_series(
+    engine: &Arc<Engine>,
+    tag: &str,
+    window: Vec<RawPoint>,
+    start: i64,
+    end: i64,
+) -> DfResult<Fetched> {
+    let tag_sql = sql_string(tag);
+    let (lo, hi) = window_bounds(start, end);
+    let mut points = window;
     // Search further back until two usable values before `start` are found:
     // one bounds the first interval, two give the slope for sloped extrapolation.
     let mut starts_at_first = false;
@@ -486,10 +534,12 @@ async fn fetch_series(engine: &Arc<Engine>, tag: &str, start: i64, end: i64) -> 
             break;
         }
     }
-    // And forwards for one after `end`.
-    let mut ends_at_last = false;
+    // And forwards for one after `end`, unless the last-value cache says
+    // the tag has nothing at or after `hi` (the common "up to now" query).
+    let newest = engine.newest_ts(model::samples(), tag);
+    let mut ends_at_last = newest.is_none_or(|ts| ts < hi);
     let mut after = hi;
-    while !points.iter().any(|p| p.ts >= end && usable(p)) {
+    while !ends_at_last && !points.iter().any(|p| p.ts >= end && usable(p)) {
         let sql = format!(
             "SELECT ts, value, quality FROM samples WHERE tag = {tag_sql} AND ts >= {} ORDER BY ts LIMIT {BOUND_SEARCH_ROWS}",
             sql_time(after)

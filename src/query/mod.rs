@@ -12,10 +12,11 @@ pub mod sink;
 pub mod table;
 pub mod time_weighted;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
@@ -45,6 +46,13 @@ pub fn session(engine: &Arc<Engine>) -> SessionContext {
     session_with(engine, &QueryOptions::default())
 }
 
+/// One runtime for every session, so its caches outlive a statement: above
+/// all the Parquet footer and page-index cache, which otherwise every
+/// statement would read and decode again for each segment it touches.
+/// Segments are immutable and never reuse a path, so a cached entry cannot go
+/// stale; the cache is bounded by DataFusion's default memory limit.
+static RUNTIME: LazyLock<Arc<RuntimeEnv>> = LazyLock::new(|| Arc::new(RuntimeEnv::default()));
+
 /// A new SQL session over `engine`'s tables. Sessions are cheap; the server
 /// makes one per statement so session settings never leak between clients.
 pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionContext {
@@ -58,6 +66,7 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     parquet.pushdown_filters = true;
     let state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(RUNTIME.clone())
         .with_default_features();
     let state = gapfill::enable(state, options.max_history_intervals);
     let ctx = SessionContext::new_with_state(state.build());

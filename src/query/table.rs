@@ -17,6 +17,7 @@ use datafusion::datasource::TableProvider;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::object_store::ObjectStoreUrl;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
@@ -334,8 +335,16 @@ impl LotlineTable {
         filters: &[Expr],
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let schema = self.def.schema.clone();
+        // Footers and page indexes come from the runtime's metadata cache,
+        // shared by all sessions (see `query::session_with`).
+        let runtime = state.runtime_env();
+        let reader = CachedParquetFileReaderFactory::new(
+            runtime.object_store(ObjectStoreUrl::local_filesystem())?,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
         let mut source = ParquetSource::new(schema.clone())
-            .with_table_parquet_options(state.table_options().parquet.clone());
+            .with_table_parquet_options(state.table_options().parquet.clone())
+            .with_parquet_file_reader_factory(Arc::new(reader));
         // DataFusion's filter pushdown hands the same filters to the Parquet
         // source when `pushdown_filters` is on; without it we must do so here.
         if !state.config_options().execution.parquet.pushdown_filters {

@@ -44,11 +44,11 @@ pub(super) fn duration_in_state(data: &Data, window: Interval, non_zero: bool) -
 
 pub(super) fn number_of_transitions(data: &Data, window: Interval) -> Computed {
     let config = data.config;
-    let before = data.points[..data.points.partition_point(|point| point.ts < window.start)]
-        .iter()
-        .rev()
-        .find(|point| counts_as_good(point, config))
-        .and_then(|point| point.value);
+    let at = data.points.partition_point(|point| point.ts < window.start);
+    let before = data
+        .good
+        .last_before(at)
+        .and_then(|index| data.points[index].value);
     let samples = data.raw(window);
     let mut previous = before;
     let mut transitions = 0_u32;

@@ -12,11 +12,9 @@ use super::bounds;
 use super::{Computed, Data, Interval};
 
 pub(super) fn interpolative(data: &Data, window: Interval) -> Computed {
-    let config = data.config;
     Computed::sample(bounds::interpolated(
-        &data.points,
+        data,
         window.start,
-        config,
-        config.stepped,
+        data.config.stepped,
     ))
 }

@@ -409,6 +409,7 @@ struct Data<'a> {
     first_sample: Option<i64>,
     /// Time of the newest sample stored, when the series holds it.
     last_sample: Option<i64>,
+    good: bounds::GoodIndex,
 }
 
 impl<'a> Data<'a> {
@@ -438,6 +439,7 @@ impl<'a> Data<'a> {
             .filter(|_| series.data_ends_at_last)
             .map(|point| point.ts);
         Self {
+            good: bounds::GoodIndex::new(&points, config),
             points,
             config,
             first_sample,
