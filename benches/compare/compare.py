@@ -152,6 +152,7 @@ class Server:
         self.extra_args = extra_args
         self.password = "bench-" + secrets.token_hex(12)
         self.port = free_port()
+        self.http_port = free_port()
         self.proc: Optional[subprocess.Popen] = None
 
     @property
@@ -163,6 +164,7 @@ class Server:
             str(self.binary), "serve",
             "--data-dir", str(self.data_dir),
             "--listen", f"127.0.0.1:{self.port}",
+            "--http-listen", f"127.0.0.1:{self.http_port}",
             *self.extra_args,
         ]
         setpriv = shutil.which("setpriv")
