@@ -64,9 +64,15 @@ pub struct ServeArgs {
     /// Most rows (tags x intervals) one history_* function call may return [default: 10000000]
     #[arg(long, env = "LOTLINE_MAX_HISTORY_INTERVALS")]
     pub max_history_intervals: Option<u64>,
-    /// Lifetime of a bearer token, in seconds [default: 86400]
+    /// Lifetime of a bearer token, in seconds; clients log in again after it [default: 86400]
     #[arg(long, env = "LOTLINE_TOKEN_TTL_SECS")]
     pub token_ttl_secs: Option<u64>,
+    /// Serve Flight SQL and HTTP over TLS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, env = "LOTLINE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert
+    #[arg(long, env = "LOTLINE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Accept every call without authentication (local experiments only)
     #[arg(long, env = "LOTLINE_WITHOUT_AUTH")]
     pub without_auth: bool,
@@ -89,7 +95,16 @@ struct FileConfig {
     row_group_rows: Option<usize>,
     max_history_intervals: Option<u64>,
     token_ttl_secs: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     without_auth: Option<bool>,
+}
+
+/// Certificate and key files of `--tls-cert` / `--tls-key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Resolved settings of a server.
@@ -100,6 +115,8 @@ pub struct ServeConfig {
     pub engine: EngineConfig,
     pub query: QueryOptions,
     pub token_ttl: Duration,
+    /// `None`: plain TCP.
+    pub tls: Option<TlsFiles>,
     pub without_auth: bool,
     pub demo: bool,
     /// From `LOTLINE_ADMIN_PASSWORD`: the admin password set on first start.
@@ -107,6 +124,28 @@ pub struct ServeConfig {
 }
 
 impl ServeArgs {
+    /// Both TLS files or neither; a flag overrides the file's setting of the same.
+    fn tls_files(
+        &self,
+        file_cert: Option<PathBuf>,
+        file_key: Option<PathBuf>,
+    ) -> Result<Option<TlsFiles>, ConfigError> {
+        let cert = self.tls_cert.clone().or(file_cert);
+        let key = self.tls_key.clone().or(file_key);
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+            (Some(_), None) => Err(ConfigError::Invalid {
+                name: "tls_key",
+                reason: "tls_cert is set but tls_key is not; TLS needs both".into(),
+            }),
+            (None, Some(_)) => Err(ConfigError::Invalid {
+                name: "tls_cert",
+                reason: "tls_key is set but tls_cert is not; TLS needs both".into(),
+            }),
+        }
+    }
+
     pub fn resolve(&self) -> Result<ServeConfig, ConfigError> {
         let file = match &self.config {
             Some(path) => {
@@ -126,9 +165,14 @@ impl ServeArgs {
             .row_group_rows
             .or(file.row_group_rows)
             .unwrap_or(1_000_000);
+        let token_ttl_secs = self
+            .token_ttl_secs
+            .or(file.token_ttl_secs)
+            .unwrap_or(86_400);
         for (name, value) in [
             ("flush_rows", flush_rows),
             ("row_group_rows", row_group_rows),
+            ("token_ttl_secs", token_ttl_secs as usize),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {
@@ -179,11 +223,8 @@ impl ServeArgs {
                     .or(file.max_history_intervals)
                     .unwrap_or(QueryOptions::default().max_history_intervals),
             },
-            token_ttl: Duration::from_secs(
-                self.token_ttl_secs
-                    .or(file.token_ttl_secs)
-                    .unwrap_or(86_400),
-            ),
+            token_ttl: Duration::from_secs(token_ttl_secs),
+            tls: self.tls_files(file.tls_cert, file.tls_key)?,
             without_auth: self.without_auth || file.without_auth.unwrap_or(false),
             demo: self.demo,
             admin_password: std::env::var("LOTLINE_ADMIN_PASSWORD").ok(),
@@ -217,5 +258,49 @@ mod tests {
         std::fs::write(&path, "flush_rowz = 1\n").unwrap();
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("flush_rowz"), "{err}");
+    }
+
+    #[test]
+    fn token_lifetime_and_tls_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lotline.toml");
+        std::fs::write(
+            &path,
+            "token_ttl_secs = 2\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        )
+        .unwrap();
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = from_file.resolve().unwrap();
+        assert_eq!(c.token_ttl, Duration::from_secs(2));
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            (tls.cert.to_str(), tls.key.to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
+        // Defaults: a day, no TLS.
+        let c = ServeArgs::default().resolve().unwrap();
+        assert_eq!(c.token_ttl, Duration::from_secs(86_400));
+        assert!(c.tls.is_none());
+        // A flag overrides; half a pair and a zero lifetime are errors.
+        let mut args = ServeArgs {
+            config: Some(path.clone()),
+            token_ttl_secs: Some(30),
+            tls_cert: Some("flag.pem".into()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.token_ttl, Duration::from_secs(30));
+        assert_eq!(c.tls.unwrap().cert.to_str(), Some("flag.pem"));
+        std::fs::write(&path, "tls_cert = \"c.pem\"\n").unwrap();
+        args.tls_cert = None;
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("tls_key is not"), "{err}");
+        args.config = None;
+        args.token_ttl_secs = Some(0);
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("token_ttl_secs"), "{err}");
     }
 }

@@ -7,9 +7,20 @@ use clap::{Parser, Subcommand};
 use lotline::client::{self, ConnectArgs, OutputFormat};
 use lotline::config::ServeArgs;
 
-const SERVE_NOTES: &str = "On first start user 'admin' is created with the password in \
+const SERVE_NOTES: &str =
+    "On first start user 'admin' (role admin) is created with the password in \
 LOTLINE_ADMIN_PASSWORD, or a generated one that is printed once and written to \
-<data-dir>/admin-password (mode 0600). LOTLINE_LOG sets the log filter (default info).";
+<data-dir>/admin-password (mode 0600). Add more users with `lotline user add NAME --role \
+reader|writer|admin`: readers query, writers also write and flush, admins also manage users.
+
+TLS: --tls-cert and --tls-key take PEM files and cover both listeners (grpc+tls://, https://). \
+A self-signed certificate for testing (rustls clients need CA:FALSE):
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem \
+-out cert.pem -days 365 -subj /CN=lotline -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+-addext basicConstraints=critical,CA:FALSE
+Clients then trust cert.pem: `lotline sql --endpoint grpc+tls://127.0.0.1:50051 --tls-ca cert.pem`.
+
+LOTLINE_LOG sets the log filter (default info).";
 
 #[derive(Parser)]
 #[command(
@@ -51,10 +62,15 @@ enum Command {
         batch_rows: usize,
         file: PathBuf,
     },
-    /// Flush every write buffer to Parquet segments now
+    /// Flush every write buffer to Parquet segments now (role writer or admin)
     Flush {
         #[command(flatten)]
         connect: ConnectArgs,
+    },
+    /// Manage the users of a running server (admin; anyone may change their own password)
+    User {
+        #[command(subcommand)]
+        command: client::UserCommand,
     },
     /// Measure a running server: durable ingest, bytes per sample, the query mix, soak
     Bench(lotline::bench::BenchArgs),
@@ -123,6 +139,7 @@ async fn main() -> ExitCode {
                 }
             }
             Command::Flush { connect } => println!("{}", client::run_flush(&connect).await?),
+            Command::User { command } => print!("{}", client::run_user(&command).await?),
             Command::Inspect { data_dir, json } => {
                 let report = lotline::inspect::inspect(&data_dir)?;
                 if json {

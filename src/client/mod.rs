@@ -4,14 +4,17 @@
 //! server surface those tools use: a basic-auth handshake that yields a bearer
 //! token, `CommandStatementQuery` + `DoGet` for queries,
 //! `CommandStatementIngest` for bulk loads (one acknowledged, durable call per
-//! batch) and the custom `lotline.flush` action. Nothing here touches storage
-//! or the query engine directly.
+//! batch) and the custom actions (`lotline.flush`, `lotline.user.*`), over
+//! plain gRPC or TLS. Nothing here touches storage or the query engine
+//! directly.
 
 mod align;
 mod load;
 mod sql;
+mod users;
 
 use std::error::Error as StdError;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -24,22 +27,26 @@ use arrow_flight::{Action, HandshakeRequest};
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use futures::TryStreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub use load::{ingest_command, run_load};
 pub use sql::{OutputFormat, run_sql};
+pub use users::{UserCommand, run_user};
 
 /// The name of the custom Flight action that flushes the write buffer.
-pub const FLUSH_ACTION: &str = "lotline.flush";
+pub use crate::server::actions::FLUSH_ACTION;
 
 /// How to reach and log in to a lotline server.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// Flight SQL endpoint, e.g. http://127.0.0.1:50051
+    /// Flight SQL endpoint: grpc://host:port, or grpc+tls://host:port for a
+    /// server with --tls-cert (http:// and https:// work too)
     #[arg(
         long,
         env = "LOTLINE_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "grpc://127.0.0.1:50051"
     )]
     pub endpoint: String,
     /// User name for the handshake
@@ -51,6 +58,50 @@ pub struct ConnectArgs {
     /// Skip the handshake (server started with --without-auth)
     #[arg(long)]
     pub no_auth: bool,
+    /// CA certificate (PEM) to trust for grpc+tls://, e.g. a self-signed
+    /// server certificate itself [default: the system's trusted roots]
+    #[arg(long, env = "LOTLINE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// The URL tonic connects to (`http://` or `https://`) and whether it is TLS.
+fn endpoint_url(endpoint: &str) -> Result<(String, bool), ClientError> {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("grpc", endpoint));
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "grpc" | "grpc+tcp" | "http" => false,
+        "grpc+tls" | "https" => true,
+        other => {
+            return Err(ClientError::InvalidEndpoint {
+                endpoint: endpoint.to_string(),
+                message: format!(
+                    "unknown scheme '{other}'; use grpc://, grpc+tls://, http:// or https://"
+                ),
+            });
+        }
+    };
+    let scheme = if tls { "https" } else { "http" };
+    Ok((format!("{scheme}://{rest}"), tls))
+}
+
+/// TLS settings trusting `--tls-ca` if given, else the system's roots.
+fn client_tls(ca: Option<&PathBuf>) -> Result<ClientTlsConfig, ClientError> {
+    let config = ClientTlsConfig::new();
+    let Some(path) = ca else {
+        return Ok(config.with_native_roots());
+    };
+    let pem = std::fs::read(path).map_err(|source| ClientError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    // tonic would only say "invalid certificate" at connect time: check now.
+    let certs = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
+    if certs.count() == 0 {
+        return Err(ClientError::BadFile {
+            file: path.display().to_string(),
+            message: "no PEM CERTIFICATE block for --tls-ca".into(),
+        });
+    }
+    Ok(config.ca_certificate(Certificate::from_pem(pem)))
 }
 
 /// Everything that can go wrong on the client side, with enough context to
@@ -196,21 +247,39 @@ pub async fn connect(args: &ConnectArgs) -> Result<FlightSqlServiceClient<Channe
         }
     };
 
-    let url = if args.endpoint.contains("://") {
-        args.endpoint.clone()
-    } else {
-        format!("http://{}", args.endpoint)
-    };
-    let endpoint = Endpoint::from_shared(url)
-        .map_err(|e| ClientError::InvalidEndpoint {
-            endpoint: args.endpoint.clone(),
-            message: error_chain(&e),
-        })?
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true);
-    let channel = endpoint.connect().await.map_err(|e| ClientError::Connect {
+    let (url, tls) = endpoint_url(&args.endpoint)?;
+    let invalid = |e: tonic::transport::Error| ClientError::InvalidEndpoint {
         endpoint: args.endpoint.clone(),
         message: error_chain(&e),
+    };
+    let mut endpoint = Endpoint::from_shared(url)
+        .map_err(invalid)?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true);
+    if tls {
+        endpoint = endpoint
+            .tls_config(client_tls(args.tls_ca.as_ref())?)
+            .map_err(invalid)?;
+    } else if args.tls_ca.is_some() {
+        return Err(ClientError::Usage(format!(
+            "--tls-ca is for TLS endpoints; use grpc+tls:// instead of {}",
+            args.endpoint
+        )));
+    }
+    let channel = endpoint.connect().await.map_err(|e| {
+        let mut message = error_chain(&e);
+        // rustls, unlike OpenSSL-based clients, refuses a server certificate
+        // that is itself a CA: what a plain `openssl req -x509` makes.
+        if message.contains("CaUsedAsEndEntity") {
+            message.push_str(
+                " (the server's certificate says CA:TRUE; make it with \
+                 -addext basicConstraints=critical,CA:FALSE)",
+            );
+        }
+        ClientError::Connect {
+            endpoint: args.endpoint.clone(),
+            message,
+        }
     })?;
 
     // Results and ingest batches can exceed tonic's 4 MiB default.
@@ -351,32 +420,45 @@ pub(crate) fn quote_table(table: &str) -> String {
         .join(".")
 }
 
-/// Ask the server to flush its write buffer to segments; returns the
-/// server's JSON report (`{}` if it sent no body).
-pub async fn run_flush(args: &ConnectArgs) -> Result<String, ClientError> {
-    let mut client = connect(args).await?;
+/// Runs one custom Flight action; returns the body of its first result
+/// (empty if there is none).
+pub(crate) async fn run_action(
+    client: &mut FlightSqlServiceClient<Channel>,
+    name: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, ClientError> {
+    let context = format!("action {name} failed");
     let action = Action {
-        r#type: FLUSH_ACTION.to_string(),
-        body: Default::default(),
+        r#type: name.to_string(),
+        body: body.into(),
     };
     let mut results = client
         .do_action(action)
         .await
-        .map_err(|e| ClientError::flight("flush failed", e))?;
+        .map_err(|e| ClientError::flight(&context, e))?;
     let first = results
         .message()
         .await
-        .map_err(|s| ClientError::status("flush failed", &s))?;
+        .map_err(|s| ClientError::status(&context, &s))?;
     // Drain the rest so the server sees the call complete cleanly.
     while results
         .message()
         .await
-        .map_err(|s| ClientError::status("flush failed", &s))?
+        .map_err(|s| ClientError::status(&context, &s))?
         .is_some()
     {}
-    Ok(match first {
-        Some(r) if !r.body.is_empty() => String::from_utf8_lossy(&r.body).into_owned(),
-        _ => "{}".to_string(),
+    Ok(first.map(|r| r.body.to_vec()).unwrap_or_default())
+}
+
+/// Ask the server to flush its write buffer to segments; returns the
+/// server's JSON report (`{}` if it sent no body).
+pub async fn run_flush(args: &ConnectArgs) -> Result<String, ClientError> {
+    let mut client = connect(args).await?;
+    let body = run_action(&mut client, FLUSH_ACTION, Vec::new()).await?;
+    Ok(if body.is_empty() {
+        "{}".to_string()
+    } else {
+        String::from_utf8_lossy(&body).into_owned()
     })
 }
 
@@ -389,6 +471,21 @@ mod tests {
         assert_eq!(quote_table("samples"), "\"samples\"");
         assert_eq!(quote_table("public.samples"), "\"public\".\"samples\"");
         assert_eq!(quote_table("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn endpoint_schemes() {
+        let url = |e: &str| endpoint_url(e).map_err(|e| e.to_string());
+        assert_eq!(url("grpc://h:1"), Ok(("http://h:1".into(), false)));
+        assert_eq!(url("grpc+tcp://h:1"), Ok(("http://h:1".into(), false)));
+        assert_eq!(url("h:1"), Ok(("http://h:1".into(), false)));
+        assert_eq!(url("grpc+tls://h:1"), Ok(("https://h:1".into(), true)));
+        assert_eq!(url("https://h:1"), Ok(("https://h:1".into(), true)));
+        assert!(
+            url("ftp://h:1")
+                .unwrap_err()
+                .contains("unknown scheme 'ftp'")
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! 1 s samples) through the real ingest path (validation, WAL, buffer) and
 //! tells the user how to look at it.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DurationRound, SecondsFormat, TimeDelta, Utc};
@@ -56,7 +55,8 @@ pub async fn load_demo(engine: &Arc<Engine>) -> Result<(), IngestError> {
 }
 
 /// What to do next, printed once the demo server listens.
-pub fn print_welcome(addr: &SocketAddr, without_auth: bool) {
+/// `endpoint` is `grpc://host:port`, or `grpc+tls://host:port` with TLS.
+pub fn print_welcome(endpoint: &str, without_auth: bool) {
     let auth = if without_auth {
         " --no-auth"
     } else {
@@ -67,8 +67,8 @@ pub fn print_welcome(addr: &SocketAddr, without_auth: bool) {
 The demo plant is loaded: 3 lines, 300 tags, one hour of 1 s samples.
 
 Connect:
-  lotline sql --endpoint http://{addr}{auth}
-  Python:  adbc_driver_flightsql.dbapi.connect("grpc://{addr}", db_kwargs={{"username": "admin", "password": ...}})
+  lotline sql --endpoint {endpoint}{auth}
+  Python:  adbc_driver_flightsql.dbapi.connect("{endpoint}", db_kwargs={{"username": "admin", "password": ...}})
 
 Try:
   SELECT tag, count(*) AS n, avg(value) AS mean FROM samples WHERE tag LIKE 'line1.oven.%' GROUP BY tag ORDER BY tag;

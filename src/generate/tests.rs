@@ -37,6 +37,7 @@ fn args(out: &Path, format: FileFormat, seed: u64) -> GenerateArgs {
             user: String::new(),
             password: None,
             no_auth: true,
+            tls_ca: None,
         },
         json: false,
     }

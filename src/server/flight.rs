@@ -1,8 +1,8 @@
 //! The Arrow Flight SQL service: handshake, statements, INSERT, bulk ingest,
-//! catalog browsing and the `lotline.flush` action.
+//! catalog browsing and the custom actions ([`super::actions`]).
 //!
 //! Every call but the handshake needs a valid bearer token (unless the server
-//! runs `--without-auth`). Statement tickets carry the SQL text itself, so any
+//! runs `--without-auth`); writes also need a role that may write. Statement tickets carry the SQL text itself, so any
 //! replica of the server can answer them and nothing is kept per statement.
 
 use std::pin::Pin;
@@ -23,6 +23,7 @@ use arrow_flight::{
     Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
     HandshakeResponse, Ticket,
 };
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
@@ -33,13 +34,14 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use super::auth::{Auth, Principal};
+use super::actions::{self, auth_status};
+use super::auth::{Auth, Permission, Principal};
 use super::metadata;
 use super::metrics::Metrics;
 use crate::ingest::{Engine, IngestError, request_bytes};
 use crate::{model, query};
 
-pub const FLUSH_ACTION: &str = "lotline.flush";
+pub use super::actions::FLUSH_ACTION;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -85,31 +87,61 @@ impl LotlineFlightSql {
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         let Some(auth) = &self.auth else {
-            return Ok(Principal {
-                user: "anonymous".into(),
-                role: "admin".into(),
-            });
+            return Ok(Principal::anonymous());
         };
         let header = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        auth.check_bearer(header)
-            .map_err(|e| Status::unauthenticated(e.to_string()))
+        auth.check_bearer(header).map_err(auth_status)
     }
 
-    /// Plans `sql` in a fresh session. DDL and session statements are refused:
-    /// tables are defined by lotline, not by clients.
-    async fn plan(&self, sql: &str) -> Result<DataFrame, Status> {
+    /// Refuses what `principal`'s role may not do, and counts the refusal.
+    fn require(&self, principal: &Principal, permission: Permission<'_>) -> Result<(), Status> {
+        principal.require(permission).map_err(|e| {
+            warn!("{e}");
+            self.metrics.rejected("flight_sql", "permission_denied");
+            auth_status(e)
+        })
+    }
+
+    /// Plans `sql` in a fresh session for `principal`. DDL and session
+    /// statements are refused: tables are defined by lotline, not by clients.
+    /// DML needs a role that may write; checked here, where every statement
+    /// (query, update, prepared) is planned.
+    async fn plan(&self, sql: &str, principal: &Principal) -> Result<DataFrame, Status> {
         let ctx = query::session_with(&self.engine, &self.query_options);
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_statements(false);
-        ctx.sql_with_options(sql, options)
+        let frame = ctx
+            .sql_with_options(sql, options)
             .await
             .map_err(df_status)
             // Metrics hook: statements that fail to plan, counted once here.
-            .inspect_err(|status| self.metrics.query_failed(status))
+            .inspect_err(|status| self.metrics.query_failed(status))?;
+        // Walk the whole plan: `EXPLAIN ANALYZE INSERT ...` runs its insert too.
+        let mut writes = Vec::new();
+        let mut copies = false;
+        let _ = frame.logical_plan().apply_with_subqueries(|node| {
+            match node {
+                LogicalPlan::Dml(dml) => writes.push(dml.table_name.table().to_string()),
+                LogicalPlan::Copy(_) => copies = true,
+                _ => {}
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if copies {
+            self.metrics.rejected("flight_sql", "permission_denied");
+            return Err(Status::permission_denied(
+                "COPY ... TO writes files on the server's disk, which lotline allows no one; \
+                 fetch the query's result with the client instead",
+            ));
+        }
+        for table in &writes {
+            self.require(principal, Permission::Write { table })?;
+        }
+        Ok(frame)
     }
 }
 
@@ -249,8 +281,8 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
-        let frame = self.plan(&query.query).await?;
+        let principal = self.authorize(&request)?;
+        let frame = self.plan(&query.query, &principal).await?;
         let schema = frame.schema().as_arrow().clone();
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
@@ -267,13 +299,13 @@ impl FlightSqlService for LotlineFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        let principal = self.authorize(&request)?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
         // Metrics hook: count the query and its execution failures; `timer`
         // records the duration when the result stream ends (it lives in it).
         let timer = self.metrics.query_started();
-        let frame = self.plan(&sql).await?;
+        let frame = self.plan(&sql, &principal).await?;
         let target = dml_target(&frame);
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let stream = frame.execute_stream().await.map_err(|e| {
@@ -302,8 +334,8 @@ impl FlightSqlService for LotlineFlightSql {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.authorize(&request)?;
-        let frame = self.plan(&command.query).await?;
+        let principal = self.authorize(&request)?;
+        let frame = self.plan(&command.query, &principal).await?;
         let target = dml_target(&frame);
         let batches = frame.collect().await.map_err(df_status)?;
         // DML returns one row with the affected count; other statements return rows, not a count.
@@ -333,6 +365,7 @@ impl FlightSqlService for LotlineFlightSql {
                     .join(", ")
             ))
         })?;
+        self.require(&principal, Permission::Write { table: def.name })?;
         if command.temporary {
             return Err(Status::invalid_argument(
                 "temporary tables are not supported",
@@ -497,11 +530,7 @@ impl FlightSqlService for LotlineFlightSql {
     }
 
     async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
-        Some(vec![Ok(ActionType {
-            r#type: FLUSH_ACTION.into(),
-            description: "Flush every write buffer to Parquet segments now; returns a JSON report"
-                .into(),
-        })])
+        Some(actions::action_types().into_iter().map(Ok).collect())
     }
 
     async fn do_action_fallback(
@@ -509,20 +538,19 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let principal = self.authorize(&request)?;
-        match request.get_ref().r#type.as_str() {
-            FLUSH_ACTION => {
-                let report = self.engine.flush().await.map_err(ingest_status)?;
-                info!("flush requested by {}: {report:?}", principal.user);
-                let body = serde_json::to_vec(&report).expect("report serializes");
-                let result = arrow_flight::Result { body: body.into() };
-                Ok(Response::new(Box::pin(futures::stream::once(async {
-                    Ok(result)
-                }))))
-            }
-            other => Err(Status::invalid_argument(format!(
-                "unknown action '{other}' (supported: {FLUSH_ACTION})"
-            ))),
-        }
+        let action = request.into_inner();
+        let body = actions::run(&self.engine, self.auth.as_ref(), principal, action)
+            .await
+            .inspect_err(|status| {
+                if status.code() == tonic::Code::PermissionDenied {
+                    warn!("{}", status.message());
+                    self.metrics.rejected("flight_sql", "permission_denied");
+                }
+            })?;
+        let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(result)
+        }))))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -8,7 +8,8 @@
 //!   `Content-Encoding: gzip`, into `samples` as [`crate::connect::line_samples`]
 //!   maps it. Authorization `Token <t>` or `Bearer <t>`, where `<t>` is a
 //!   bearer token from a Flight SQL handshake or `user:password` (Telegraf
-//!   cannot do a handshake). One request is one durable write, accepted whole
+//!   cannot do a handshake); the user needs role `writer` or `admin` (403
+//!   otherwise). One request is one durable write, accepted whole
 //!   (204) or rejected whole with InfluxDB's error shape
 //!   `{"code": "invalid", "message": "line 3, column 5: ..."}`.
 
@@ -28,7 +29,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::warn;
 
-use super::auth::{Auth, Principal};
+use super::auth::{Auth, Permission, Principal};
 use super::metrics::{self, Metrics};
 use crate::connect::line_protocol::{self, Precision};
 use crate::connect::line_samples;
@@ -53,6 +54,8 @@ pub enum WriteError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Invalid(String),
     #[error(
         "request body exceeds the limit of {limit} bytes (max_request_bytes), compressed or not; send fewer lines per request"
@@ -70,6 +73,7 @@ impl WriteError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             Self::TooLarge { .. } | Self::Ingest(IngestError::TooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request too large")
@@ -86,6 +90,7 @@ impl WriteError {
     fn count(&self, metrics: &Metrics) {
         match self {
             Self::Unauthorized(_) => metrics.rejected(INTERFACE, "unauthenticated"),
+            Self::Forbidden(_) => metrics.rejected(INTERFACE, "permission_denied"),
             Self::Invalid(_) => metrics.rejected(INTERFACE, "invalid"),
             Self::TooLarge { .. } => metrics.rejected(INTERFACE, "too_large"),
             Self::Encoding(_) => metrics.rejected(INTERFACE, "unsupported_encoding"),
@@ -112,11 +117,16 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// `listener` is plain TCP or [`super::tls::TlsListener`].
+pub async fn serve<L>(
+    listener: L,
     state: Arc<HttpState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -177,6 +187,15 @@ async fn write_request(
     body: Body,
 ) -> Result<(), WriteError> {
     let principal = authenticate(state.auth.as_ref(), headers).await?;
+    let samples = model::samples();
+    principal
+        .require(Permission::Write {
+            table: samples.name,
+        })
+        .map_err(|e| {
+            warn!("refused line protocol write: {e}");
+            WriteError::Forbidden(e.to_string())
+        })?;
     let precision = match params.precision.as_deref() {
         None => Precision::Ns,
         Some(p) => Precision::from_param(p).ok_or_else(|| {
@@ -213,7 +232,6 @@ async fn write_request(
     })
     .await
     .map_err(|e| WriteError::Internal(e.to_string()))??;
-    let samples = model::samples();
     let result = state.engine.write(samples, vec![batch]).await;
     state.metrics.record_write(INTERFACE, samples.name, &result);
     result.map(|_| ()).map_err(|e| {
@@ -228,10 +246,7 @@ async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<Principal, WriteError> {
     let Some(auth) = auth else {
-        return Ok(Principal {
-            user: "anonymous".into(),
-            role: "admin".into(),
-        });
+        return Ok(Principal::anonymous());
     };
     let credential = headers
         .get(header::AUTHORIZATION)

@@ -1,12 +1,14 @@
 //! The network side: `lotline serve` opens the engine, optionally writes the
 //! demo plant, and serves Flight SQL and HTTP (health, metrics, line
-//! protocol) until SIGINT/SIGTERM, then flushes.
+//! protocol), both over TLS if configured, until SIGINT/SIGTERM, then flushes.
 
+pub mod actions;
 pub mod auth;
 pub mod flight;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,12 +31,15 @@ pub enum ServeError {
     Listen { addr: String, reason: String },
     #[error("Flight SQL transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Runs a server until it is asked to stop.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let addr = resolve(&config.listen).await?;
     let http_addr = resolve(&config.http_listen).await?;
+    let tls = config.tls.as_ref().map(tls::load).transpose()?;
     let engine = Engine::open(config.engine.clone())?;
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.observe_engine(&engine);
@@ -83,12 +88,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(message_limit)
         .max_encoding_message_size(usize::MAX);
+    let (grpc_scheme, http_scheme) = match tls {
+        Some(_) => ("grpc+tls", "https"),
+        None => ("grpc", "http"),
+    };
     println!(
-        "lotline listening on {bound} (Flight SQL: grpc://{bound}), data in {}",
+        "lotline listening on {bound} (Flight SQL: {grpc_scheme}://{bound}), data in {}",
         engine.data_dir().display()
     );
     println!(
-        "HTTP on http://{http_bound} (/health, /metrics, InfluxDB line protocol /api/v2/write)"
+        "HTTP on {http_scheme}://{http_bound} (/health, /metrics, InfluxDB line protocol /api/v2/write)"
     );
     // One stop signal for both listeners.
     let (stop, stop_rx) = tokio::sync::watch::channel(());
@@ -96,16 +105,24 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         shutdown_signal().await;
         let _ = stop.send(());
     });
-    let http = tokio::spawn(http::serve(
-        http_listener,
-        http_state,
-        stopped(stop_rx.clone()),
-    ));
+    let http_stop = stopped(stop_rx.clone());
+    let mut grpc = tonic::transport::Server::builder();
+    let http = match tls {
+        Some(tls) => {
+            grpc = grpc.tls_config(tls.grpc)?;
+            let listener =
+                tls::TlsListener::new(http_listener, tls.http).map_err(|e| ServeError::Listen {
+                    addr: http_bound.to_string(),
+                    reason: e.to_string(),
+                })?;
+            tokio::spawn(http::serve(listener, http_state, http_stop))
+        }
+        None => tokio::spawn(http::serve(http_listener, http_state, http_stop)),
+    };
     if config.demo {
-        crate::demo::print_welcome(&bound, config.without_auth);
+        crate::demo::print_welcome(&format!("{grpc_scheme}://{bound}"), config.without_auth);
     }
-    tonic::transport::Server::builder()
-        .add_service(flight)
+    grpc.add_service(flight)
         .serve_with_incoming_shutdown(tokio_stream_from(listener), stopped(stop_rx))
         .await?;
     match tokio::time::timeout(Duration::from_secs(30), http).await {

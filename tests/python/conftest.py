@@ -40,7 +40,10 @@ class ServerFactory:
         self.base = base
         self.servers: list[LotlineServer] = []
 
-    def __call__(self, *args: str, password: str = DEFAULT_PASSWORD, start: bool = True, name: str = "") -> LotlineServer:
+    def __call__(
+        self, *args: str, password: str = DEFAULT_PASSWORD, start: bool = True, name: str = "", **options
+    ) -> LotlineServer:
+        """`options` go to LotlineServer (e.g. `tls=(cert, key)`)."""
         name = name or f"data{len(self.servers)}"
         server = LotlineServer(
             self.binary,
@@ -48,6 +51,7 @@ class ServerFactory:
             log_path=self.base / f"{name}.log",
             args=args,
             password=password,
+            **options,
         )
         self.servers.append(server)
         if start:

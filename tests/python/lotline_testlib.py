@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -209,15 +210,17 @@ def error_text(exc: BaseException) -> str:
 
 
 class Client:
-    """An ADBC Flight SQL connection with small conveniences."""
+    """An ADBC Flight SQL connection with small conveniences.
 
-    def __init__(self, uri: str, password: str, user: str = ADMIN_USER):
+    `tls_ca`: a PEM file the driver trusts for a grpc+tls:// `uri`.
+    """
+
+    def __init__(self, uri: str, password: str, user: str = ADMIN_USER, tls_ca: Optional[Path] = None):
         self.uri = uri
-        self.conn = flight_sql.connect(
-            uri,
-            db_kwargs={"username": user, "password": password},
-            autocommit=True,
-        )
+        db_kwargs = {"username": user, "password": password}
+        if tls_ca is not None:
+            db_kwargs["adbc.flight.sql.client_option.tls_root_certs"] = Path(tls_ca).read_text()
+        self.conn = flight_sql.connect(uri, db_kwargs=db_kwargs, autocommit=True)
 
     def query(self, sql: str) -> pa.Table:
         with self.conn.cursor() as cur:
@@ -250,12 +253,17 @@ class Client:
             pass
 
 
-def flight_client(port: int) -> flight.FlightClient:
-    return flight.FlightClient(f"grpc://127.0.0.1:{port}")
+def flight_client(port: int, tls_ca: Optional[Path] = None) -> flight.FlightClient:
+    """A raw Flight client; over TLS trusting `tls_ca` if one is given."""
+    if tls_ca is None:
+        return flight.FlightClient(f"grpc://127.0.0.1:{port}")
+    return flight.FlightClient(f"grpc+tls://127.0.0.1:{port}", tls_root_certs=Path(tls_ca).read_bytes())
 
 
-def bearer_options(client: flight.FlightClient, password: str, timeout: float = 120.0) -> flight.FlightCallOptions:
-    token = client.authenticate_basic_token(ADMIN_USER, password, flight.FlightCallOptions(timeout=10))
+def bearer_options(
+    client: flight.FlightClient, password: str, timeout: float = 120.0, user: str = ADMIN_USER
+) -> flight.FlightCallOptions:
+    token = client.authenticate_basic_token(user, password, flight.FlightCallOptions(timeout=10))
     return flight.FlightCallOptions(headers=[token], timeout=timeout)
 
 
@@ -303,14 +311,69 @@ class HttpReply:
         return f"HTTP {self.status}: {self.body[:500]!r}"
 
 
-def http_request(url: str, method: str = "GET", body: Optional[bytes] = None, headers: Optional[dict] = None, timeout: float = 60.0) -> HttpReply:
-    """One HTTP request with the standard library; error statuses are returned, not raised."""
+def http_request(
+    url: str,
+    method: str = "GET",
+    body: Optional[bytes] = None,
+    headers: Optional[dict] = None,
+    timeout: float = 60.0,
+    tls_ca: Optional[Path] = None,
+) -> HttpReply:
+    """One HTTP request with the standard library; error statuses are returned, not raised.
+
+    `tls_ca`: the PEM file to trust for an https:// `url`."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    context = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca is not None else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return HttpReply(resp.status, resp.headers, resp.read())
     except urllib.error.HTTPError as err:
         return HttpReply(err.code, err.headers, err.read())
+
+
+def self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A fresh EC key and self-signed server certificate for `host` (and
+    localhost), as PEM files cert.pem and key.pem in `directory`.
+
+    Not a CA (basicConstraints CA:FALSE): rustls refuses a CA certificate as
+    a server's own, so a client trusts it as an anchor and a leaf at once."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lotline test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 # ---------------------------------------------------------------------------
@@ -327,7 +390,11 @@ class _AddressInUse(RuntimeError):
 
 
 class LotlineServer:
-    """One `lotline serve` process on a data directory; restartable."""
+    """One `lotline serve` process on a data directory; restartable.
+
+    `tls`: (certificate, key) PEM files to serve both listeners over TLS
+    with; the certificate must be self-signed, as clients here trust it as
+    their CA (`tls_ca`)."""
 
     def __init__(
         self,
@@ -336,11 +403,17 @@ class LotlineServer:
         log_path: Path,
         args: Iterable[str] = (),
         password: Optional[str] = DEFAULT_PASSWORD,
+        tls: Optional[tuple[Path, Path]] = None,
     ):
         self.binary = Path(binary)
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.args = [str(a) for a in args]
+        self.tls_ca: Optional[Path] = None
+        if tls is not None:
+            cert, key = tls
+            self.args += ["--tls-cert", str(cert), "--tls-key", str(key)]
+            self.tls_ca = Path(cert)
         self.password = password
         self.port: Optional[int] = None
         self.http_port: Optional[int] = None  # --http-listen (health, metrics, line protocol)
@@ -355,11 +428,21 @@ class LotlineServer:
 
     @property
     def uri(self) -> str:
-        return f"grpc://127.0.0.1:{self.port}"
+        scheme = "grpc+tls" if self.tls_ca else "grpc"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.tls_ca else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
+
+    def flight_client(self) -> flight.FlightClient:
+        """A raw Flight client for this server (TLS if it serves TLS)."""
+        return flight_client(self.port, self.tls_ca)
+
+    def http(self, path: str, method: str = "GET", body: Optional[bytes] = None, headers: Optional[dict] = None) -> HttpReply:
+        """A request to this server's HTTP listener (https if it serves TLS)."""
+        return http_request(f"{self.http_url}{path}", method, body, headers, tls_ca=self.tls_ca)
 
     # -- logs --------------------------------------------------------------
 
@@ -485,7 +568,7 @@ class LotlineServer:
             return
         while True:
             self._check_alive()
-            client = flight_client(self.port)
+            client = self.flight_client()
             try:
                 client.authenticate_basic_token(
                     ADMIN_USER, self.password, flight.FlightCallOptions(timeout=5)
@@ -557,10 +640,44 @@ class LotlineServer:
 
     # -- talking to it -----------------------------------------------------
 
-    def connect(self, password: Optional[str] = None) -> Client:
-        c = Client(self.uri, self.password if password is None else password)
+    def connect(self, password: Optional[str] = None, user: str = ADMIN_USER) -> Client:
+        c = Client(self.uri, self.password if password is None else password, user=user, tls_ca=self.tls_ca)
         self._clients.append(c)
         return c
+
+    def cli(
+        self,
+        *args: str,
+        user: str = ADMIN_USER,
+        password: Optional[str] = None,
+        input: Optional[str] = None,
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess:
+        """Runs `lotline <args>` against this server as `user` (the admin by
+        default); `input` is its standard input. Returns the finished process
+        (text output), whatever its exit code."""
+        cmd = [
+            str(self.binary),
+            *args,
+            "--endpoint",
+            self.uri,
+            "--user",
+            user,
+            "--password",
+            self.password if password is None else password,
+        ]
+        if self.tls_ca:
+            cmd += ["--tls-ca", str(self.tls_ca)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")}
+        return subprocess.run(
+            cmd,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
 
     @property
     def client(self) -> Client:
@@ -574,7 +691,7 @@ class LotlineServer:
 
     def flush(self) -> dict:
         """Run the `lotline.flush` action; returns its JSON body."""
-        client = flight_client(self.port)
+        client = self.flight_client()
         try:
             opts = bearer_options(client, self.password)
             results = list(client.do_action(flight.Action("lotline.flush", b""), opts))

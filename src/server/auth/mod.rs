@@ -1,0 +1,294 @@
+//! Users, roles and bearer tokens. Users live in `<data-dir>/users.json`
+//! ([`store`]: argon2id hashes and a role each); a successful basic-auth
+//! login returns a random bearer token ([`tokens`]) that every other call
+//! carries until it expires; [`roles`] decides what each role may do.
+//!
+//! User management goes through [`Auth`] methods that take the caller and
+//! check it themselves, so no interface can forget the check.
+
+mod roles;
+mod store;
+mod tokens;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+pub use roles::{Permission, Principal, Role};
+use store::User;
+pub use store::{BOOTSTRAP_ADMIN, USERS_FILE, hash_password};
+use tokens::{Tokens, random_token};
+
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+/// Shortest password `lotline user add` and `passwd` accept.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid user name or password")]
+    BadCredentials,
+    #[error("missing or malformed authorization header; expected {0}")]
+    Malformed(&'static str),
+    #[error("invalid or expired token; authenticate with a handshake first")]
+    BadToken,
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("user '{0}' already exists")]
+    UserExists(String),
+    #[error("no user '{0}'")]
+    NoSuchUser(String),
+    #[error("user '{0}' is the last admin; add another admin before removing it")]
+    LastAdmin(String),
+    #[error("user store {path}: {reason}")]
+    Store { path: PathBuf, reason: String },
+}
+
+/// A user as `lotline user list` shows it: no hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub role: Role,
+}
+
+pub struct Auth {
+    path: PathBuf,
+    /// Held while a change is made and saved, so changes apply in order.
+    users: Mutex<BTreeMap<String, User>>,
+    tokens: Tokens,
+}
+
+/// What first start did about the admin password.
+pub enum AdminBootstrap {
+    Existing,
+    FromEnv,
+    /// Generated; the caller prints it once. Also written to this file.
+    Generated {
+        password: String,
+        file: PathBuf,
+    },
+}
+
+/// User names go into `user:password` credentials and log lines: keep them plain.
+fn check_name(name: &str) -> Result<(), AuthError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid(format!(
+            "user name '{name}' must be 1 to 64 characters of A-Z a-z 0-9 . _ - @"
+        )))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), AuthError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AuthError::Invalid(format!(
+            "password must be at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Auth {
+    /// Loads the user store, creating user `admin` on first start with
+    /// `admin_password` or a generated password.
+    pub fn open(
+        data_dir: &Path,
+        admin_password: Option<&str>,
+        token_ttl: Duration,
+    ) -> Result<(Self, AdminBootstrap), AuthError> {
+        let path = data_dir.join(USERS_FILE);
+        let (users, bootstrap) = match store::load(&path)? {
+            Some(users) => (users, AdminBootstrap::Existing),
+            None => {
+                let (password, bootstrap) = match admin_password {
+                    Some(p) if !p.is_empty() => (p.to_string(), AdminBootstrap::FromEnv),
+                    _ => {
+                        let password = random_token(18);
+                        let file = data_dir.join(ADMIN_PASSWORD_FILE);
+                        store::write_private(&file, format!("{password}\n").as_bytes())?;
+                        (
+                            password.clone(),
+                            AdminBootstrap::Generated { password, file },
+                        )
+                    }
+                };
+                let admin = User {
+                    password_hash: hash_password(&password),
+                    role: Role::Admin,
+                };
+                let users = BTreeMap::from([(BOOTSTRAP_ADMIN.to_string(), admin)]);
+                store::save(&path, &users)?;
+                (users, bootstrap)
+            }
+        };
+        let auth = Self {
+            path,
+            users: Mutex::new(users),
+            tokens: Tokens::new(token_ttl),
+        };
+        Ok((auth, bootstrap))
+    }
+
+    /// Checks an `Authorization: Basic ...` header and issues a token.
+    pub fn login_basic(&self, header: Option<&str>) -> Result<(String, Principal), AuthError> {
+        let encoded = header
+            .and_then(|h| h.strip_prefix("Basic "))
+            .ok_or(AuthError::Malformed("Basic <base64 user:password>"))?;
+        // Some clients (the Go ADBC driver) send unpadded base64.
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = lenient
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(AuthError::Malformed("Basic <base64 user:password>"))?;
+        let (user, password) = decoded
+            .split_once(':')
+            .ok_or(AuthError::Malformed("Basic <base64 user:password>"))?;
+        let principal = self.verify(user, password)?;
+        Ok((self.tokens.issue(&principal.user), principal))
+    }
+
+    fn user(&self, name: &str) -> Option<User> {
+        self.users.lock().expect("users lock").get(name).cloned()
+    }
+
+    /// Checks a user name and password without issuing a token (HTTP writers
+    /// such as Telegraf send them with every request). argon2 is slow on
+    /// purpose: call it off the async workers.
+    pub fn verify(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
+        // Clone the record so the slow check runs without the lock.
+        let record = self.user(user).ok_or(AuthError::BadCredentials)?;
+        if !store::password_matches(&record.password_hash, password) {
+            return Err(AuthError::BadCredentials);
+        }
+        Ok(Principal {
+            user: user.to_string(),
+            role: record.role,
+        })
+    }
+
+    /// Checks an `Authorization: Bearer ...` header. The role is the user's
+    /// current one; a removed user's token fails.
+    pub fn check_bearer(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let token = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(AuthError::Malformed("Bearer <token>"))?;
+        let user = self
+            .tokens
+            .user_of(token.trim())
+            .ok_or(AuthError::BadToken)?;
+        let record = self.user(&user).ok_or(AuthError::BadToken)?;
+        Ok(Principal {
+            user,
+            role: record.role,
+        })
+    }
+
+    /// Applies `change` to a copy of the users and saves it; the live set is
+    /// replaced only once the file is safely written.
+    fn change(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, User>) -> Result<(), AuthError>,
+    ) -> Result<(), AuthError> {
+        let mut users = self.users.lock().expect("users lock");
+        let mut next = users.clone();
+        change(&mut next)?;
+        store::save(&self.path, &next)?;
+        *users = next;
+        Ok(())
+    }
+
+    pub fn list_users(&self, caller: &Principal) -> Result<Vec<UserInfo>, AuthError> {
+        caller.require(Permission::ManageUsers)?;
+        let users = self.users.lock().expect("users lock");
+        Ok(users
+            .iter()
+            .map(|(name, u)| UserInfo {
+                name: name.clone(),
+                role: u.role,
+            })
+            .collect())
+    }
+
+    /// Adds a user. Hashes the password (slow): call off the async workers.
+    pub fn add_user(
+        &self,
+        caller: &Principal,
+        name: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<(), AuthError> {
+        caller.require(Permission::ManageUsers)?;
+        check_name(name)?;
+        check_password(password)?;
+        let user = User {
+            password_hash: hash_password(password),
+            role,
+        };
+        self.change(|users| {
+            if users.contains_key(name) {
+                return Err(AuthError::UserExists(name.to_string()));
+            }
+            users.insert(name.to_string(), user);
+            Ok(())
+        })
+    }
+
+    /// Removes a user and ends its tokens; the last admin stays.
+    pub fn remove_user(&self, caller: &Principal, name: &str) -> Result<(), AuthError> {
+        caller.require(Permission::ManageUsers)?;
+        self.change(|users| {
+            let removed = users
+                .remove(name)
+                .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;
+            if removed.role == Role::Admin && !users.values().any(|u| u.role == Role::Admin) {
+                return Err(AuthError::LastAdmin(name.to_string()));
+            }
+            Ok(())
+        })?;
+        self.tokens.revoke_user(name);
+        Ok(())
+    }
+
+    /// Sets a password (one's own, or anyone's as admin) and ends the user's
+    /// tokens, so whoever knew the old password is logged out. Slow: call off
+    /// the async workers.
+    pub fn set_password(
+        &self,
+        caller: &Principal,
+        name: &str,
+        password: &str,
+    ) -> Result<(), AuthError> {
+        caller.require(Permission::SetPassword { user: name })?;
+        check_password(password)?;
+        let hash = hash_password(password);
+        self.change(|users| {
+            let user = users
+                .get_mut(name)
+                .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;
+            user.password_hash = hash;
+            Ok(())
+        })?;
+        self.tokens.revoke_user(name);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

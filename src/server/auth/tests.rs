@@ -1,0 +1,199 @@
+//! Logins, tokens, user management and its persistence, through [`Auth`].
+
+use super::*;
+
+const TTL: Duration = Duration::from_secs(60);
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn admin() -> Principal {
+    Principal {
+        user: BOOTSTRAP_ADMIN.into(),
+        role: Role::Admin,
+    }
+}
+
+/// A fresh store whose admin password is `s3cret-admin`; keep the directory alive.
+fn opened() -> (tempfile::TempDir, Auth) {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, _) = Auth::open(dir.path(), Some("s3cret-admin"), TTL).unwrap();
+    (dir, auth)
+}
+
+#[test]
+fn login_and_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, boot) = Auth::open(dir.path(), Some("s3cret"), TTL).unwrap();
+    assert!(matches!(boot, AdminBootstrap::FromEnv));
+    let (token, p) = auth.login_basic(Some(&basic("admin", "s3cret"))).unwrap();
+    assert_eq!(p.role, Role::Admin);
+    assert_eq!(auth.check_bearer(Some(&bearer(&token))).unwrap(), p);
+    assert!(matches!(
+        auth.check_bearer(Some("Bearer nope")),
+        Err(AuthError::BadToken)
+    ));
+    assert!(matches!(
+        auth.login_basic(Some(&basic("admin", "nope"))),
+        Err(AuthError::BadCredentials)
+    ));
+    let stored = std::fs::read_to_string(dir.path().join(USERS_FILE)).unwrap();
+    assert!(!stored.contains("s3cret") && stored.contains("argon2"));
+    // A second open keeps the stored password, whatever the environment says.
+    let (again, boot) = Auth::open(dir.path(), Some("other"), TTL).unwrap();
+    assert!(matches!(boot, AdminBootstrap::Existing));
+    assert!(again.login_basic(Some(&basic("admin", "s3cret"))).is_ok());
+}
+
+#[test]
+fn tokens_expire_after_the_configured_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, _) = Auth::open(dir.path(), Some("s3cret"), Duration::from_millis(300)).unwrap();
+    let (token, _) = auth.login_basic(Some(&basic("admin", "s3cret"))).unwrap();
+    assert!(auth.check_bearer(Some(&bearer(&token))).is_ok());
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(matches!(
+        auth.check_bearer(Some(&bearer(&token))),
+        Err(AuthError::BadToken)
+    ));
+}
+
+#[test]
+fn generated_password_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, boot) = Auth::open(dir.path(), None, TTL).unwrap();
+    let AdminBootstrap::Generated { file, password } = boot else {
+        panic!("expected a generated password")
+    };
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn users_persist_with_roles_across_restarts() {
+    let (dir, auth) = opened();
+    auth.add_user(&admin(), "rita", "reader-pass", Role::Reader)
+        .unwrap();
+    auth.add_user(&admin(), "wim", "writer-pass", Role::Writer)
+        .unwrap();
+    assert!(matches!(
+        auth.add_user(&admin(), "wim", "another-pass", Role::Admin),
+        Err(AuthError::UserExists(_))
+    ));
+    let (reopened, _) = Auth::open(dir.path(), None, TTL).unwrap();
+    let listed = reopened.list_users(&admin()).unwrap();
+    let roles: Vec<_> = listed.iter().map(|u| (u.name.as_str(), u.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            ("admin", Role::Admin),
+            ("rita", Role::Reader),
+            ("wim", Role::Writer)
+        ]
+    );
+    let (_, rita) = reopened
+        .login_basic(Some(&basic("rita", "reader-pass")))
+        .unwrap();
+    assert_eq!(rita.role, Role::Reader);
+}
+
+#[test]
+fn only_admins_manage_users_and_anyone_sets_their_own_password() {
+    let (_dir, auth) = opened();
+    auth.add_user(&admin(), "wim", "writer-pass", Role::Writer)
+        .unwrap();
+    let wim = auth.verify("wim", "writer-pass").unwrap();
+    for refused in [
+        auth.add_user(&wim, "eve", "whatever-pass", Role::Admin),
+        auth.remove_user(&wim, "admin"),
+        auth.list_users(&wim).map(|_| ()),
+        auth.set_password(&wim, "admin", "taken-over"),
+    ] {
+        assert!(
+            matches!(refused, Err(AuthError::PermissionDenied(_))),
+            "{refused:?}"
+        );
+    }
+    assert!(matches!(
+        auth.verify("eve", "whatever-pass"),
+        Err(AuthError::BadCredentials)
+    ));
+    assert!(auth.verify("admin", "s3cret-admin").is_ok());
+    // Their own password, with the old tokens ended.
+    let (token, _) = auth
+        .login_basic(Some(&basic("wim", "writer-pass")))
+        .unwrap();
+    auth.set_password(&wim, "wim", "new-writer-pass").unwrap();
+    assert!(auth.check_bearer(Some(&bearer(&token))).is_err());
+    assert!(auth.verify("wim", "writer-pass").is_err());
+    assert!(auth.verify("wim", "new-writer-pass").is_ok());
+    assert!(matches!(
+        auth.set_password(&wim, "wim", "short"),
+        Err(AuthError::Invalid(_))
+    ));
+}
+
+#[test]
+fn removal_ends_tokens_and_spares_the_last_admin() {
+    let (dir, auth) = opened();
+    auth.add_user(&admin(), "rita", "reader-pass", Role::Reader)
+        .unwrap();
+    let (token, _) = auth
+        .login_basic(Some(&basic("rita", "reader-pass")))
+        .unwrap();
+    auth.remove_user(&admin(), "rita").unwrap();
+    assert!(matches!(
+        auth.check_bearer(Some(&bearer(&token))),
+        Err(AuthError::BadToken)
+    ));
+    assert!(auth.verify("rita", "reader-pass").is_err());
+    assert!(matches!(
+        auth.remove_user(&admin(), "rita"),
+        Err(AuthError::NoSuchUser(_))
+    ));
+    let err = auth.remove_user(&admin(), "admin").unwrap_err();
+    assert!(matches!(err, AuthError::LastAdmin(_)), "{err}");
+    // The refused removal changed nothing, in memory or on disk.
+    let (reopened, _) = Auth::open(dir.path(), None, TTL).unwrap();
+    assert!(reopened.verify("admin", "s3cret-admin").is_ok());
+    // With a second admin the first can go.
+    auth.add_user(&admin(), "ada", "admin-pass-2", Role::Admin)
+        .unwrap();
+    auth.remove_user(&admin(), "admin").unwrap();
+    let (reopened, _) = Auth::open(dir.path(), None, TTL).unwrap();
+    assert!(reopened.verify("admin", "s3cret-admin").is_err());
+    assert_eq!(
+        reopened.verify("ada", "admin-pass-2").unwrap().role,
+        Role::Admin
+    );
+}
+
+#[test]
+fn names_and_passwords_are_checked() {
+    let (_dir, auth) = opened();
+    for name in ["", "a:b", "with space", &"x".repeat(65)] {
+        assert!(
+            matches!(
+                auth.add_user(&admin(), name, "long-enough", Role::Reader),
+                Err(AuthError::Invalid(_))
+            ),
+            "{name:?}"
+        );
+    }
+    assert!(matches!(
+        auth.add_user(&admin(), "ok", "short", Role::Reader),
+        Err(AuthError::Invalid(_))
+    ));
+}
