@@ -1,9 +1,11 @@
 //! The network side: `lotline serve` opens the engine, optionally writes the
-//! demo plant, and serves Flight SQL and HTTP (health, metrics, line
-//! protocol) until SIGINT/SIGTERM, then flushes.
+//! demo plant, and serves Flight SQL with the `lotline.v1` gRPC services on
+//! one port, and HTTP (health, metrics, line protocol) on another, until
+//! SIGINT/SIGTERM, then flushes.
 
 pub mod auth;
 pub mod flight;
+pub mod grpc;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
@@ -27,7 +29,7 @@ pub enum ServeError {
     Auth(#[from] AuthError),
     #[error("listen address '{addr}': {reason}")]
     Listen { addr: String, reason: String },
-    #[error("Flight SQL transport: {0}")]
+    #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
 
@@ -76,15 +78,18 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         metrics: metrics.clone(),
         started: Instant::now(),
     });
+    // A single Flight or gRPC message may carry up to one whole request.
+    let message_limit = config.engine.max_request_bytes.saturating_add(1 << 20);
+    let (grpc_ingest, grpc_admin) =
+        grpc::GrpcServices::new(engine.clone(), auth.clone(), metrics.clone())
+            .into_servers(message_limit);
     let service = flight::LotlineFlightSql::new(engine.clone(), auth, metrics)
         .with_query_options(config.query);
-    // A single Flight message may carry up to one whole request.
-    let message_limit = config.engine.max_request_bytes.saturating_add(1 << 20);
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(message_limit)
         .max_encoding_message_size(usize::MAX);
     println!(
-        "lotline listening on {bound} (Flight SQL: grpc://{bound}), data in {}",
+        "lotline listening on {bound} (Flight SQL and gRPC lotline.v1: grpc://{bound}), data in {}",
         engine.data_dir().display()
     );
     println!(
@@ -106,6 +111,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     }
     tonic::transport::Server::builder()
         .add_service(flight)
+        .add_service(grpc_ingest)
+        .add_service(grpc_admin)
         .serve_with_incoming_shutdown(tokio_stream_from(listener), stopped(stop_rx))
         .await?;
     match tokio::time::timeout(Duration::from_secs(30), http).await {
