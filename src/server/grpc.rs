@@ -123,7 +123,11 @@ impl GrpcServices {
         if rows == 0 {
             return Outcome::Written(0);
         }
-        let batch = to_samples(&request);
+        // Building columns of many samples is CPU work: off the async workers.
+        let batch = match tokio::task::spawn_blocking(move || to_samples(&request)).await {
+            Ok(batch) => batch,
+            Err(e) => return Outcome::Failed(IngestError::Internal(e.to_string())),
+        };
         let samples = model::samples();
         let result = self.engine.write(samples, vec![batch]).await;
         self.metrics.record_write(INTERFACE, samples.name, &result);
