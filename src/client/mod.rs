@@ -179,6 +179,28 @@ pub(crate) fn error_chain(err: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
+/// A gRPC channel to the server's endpoint (Flight SQL and `lotline.v1`
+/// share it), without logging in.
+pub async fn channel(args: &ConnectArgs) -> Result<Channel, ClientError> {
+    let url = if args.endpoint.contains("://") {
+        args.endpoint.clone()
+    } else {
+        format!("http://{}", args.endpoint)
+    };
+    let endpoint = Endpoint::from_shared(url)
+        .map_err(|e| ClientError::InvalidEndpoint {
+            endpoint: args.endpoint.clone(),
+            message: error_chain(&e),
+        })?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true);
+    let channel = endpoint.connect().await.map_err(|e| ClientError::Connect {
+        endpoint: args.endpoint.clone(),
+        message: error_chain(&e),
+    })?;
+    Ok(channel)
+}
+
 /// Connect to the server and, unless `--no-auth`, log in with a basic-auth
 /// handshake; the returned client carries the bearer token on every call.
 pub async fn connect(args: &ConnectArgs) -> Result<FlightSqlServiceClient<Channel>, ClientError> {
@@ -196,22 +218,7 @@ pub async fn connect(args: &ConnectArgs) -> Result<FlightSqlServiceClient<Channe
         }
     };
 
-    let url = if args.endpoint.contains("://") {
-        args.endpoint.clone()
-    } else {
-        format!("http://{}", args.endpoint)
-    };
-    let endpoint = Endpoint::from_shared(url)
-        .map_err(|e| ClientError::InvalidEndpoint {
-            endpoint: args.endpoint.clone(),
-            message: error_chain(&e),
-        })?
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true);
-    let channel = endpoint.connect().await.map_err(|e| ClientError::Connect {
-        endpoint: args.endpoint.clone(),
-        message: error_chain(&e),
-    })?;
+    let channel = channel(args).await?;
 
     // Results and ingest batches can exceed tonic's 4 MiB default.
     let inner = FlightServiceClient::new(channel)
