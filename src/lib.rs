@@ -13,6 +13,7 @@ pub mod generate;
 pub mod ingest;
 pub mod inspect;
 pub mod model;
+pub mod proto;
 pub mod query;
 pub mod server;
 pub mod storage;

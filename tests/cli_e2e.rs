@@ -1,6 +1,7 @@
 //! End to end through the real binary: `lotline serve`, then `lotline load`,
 //! `sql`, `flush` and `inspect` as a user would run them, with a SIGKILL and
-//! restarts in between.
+//! restarts in between; and the gRPC `lotline.v1` API through its generated
+//! tonic clients.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -255,4 +256,109 @@ fn refuses_wrong_password_and_second_server_on_same_dir() {
         .unwrap();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another lotline process"));
+}
+
+/// Writes through the generated tonic client with a bearer token from a
+/// Flight SQL handshake, then reads back over Flight SQL and AdminService.
+#[test]
+fn grpc_ingest_then_read_back() {
+    use lotline::proto::admin_service_client::AdminServiceClient;
+    use lotline::proto::ingest_service_client::IngestServiceClient;
+    use lotline::proto::{Context, Sample, StatsRequest, WriteRequest};
+    use tonic::metadata::MetadataValue;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = Server::start(&data, free_port());
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    let t0 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
+    let sample = |tag: &str, s: i64, value: f64| Sample {
+        tag: tag.into(),
+        ts_ns: t0 + s * 1_000_000_000,
+        value: Some(value),
+        ..Default::default()
+    };
+    let good = WriteRequest {
+        samples: vec![
+            sample("press.force", 0, 12.5),
+            sample("press.force", 1, 13.0),
+        ],
+        context: Some(Context {
+            lot: Some("L-9".into()),
+            ..Default::default()
+        }),
+    };
+    let bad = WriteRequest {
+        samples: vec![
+            sample("press.force", 2, 1.0),
+            sample("press.force", 3, f64::NAN),
+        ],
+        context: None,
+    };
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (reply, stats) = rt.block_on(async {
+        let connect = lotline::client::ConnectArgs {
+            endpoint: endpoint.clone(),
+            user: "admin".into(),
+            password: Some(PASSWORD.into()),
+            no_auth: false,
+            tls_ca: None,
+        };
+        let flight = lotline::client::connect(&connect).await.unwrap();
+        let bearer: MetadataValue<_> = format!("Bearer {}", flight.token().unwrap())
+            .parse()
+            .unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+
+        let mut ingest = IngestServiceClient::new(channel.clone());
+        let anonymous = ingest
+            .write(futures::stream::iter(vec![good.clone()]))
+            .await
+            .unwrap_err();
+        assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+        let mut request = tonic::Request::new(futures::stream::iter(vec![good, bad]));
+        request
+            .metadata_mut()
+            .insert("authorization", bearer.clone());
+        let reply = ingest.write(request).await.unwrap().into_inner();
+
+        let mut request = tonic::Request::new(StatsRequest {});
+        request.metadata_mut().insert("authorization", bearer);
+        let stats = AdminServiceClient::new(channel)
+            .stats(request)
+            .await
+            .unwrap()
+            .into_inner();
+        (reply, stats)
+    });
+    assert_eq!(
+        (reply.requests, reply.accepted_requests, reply.accepted_rows),
+        (2, 1, 2)
+    );
+    assert_eq!(reply.rejected_rows, 2);
+    let error = &reply.errors[0];
+    assert_eq!((error.request, error.row), (1, Some(1)));
+    assert_eq!(
+        (error.column.as_str(), error.value.as_str()),
+        ("value", "NaN")
+    );
+    let samples = stats.tables.iter().find(|t| t.table == "samples").unwrap();
+    assert_eq!(samples.rows, 2);
+    assert!(stats.wal_bytes > 0);
+
+    assert_eq!(
+        server.sql(
+            "SELECT tag, CAST(ts AS BIGINT) AS ts, value, quality, lot FROM samples ORDER BY ts"
+        ),
+        format!(
+            "tag,ts,value,quality,lot\npress.force,{t0},12.5,0,L-9\npress.force,{},13.0,0,L-9\n",
+            t0 + 1_000_000_000
+        )
+    );
 }

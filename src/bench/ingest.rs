@@ -1,6 +1,8 @@
 //! The ingest phase of `lotline bench`: deterministic plant-like batches sent
 //! by N concurrent writers (one connection each, one durable request per
-//! batch), then a flush and the bytes per sample of the segments.
+//! batch), then a flush and the bytes per sample of the segments; once per
+//! protocol of `--protocols`, so Flight SQL, gRPC and line protocol ingest
+//! stand side by side in one run.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,9 +11,9 @@ use std::time::{Duration, Instant};
 use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array};
 use serde::Serialize;
 
+use super::protocols::{self, Protocol, Writer};
 use super::{BenchArgs, Latency, count_bar};
 use crate::client::{self, ClientError};
-use crate::generate::output::ingest_batch;
 use crate::model;
 use crate::storage::Manifest;
 
@@ -20,6 +22,10 @@ pub const START_NS: i64 = 1_767_225_600_000_000_000;
 
 #[derive(Debug, Serialize)]
 pub struct IngestReport {
+    pub protocol: Protocol,
+    /// Where this protocol's samples start (each protocol gets its own time
+    /// range, so none repeats another's rows).
+    pub start_ns: i64,
     pub rows: usize,
     pub tags: usize,
     pub batch_rows: usize,
@@ -29,7 +35,7 @@ pub struct IngestReport {
     pub ack: Latency,
     pub flush_seconds: f64,
     /// Segment bytes per sample of the whole `samples` table after the
-    /// flush (needs `--data-dir`).
+    /// flush (needs `--data-dir`): with several protocols, of all written so far.
     pub bytes_per_sample: Option<f64>,
 }
 
@@ -63,26 +69,62 @@ pub fn bench_batch(index: usize, batch_rows: usize, tags: usize, start_ns: i64) 
     .expect("bench batch")
 }
 
-pub async fn run(args: &BenchArgs) -> Result<IngestReport, ClientError> {
+/// Ingests the same samples through every protocol of `--protocols`, one
+/// after the other, each shifted past the previous one's time range.
+pub async fn run(args: &BenchArgs) -> Result<Vec<IngestReport>, ClientError> {
+    let batches = args.rows.div_ceil(args.batch_rows.max(1));
+    let seconds = (batches * args.batch_rows).div_ceil(args.tags.max(1)) as i64;
+    let mut reports = Vec::new();
+    for (i, &protocol) in args.protocols.iter().enumerate() {
+        let start_ns = START_NS + i as i64 * (seconds + 1) * 1_000_000_000;
+        reports.push(run_protocol(args, protocol, start_ns).await?);
+    }
+    Ok(reports)
+}
+
+async fn run_protocol(
+    args: &BenchArgs,
+    protocol: Protocol,
+    start_ns: i64,
+) -> Result<IngestReport, ClientError> {
     let batches = args.rows.div_ceil(args.batch_rows.max(1));
     let writers = args.writers.clamp(1, batches.max(1));
-    let pool: Arc<Vec<RecordBatch>> = Arc::new(
-        (0..batches)
-            .map(|i| bench_batch(i, args.batch_rows, args.tags, START_NS))
-            .collect(),
-    );
-    let bar = count_bar(batches as u64, "ingest", "requests");
+    // Each writer's share, encoded before the clock starts.
+    let mut shares: Vec<Vec<protocols::Payload>> = (0..writers).map(|_| Vec::new()).collect();
+    for i in 0..batches {
+        let batch = bench_batch(i, args.batch_rows, args.tags, start_ns);
+        shares[i % writers].push(protocols::encode(protocol, batch));
+    }
+    // gRPC and HTTP writers carry a token from one handshake (Flight logs in
+    // per connection), so no call pays for a password check.
+    let token = match protocol {
+        Protocol::Flight => None,
+        _ if args.connect.no_auth => None,
+        _ => client::connect(&args.connect).await?.token().cloned(),
+    };
+    let mut connected = Vec::new();
+    for _ in 0..writers {
+        connected.push(
+            Writer::open(
+                protocol,
+                &args.connect,
+                &args.http_endpoint,
+                token.as_deref(),
+            )
+            .await?,
+        );
+    }
+    let what = format!("ingest ({})", protocol.name());
+    let bar = count_bar(batches as u64, &what, "requests");
     let began = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..writers {
-        let (pool, connect, bar) = (pool.clone(), args.connect.clone(), bar.clone());
+    for (mut writer, share) in connected.into_iter().zip(shares) {
+        let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
-            let mut flight = client::connect(&connect).await?;
-            let command = client::ingest_command("samples");
             let mut acks = Vec::new();
-            for batch in pool.iter().skip(w).step_by(writers) {
+            for payload in share {
                 let sent = Instant::now();
-                ingest_batch(&mut flight, &command, batch.clone()).await?;
+                writer.send(payload).await?;
                 acks.push(sent.elapsed());
                 bar.inc(1);
             }
@@ -104,6 +146,8 @@ pub async fn run(args: &BenchArgs) -> Result<IngestReport, ClientError> {
     client::run_flush(&args.connect).await?;
     let flush_seconds = flushed.elapsed().as_secs_f64();
     Ok(IngestReport {
+        protocol,
+        start_ns,
         rows,
         tags: args.tags,
         batch_rows: args.batch_rows,

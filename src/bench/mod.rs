@@ -1,8 +1,10 @@
-//! `lotline bench`: measures a running server the way a plant uses it, over
-//! Flight SQL only. Three parts, each optional:
+//! `lotline bench`: measures a running server the way a plant uses it. Three
+//! parts, each optional:
 //!
 //! - [`ingest`]: durable ingest with concurrent writers (samples/s, ack
-//!   latency), a flush, and bytes per sample of the segments;
+//!   latency), a flush, and bytes per sample of the segments; through Flight
+//!   SQL, gRPC `lotline.v1` and/or line protocol over HTTP ([`protocols`]),
+//!   side by side;
 //! - [`queries`]: the query mix (last values of all tags, one tag one hour,
 //!   interpolation, TimeAverage, bulk export, traceability) over whatever the
 //!   server holds, each with p50/p95/p99; functions not landed yet are
@@ -13,6 +15,7 @@
 //! Results print as a table or as JSON.
 
 pub mod ingest;
+pub mod protocols;
 pub mod queries;
 pub mod soak;
 
@@ -24,6 +27,7 @@ use serde::Serialize;
 
 use crate::client::{self, ClientError, ConnectArgs};
 pub use ingest::{IngestReport, bench_batch};
+pub use protocols::Protocol;
 pub use queries::{QueryResult, Status};
 pub use soak::SoakReport;
 
@@ -44,6 +48,18 @@ pub struct BenchArgs {
     /// Concurrent writers, each on its own connection
     #[arg(long, default_value_t = 4)]
     pub writers: usize,
+    /// Ingest through each of these, one after the other, the same samples
+    /// (each in its own time range): flight (Flight SQL bulk ingest), grpc
+    /// (lotline.v1 IngestService), line (line protocol over HTTP)
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "flight")]
+    pub protocols: Vec<Protocol>,
+    /// The server's HTTP listener, for --protocols line
+    #[arg(
+        long,
+        env = "LOTLINE_HTTP_ENDPOINT",
+        default_value = "http://127.0.0.1:8086"
+    )]
+    pub http_endpoint: String,
     /// Runs of each light query (last values, one tag one hour, trace)
     #[arg(long, default_value_t = 200)]
     pub queries: usize,
@@ -109,7 +125,8 @@ impl Latency {
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub endpoint: String,
-    pub ingest: Option<IngestReport>,
+    /// One report per protocol, in the order of `--protocols`.
+    pub ingest: Vec<IngestReport>,
     pub queries: Vec<QueryResult>,
     pub soak: Option<SoakReport>,
 }
@@ -132,9 +149,9 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, ClientError> {
         ));
     }
     let ingest = if args.rows > 0 {
-        Some(ingest::run(args).await?)
+        ingest::run(args).await?
     } else {
-        None
+        Vec::new()
     };
     let queries = if args.no_queries {
         Vec::new()
@@ -156,26 +173,38 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, ClientError> {
 
 pub fn render(r: &BenchReport) -> String {
     let mut out = String::new();
-    if let Some(i) = &r.ingest {
+    if let Some(first) = r.ingest.first() {
         out += &format!(
-            "ingest       {} samples, {} tags, {} rows/request, {} writers\n\
-             throughput   {:.0} samples/s ({:.2} s)\n\
-             ack latency  {}\n\
-             flush        {:.2} s\n\
-             on disk      {}\n\n",
-            i.rows,
-            i.tags,
-            i.batch_rows,
-            i.writers,
-            i.samples_per_second,
-            i.seconds,
-            i.ack.line(),
-            i.flush_seconds,
-            i.bytes_per_sample
-                .map_or("(pass --data-dir)".into(), |b| format!(
-                    "{b:.2} bytes/sample"
-                )),
+            "ingest       {} samples per protocol, {} tags, {} rows/request, {} writers\n\
+             {:<8} {:>12} {:>9} {:>11} {:>11} {:>11} {:>9} {:>13}\n",
+            first.rows,
+            first.tags,
+            first.batch_rows,
+            first.writers,
+            "protocol",
+            "samples/s",
+            "seconds",
+            "ack p50 ms",
+            "ack p95 ms",
+            "ack p99 ms",
+            "flush s",
+            "bytes/sample",
         );
+        for i in &r.ingest {
+            out += &format!(
+                "{:<8} {:>12.0} {:>9.2} {:>11.2} {:>11.2} {:>11.2} {:>9.2} {:>13}\n",
+                i.protocol.name(),
+                i.samples_per_second,
+                i.seconds,
+                i.ack.p50_ms,
+                i.ack.p95_ms,
+                i.ack.p99_ms,
+                i.flush_seconds,
+                i.bytes_per_sample
+                    .map_or("(--data-dir)".into(), |b| format!("{b:.2}")),
+            );
+        }
+        out.push('\n');
     }
     if !r.queries.is_empty() {
         out += &format!(
@@ -285,7 +314,7 @@ mod tests {
         };
         let report = BenchReport {
             endpoint: "http://127.0.0.1:1".into(),
-            ingest: None,
+            ingest: Vec::new(),
             queries: vec![ok, skipped],
             soak: None,
         };

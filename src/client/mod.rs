@@ -230,23 +230,9 @@ pub(crate) fn error_chain(err: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Connect to the server and, unless `--no-auth`, log in with a basic-auth
-/// handshake; the returned client carries the bearer token on every call.
-pub async fn connect(args: &ConnectArgs) -> Result<FlightSqlServiceClient<Channel>, ClientError> {
-    // Check credentials before touching the network so the error is immediate.
-    let password = if args.no_auth {
-        None
-    } else {
-        match &args.password {
-            Some(p) => Some(p.clone()),
-            None => {
-                return Err(ClientError::MissingPassword {
-                    user: args.user.clone(),
-                });
-            }
-        }
-    };
-
+/// A gRPC channel to the server's endpoint (Flight SQL and `lotline.v1`
+/// share it), without logging in.
+pub async fn channel(args: &ConnectArgs) -> Result<Channel, ClientError> {
     let (url, tls) = endpoint_url(&args.endpoint)?;
     let invalid = |e: tonic::transport::Error| ClientError::InvalidEndpoint {
         endpoint: args.endpoint.clone(),
@@ -281,6 +267,27 @@ pub async fn connect(args: &ConnectArgs) -> Result<FlightSqlServiceClient<Channe
             message,
         }
     })?;
+    Ok(channel)
+}
+
+/// Connect to the server and, unless `--no-auth`, log in with a basic-auth
+/// handshake; the returned client carries the bearer token on every call.
+pub async fn connect(args: &ConnectArgs) -> Result<FlightSqlServiceClient<Channel>, ClientError> {
+    // Check credentials before touching the network so the error is immediate.
+    let password = if args.no_auth {
+        None
+    } else {
+        match &args.password {
+            Some(p) => Some(p.clone()),
+            None => {
+                return Err(ClientError::MissingPassword {
+                    user: args.user.clone(),
+                });
+            }
+        }
+    };
+
+    let channel = channel(args).await?;
 
     // Results and ingest batches can exceed tonic's 4 MiB default.
     let inner = FlightServiceClient::new(channel)

@@ -17,17 +17,13 @@
 //! corrupt every time-weighted aggregate. Sorting makes the name independent
 //! of the order a writer sends tags in, and `key=` keeps it self-describing.
 
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampNanosecondArray, UInt32Array,
-};
+use arrow::array::RecordBatch;
 
 use super::line_protocol::{FieldValue, LineError, Point};
-use crate::model;
+use crate::model::{self, SampleRow, SampleRows};
 
 /// Tag keys that fill a context column of `samples` instead of naming the tag.
-pub const CONTEXT_TAGS: [&str; 3] = ["equipment", "work_order", "lot"];
+pub const CONTEXT_TAGS: [&str; 3] = model::CONTEXT_COLUMNS;
 /// Tag key that carries the OPC UA StatusCode.
 pub const QUALITY_TAG: &str = "quality";
 /// Field key that names no suffix: its tag is the measurement (plus tags).
@@ -37,12 +33,7 @@ pub const VALUE_FIELD: &str = "value";
 /// first point that cannot be stored, naming its line.
 pub fn to_samples(points: &[Point<'_>]) -> Result<RecordBatch, LineError> {
     let rows: usize = points.iter().map(|p| p.fields.len()).sum();
-    let mut tag = StringBuilder::with_capacity(rows, rows * 24);
-    let mut ts = Vec::with_capacity(rows);
-    let mut value = Float64Builder::with_capacity(rows);
-    let mut text = StringBuilder::new();
-    let mut quality = Vec::with_capacity(rows);
-    let mut context: [StringBuilder; 3] = Default::default();
+    let mut out = SampleRows::with_capacity(rows);
     for point in points {
         let fail = |reason: String| LineError {
             line: point.line,
@@ -80,39 +71,27 @@ pub fn to_samples(points: &[Point<'_>]) -> Result<RecordBatch, LineError> {
             base.push_str(val);
         }
         for (key, field) in &point.fields {
-            if key == VALUE_FIELD {
-                tag.append_value(&base);
+            let suffixed;
+            let tag = if key == VALUE_FIELD {
+                base.as_str()
             } else {
-                tag.append_value(format!("{base}.{key}"));
-            }
-            ts.push(point.time_ns);
-            quality.push(point_quality);
-            value.append_option(number(field));
-            match field {
-                FieldValue::Str(s) => text.append_value(s),
-                _ => text.append_null(),
-            }
-            for (builder, val) in context.iter_mut().zip(point_context) {
-                builder.append_option(val);
-            }
+                suffixed = format!("{base}.{key}");
+                suffixed.as_str()
+            };
+            out.push(SampleRow {
+                tag,
+                ts_ns: point.time_ns,
+                value: number(field),
+                text: match field {
+                    FieldValue::Str(s) => Some(s.as_ref()),
+                    _ => None,
+                },
+                quality: point_quality,
+                context: point_context,
+            });
         }
     }
-    let [mut equipment, mut work_order, mut lot] = context;
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(tag.finish()),
-        Arc::new(TimestampNanosecondArray::from(ts).with_timezone(model::UTC)),
-        Arc::new(value.finish()),
-        Arc::new(text.finish()),
-        Arc::new(UInt32Array::from(quality)),
-        Arc::new(equipment.finish()),
-        Arc::new(work_order.finish()),
-        Arc::new(lot.finish()),
-    ];
-    RecordBatch::try_new(model::samples().schema.clone(), columns).map_err(|e| LineError {
-        line: 0,
-        column: None,
-        reason: format!("internal: building samples: {e}"),
-    })
+    Ok(out.finish())
 }
 
 /// The `value` of a field: numbers and booleans as float64, strings none.

@@ -318,6 +318,20 @@ impl Engine {
             .collect()
     }
 
+    /// Files and bytes of the WAL on disk (rows not yet in segments; the
+    /// file being written counts as far as it is written).
+    pub fn wal_usage(&self) -> Result<(usize, u64), IngestError> {
+        let dir = self.config.data_dir.join("wal");
+        let files = wal::list_files(&dir)?;
+        let mut bytes = 0;
+        for seq in &files {
+            let path = dir.join(wal::file_name(*seq));
+            // A file removed by a flush since the listing simply no longer counts.
+            bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+        }
+        Ok((files.len(), bytes))
+    }
+
     /// Metrics hook: `observer` is called on the WAL thread with the duration
     /// of every group commit's append (write and, per the sync policy, fsync).
     pub fn observe_wal_commits(&self, observer: WalObserver) {

@@ -4,12 +4,14 @@
 //! query layer all work from a [`TableDef`], so adding a table means adding a
 //! definition here, never a new branch elsewhere.
 
+mod sample_rows;
 mod validate;
 
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+pub use sample_rows::{CONTEXT_COLUMNS, SampleRow, SampleRows};
 pub use validate::{ValidationError, normalize_batch};
 
 /// Timezone every timestamp is stored in.
@@ -53,6 +55,8 @@ pub enum Rule {
         value: &'static str,
         quality: &'static str,
     },
+    /// A string column is null or not empty (a key such as a tag name).
+    NotEmpty(&'static str),
     /// A string column is null or one of the listed values.
     OneOf(&'static str, &'static [&'static str]),
     /// An integer column is null or at most this value.
@@ -90,6 +94,7 @@ static SAMPLES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     bloom_columns: &["tag", "lot", "work_order"],
     key_policy: KeyPolicy::AppendOnly,
     rules: &[
+        Rule::NotEmpty("tag"),
         Rule::NotBeforeEpoch("ts"),
         Rule::DefaultsToZero("quality"),
         Rule::FiniteWhenGood {
@@ -121,6 +126,7 @@ static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     bloom_columns: &["tag"],
     key_policy: KeyPolicy::LatestWins,
     rules: &[
+        Rule::NotEmpty("tag"),
         Rule::OneOf("value_type", &["float", "int", "bool", "string"]),
         Rule::OneOf("interpolation", &["linear", "step"]),
         Rule::AtMost("percent_data_good", 100),

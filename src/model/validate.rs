@@ -221,6 +221,15 @@ fn check_rule(
                 ));
             }
         }
+        Rule::NotEmpty(name) => {
+            let strings = col(name);
+            let strings = strings.as_string::<i32>();
+            if let Some(row) =
+                (0..strings.len()).find(|&r| strings.is_valid(r) && strings.value(r).is_empty())
+            {
+                return Err(bad(row, name, "is empty".into()));
+            }
+        }
         Rule::OneOf(name, allowed) => {
             let strings = col(name);
             let strings = strings.as_string::<i32>();
@@ -313,6 +322,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("before 1970"), "{err}");
+
+        let empty_tag = batch(vec![
+            ("tag", Arc::new(StringArray::from(vec!["a", ""]))),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(vec![1, 2]))),
+        ]);
+        let err = normalize_batch(model::samples(), &empty_tag, 0).unwrap_err();
+        assert!(
+            matches!(&err, ValidationError::BadValue { row: 1, column, .. } if column == "tag"),
+            "{err}"
+        );
 
         let no_tag = batch(vec![(
             "ts",

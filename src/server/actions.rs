@@ -14,6 +14,7 @@ use tracing::info;
 
 use super::auth::{Auth, AuthError, Permission, Principal, Role, UserInfo};
 use super::flight::ingest_status;
+use super::metrics::Metrics;
 use crate::ingest::Engine;
 
 pub const FLUSH_ACTION: &str = "lotline.flush";
@@ -78,6 +79,21 @@ pub fn action_types() -> Vec<ActionType> {
         description: description.into(),
     })
     .collect()
+}
+
+/// Refuses what `principal`'s role may not do over `interface`: logs it,
+/// counts it in the metrics and answers `PermissionDenied`.
+pub fn require(
+    metrics: &Metrics,
+    interface: &'static str,
+    principal: &Principal,
+    permission: Permission<'_>,
+) -> Result<(), Status> {
+    principal.require(permission).map_err(|e| {
+        tracing::warn!("{e}");
+        metrics.rejected(interface, "permission_denied");
+        auth_status(e)
+    })
 }
 
 /// The gRPC status of an authentication or authorization failure.

@@ -98,11 +98,7 @@ impl LotlineFlightSql {
 
     /// Refuses what `principal`'s role may not do, and counts the refusal.
     fn require(&self, principal: &Principal, permission: Permission<'_>) -> Result<(), Status> {
-        principal.require(permission).map_err(|e| {
-            warn!("{e}");
-            self.metrics.rejected("flight_sql", "permission_denied");
-            auth_status(e)
-        })
+        super::actions::require(&self.metrics, "flight_sql", principal, permission)
     }
 
     /// Plans `sql` in a fresh session for `principal`. DDL and session

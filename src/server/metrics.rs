@@ -1,13 +1,13 @@
 //! Prometheus metrics, served as text at `GET /metrics` (format 0.0.4).
 //!
 //! One [`Metrics`] per server, shared through an `Arc` by the Flight SQL
-//! service, the HTTP listener and the WAL thread. Counters and histograms
+//! service, the gRPC services, the HTTP listener and the WAL thread. Counters and histograms
 //! move as things happen; gauges of state the engine owns (buffered rows and
 //! bytes, segments) are read from it at scrape time, so they cannot drift.
 //!
 //! | metric | labels |
 //! |---|---|
-//! | `lotline_rows_ingested_total` | `table`, `interface` (`flight_sql`, `sql_insert`, `line_protocol`) |
+//! | `lotline_rows_ingested_total` | `table`, `interface` (`flight_sql`, `sql_insert`, `line_protocol`, `grpc`) |
 //! | `lotline_requests_rejected_total` | `interface`, `reason` (`unauthenticated`, `invalid`, `too_large`, …) |
 //! | `lotline_errors_total` | `kind` (`wal`, `storage`, `internal`, `query`, …): server-side failures |
 //! | `lotline_wal_fsync_seconds` | histogram of WAL group commits (write + fsync) |

@@ -1,10 +1,12 @@
 //! The network side: `lotline serve` opens the engine, optionally writes the
-//! demo plant, and serves Flight SQL and HTTP (health, metrics, line
-//! protocol), both over TLS if configured, until SIGINT/SIGTERM, then flushes.
+//! demo plant, and serves Flight SQL with the `lotline.v1` gRPC services on
+//! one port, and HTTP (health, metrics, line protocol) on another, both over
+//! TLS if configured, until SIGINT/SIGTERM, then flushes.
 
 pub mod actions;
 pub mod auth;
 pub mod flight;
+pub mod grpc;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
@@ -29,7 +31,7 @@ pub enum ServeError {
     Auth(#[from] AuthError),
     #[error("listen address '{addr}': {reason}")]
     Listen { addr: String, reason: String },
-    #[error("Flight SQL transport: {0}")]
+    #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
@@ -81,10 +83,13 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         metrics: metrics.clone(),
         started: Instant::now(),
     });
+    // A single Flight or gRPC message may carry up to one whole request.
+    let message_limit = config.engine.max_request_bytes.saturating_add(1 << 20);
+    let (grpc_ingest, grpc_admin) =
+        grpc::GrpcServices::new(engine.clone(), auth.clone(), metrics.clone())
+            .into_servers(message_limit);
     let service = flight::LotlineFlightSql::new(engine.clone(), auth, metrics)
         .with_query_options(config.query);
-    // A single Flight message may carry up to one whole request.
-    let message_limit = config.engine.max_request_bytes.saturating_add(1 << 20);
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(message_limit)
         .max_encoding_message_size(usize::MAX);
@@ -93,7 +98,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         None => ("grpc", "http"),
     };
     println!(
-        "lotline listening on {bound} (Flight SQL: {grpc_scheme}://{bound}), data in {}",
+        "lotline listening on {bound} (Flight SQL and gRPC lotline.v1: {grpc_scheme}://{bound}), data in {}",
         engine.data_dir().display()
     );
     println!(
@@ -123,6 +128,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         crate::demo::print_welcome(&format!("{grpc_scheme}://{bound}"), config.without_auth);
     }
     grpc.add_service(flight)
+        .add_service(grpc_ingest)
+        .add_service(grpc_admin)
         .serve_with_incoming_shutdown(tokio_stream_from(listener), stopped(stop_rx))
         .await?;
     match tokio::time::timeout(Duration::from_secs(30), http).await {

@@ -3,8 +3,9 @@
 The generator streams the demo plant (2 minutes of it) into a real server
 and writes CSV files that `lotline load` reads back; then `lotline bench`
 runs its ingest, query mix and a short soak against the same server with
-small sizes and `--json`. These check the plumbing and that the counts add
-up, never timings.
+small sizes and `--json`; and its ingest once more through Flight SQL, gRPC
+and line protocol side by side. These check the plumbing and that the
+counts add up, never timings.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from lotline_testlib import DEFAULT_PASSWORD
+from lotline_testlib import DEFAULT_PASSWORD, NS_PER_S, sql_ts
 
 PLANT_TAGS = 300  # the demo plant: 3 lines x 4 units x 25 tags
 BENCH_TAGS = 50
@@ -85,7 +86,9 @@ def test_generate_then_bench(server_factory, lotline_bin, tmp_path):
             "--data-dir", str(server.data_dir), "--json",
         )
     )
-    ingest = bench["ingest"]
+    assert len(bench["ingest"]) == 1
+    ingest = bench["ingest"][0]
+    assert ingest["protocol"] == "flight"
     assert ingest["rows"] == BENCH_ROWS and ingest["writers"] == 2
     assert ingest["ack"]["count"] == BENCH_ROWS // 5000
     assert ingest["samples_per_second"] > 0
@@ -113,3 +116,39 @@ def test_generate_then_bench(server_factory, lotline_bin, tmp_path):
     assert soak["write_requests"] > 0 and soak["reads"] > 0
     assert soak["server_pid"] == server.proc.pid
     assert soak["rss"]["max_mib"] > 0
+
+
+def test_bench_ingest_protocols_side_by_side(server, lotline_bin):
+    rows, tags = 6_000, 20
+    bench = json.loads(
+        run_cli(
+            lotline_bin, "bench", *connect_args(server), "--http-endpoint", server.http_url,
+            "--protocols", "flight,grpc,line", "--rows", str(rows), "--tags", str(tags),
+            "--batch-rows", "1000", "--writers", "2", "--no-queries",
+            "--data-dir", str(server.data_dir), "--json",
+        )
+    )
+    reports = bench["ingest"]
+    assert [r["protocol"] for r in reports] == ["flight", "grpc", "line"]
+    for r in reports:
+        assert r["rows"] == rows and r["writers"] == 2
+        assert r["ack"]["count"] == rows // 1000
+        assert r["samples_per_second"] > 0 and 0 < r["bytes_per_sample"] < 100
+
+    # Each protocol wrote the same samples into its own time range: per range,
+    # the same tags with the same counts and sums, and nothing twice.
+    client = server.client
+    assert client.count() == 3 * rows
+    span_ns = reports[1]["start_ns"] - reports[0]["start_ns"]
+    assert span_ns >= rows // tags * NS_PER_S
+    per_protocol = []
+    for r in reports:
+        start = r["start_ns"]
+        table = client.query(
+            "SELECT tag, count(*) AS n, sum(value) AS total, min(CAST(ts AS BIGINT)) - "
+            f"{start} AS first FROM samples WHERE ts >= {sql_ts(start)} AND ts < {sql_ts(start + span_ns)} "
+            "GROUP BY tag ORDER BY tag"
+        )
+        per_protocol.append([(t, n, round(total, 6), first) for t, n, total, first in (tuple(x.values()) for x in table.to_pylist())])
+    assert len(per_protocol[0]) == tags and sum(n for _, n, _, _ in per_protocol[0]) == rows
+    assert per_protocol[0] == per_protocol[1] == per_protocol[2]

@@ -143,24 +143,8 @@ impl Auth {
 
     /// Checks an `Authorization: Basic ...` header and issues a token.
     pub fn login_basic(&self, header: Option<&str>) -> Result<(String, Principal), AuthError> {
-        let encoded = header
-            .and_then(|h| h.strip_prefix("Basic "))
-            .ok_or(AuthError::Malformed("Basic <base64 user:password>"))?;
-        // Some clients (the Go ADBC driver) send unpadded base64.
-        let lenient = base64::engine::GeneralPurpose::new(
-            &base64::alphabet::STANDARD,
-            base64::engine::GeneralPurposeConfig::new()
-                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-        );
-        let decoded = lenient
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or(AuthError::Malformed("Basic <base64 user:password>"))?;
-        let (user, password) = decoded
-            .split_once(':')
-            .ok_or(AuthError::Malformed("Basic <base64 user:password>"))?;
-        let principal = self.verify(user, password)?;
+        let (user, password) = basic_credentials(header)?;
+        let principal = self.verify(&user, &password)?;
         Ok((self.tokens.issue(&principal.user), principal))
     }
 
@@ -292,3 +276,24 @@ impl Auth {
 
 #[cfg(test)]
 mod tests;
+
+/// User name and password of an `Authorization: Basic ...` header.
+pub fn basic_credentials(header: Option<&str>) -> Result<(String, String), AuthError> {
+    let malformed = || AuthError::Malformed("Basic <base64 user:password>");
+    let encoded = header
+        .and_then(|h| h.strip_prefix("Basic "))
+        .ok_or_else(malformed)?;
+    // Some clients (the Go ADBC driver) send unpadded base64.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let decoded = lenient
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(malformed)?;
+    let (user, password) = decoded.split_once(':').ok_or_else(malformed)?;
+    Ok((user.to_string(), password.to_string()))
+}

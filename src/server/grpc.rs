@@ -1,0 +1,439 @@
+//! The `lotline.v1` gRPC services (`proto/lotline/v1/`), served on the Flight
+//! SQL port beside it:
+//!
+//! - `IngestService.Write`: a client stream of `WriteRequest`s of samples.
+//!   Each request is one atomic batch through [`Engine::write`]: written whole
+//!   or rejected whole, a rejected one listed in the response's errors while
+//!   the others land. The response comes when the client half-closes and
+//!   every accepted request is durable.
+//! - `AdminService`: `Flush`, `Stats`, `Health` (the only call that needs no
+//!   authentication, like HTTP `/health`).
+//!
+//! Authentication is Flight SQL's: `authorization: Bearer <token>` from a
+//! Flight handshake, or `Basic <base64 user:password>` checked on every call
+//! (argon2: fine for a gateway's few calls a second, not for many).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use super::auth::{self, Auth, Permission, Principal};
+use super::flight::ingest_status;
+use super::metrics::Metrics;
+use crate::ingest::{Engine, IngestError};
+use crate::model::{self, SampleRow, SampleRows, ValidationError};
+use crate::proto::admin_service_server::{AdminService, AdminServiceServer};
+use crate::proto::ingest_service_server::{IngestService, IngestServiceServer};
+use crate::proto::{
+    Context, FlushRequest, FlushResponse, HealthRequest, HealthResponse, RowError, StatsRequest,
+    StatsResponse, TableStats, WriteRequest, WriteResponse,
+};
+
+/// The `interface` label of gRPC writes in the metrics.
+pub const INTERFACE: &str = "grpc";
+
+/// Requests of one stream written concurrently: they share WAL group commits
+/// instead of each waiting for the previous one's fsync, while a fast client
+/// still cannot queue unbounded work.
+const IN_FLIGHT: usize = 4;
+
+/// Both services over one engine; cheap to clone.
+#[derive(Clone)]
+pub struct GrpcServices {
+    engine: Arc<Engine>,
+    /// `None`: authentication is off (`--without-auth`).
+    auth: Option<Arc<Auth>>,
+    metrics: Arc<Metrics>,
+    started: Instant,
+}
+
+/// What became of one request of a write stream.
+enum Outcome {
+    Written(usize),
+    Rejected {
+        error: RowError,
+        rows: usize,
+    },
+    /// The server could not write it (WAL, storage): not the client's fault.
+    Failed(IngestError),
+}
+
+impl GrpcServices {
+    pub fn new(engine: Arc<Engine>, auth: Option<Arc<Auth>>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            engine,
+            auth,
+            metrics,
+            started: Instant::now(),
+        }
+    }
+
+    /// The tonic services, decoding messages of up to `message_limit` bytes.
+    pub fn into_servers(
+        self,
+        message_limit: usize,
+    ) -> (
+        IngestServiceServer<GrpcServices>,
+        AdminServiceServer<GrpcServices>,
+    ) {
+        let ingest = IngestServiceServer::new(self.clone())
+            .max_decoding_message_size(message_limit)
+            .max_encoding_message_size(usize::MAX);
+        (ingest, AdminServiceServer::new(self))
+    }
+
+    /// The caller: a bearer token from a Flight SQL handshake, or basic
+    /// credentials checked now.
+    async fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(Principal::anonymous());
+        };
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let outcome = match header {
+            Some(h) if h.starts_with("Basic ") => match auth::basic_credentials(Some(h)) {
+                Ok((user, password)) => {
+                    let auth = auth.clone();
+                    // argon2 is deliberately slow: keep it off the async workers.
+                    tokio::task::spawn_blocking(move || auth.verify(&user, &password))
+                        .await
+                        .map_err(|e| Status::internal(e.to_string()))?
+                }
+                Err(e) => Err(e),
+            },
+            _ => auth.check_bearer(header),
+        };
+        outcome.map_err(|e| {
+            self.metrics.rejected(INTERFACE, "unauthenticated");
+            Status::unauthenticated(format!(
+                "{e} (send 'authorization: Bearer <token from a Flight SQL handshake>' or 'Basic <base64 user:password>')"
+            ))
+        })
+    }
+
+    /// Validates and writes one request of a stream.
+    async fn write_one(&self, index: u64, request: WriteRequest) -> Outcome {
+        let rows = request.samples.len();
+        if rows == 0 {
+            return Outcome::Written(0);
+        }
+        // Building columns of many samples is CPU work: off the async workers.
+        let batch = match tokio::task::spawn_blocking(move || to_samples(&request)).await {
+            Ok(batch) => batch,
+            Err(e) => return Outcome::Failed(IngestError::Internal(e.to_string())),
+        };
+        let samples = model::samples();
+        let result = self.engine.write(samples, vec![batch]).await;
+        self.metrics.record_write(INTERFACE, samples.name, &result);
+        match result {
+            Ok(written) => Outcome::Written(written),
+            Err(e) if e.is_client_error() => Outcome::Rejected {
+                error: row_error(index, &e),
+                rows,
+            },
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+/// Maps one request's samples to a `samples` batch; a sample's context
+/// fields override the request's, one by one. Nothing is checked here: the
+/// write path validates (empty tag, ts before 1970, NaN with Good quality).
+pub fn to_samples(request: &WriteRequest) -> RecordBatch {
+    let defaults = context_fields(request.context.as_ref());
+    let mut rows = SampleRows::with_capacity(request.samples.len());
+    for sample in &request.samples {
+        let own = context_fields(sample.context.as_ref());
+        let mut context = defaults;
+        for (field, value) in context.iter_mut().zip(own) {
+            if value.is_some() {
+                *field = value;
+            }
+        }
+        rows.push(SampleRow {
+            tag: &sample.tag,
+            ts_ns: sample.ts_ns,
+            value: sample.value,
+            text: sample.text.as_deref(),
+            quality: sample.quality,
+            context,
+        });
+    }
+    rows.finish()
+}
+
+/// `equipment`, `work_order`, `lot` of a context, in [`model::CONTEXT_COLUMNS`] order.
+fn context_fields(context: Option<&Context>) -> [Option<&str>; 3] {
+    context.map_or([None; 3], |c| {
+        [
+            c.equipment.as_deref(),
+            c.work_order.as_deref(),
+            c.lot.as_deref(),
+        ]
+    })
+}
+
+/// The error entry of a rejected request: row, column and value when the
+/// validation names them.
+fn row_error(request: u64, e: &IngestError) -> RowError {
+    let mut error = RowError {
+        request,
+        reason: e.to_string(),
+        ..Default::default()
+    };
+    match e {
+        IngestError::Invalid(ValidationError::BadValue {
+            row,
+            column,
+            value,
+            problem,
+        }) => {
+            error.row = Some(*row as u64);
+            error.column = column.clone();
+            error.value = value.clone();
+            error.reason = format!("{column} {value} {problem}");
+        }
+        IngestError::Invalid(ValidationError::Null { row, column }) => {
+            error.row = Some(*row as u64);
+            error.column = column.clone();
+        }
+        _ => {}
+    }
+    error
+}
+
+#[tonic::async_trait]
+impl IngestService for GrpcServices {
+    async fn write(
+        &self,
+        request: Request<Streaming<WriteRequest>>,
+    ) -> Result<Response<WriteResponse>, Status> {
+        let principal = self.authorize(&request).await?;
+        let table = model::samples().name;
+        super::actions::require(
+            &self.metrics,
+            INTERFACE,
+            &principal,
+            Permission::Write { table },
+        )?;
+        let mut outcomes = request
+            .into_inner()
+            .zip(futures::stream::iter(0u64..))
+            .map(|(message, index)| async move {
+                match message {
+                    Ok(request) => Ok(self.write_one(index, request).await),
+                    Err(status) => Err(status),
+                }
+            })
+            .buffer_unordered(IN_FLIGHT);
+        let mut response = WriteResponse::default();
+        let (mut broken, mut failed) = (None, None);
+        // Every outcome is awaited, even after a failure: a write already
+        // handed to the WAL finishes, and the counts stay true.
+        while let Some(outcome) = outcomes.next().await {
+            response.requests += 1;
+            match outcome {
+                Ok(Outcome::Written(rows)) => {
+                    response.accepted_requests += 1;
+                    response.accepted_rows += rows as u64;
+                }
+                Ok(Outcome::Rejected { error, rows }) => {
+                    response.rejected_rows += rows as u64;
+                    response.errors.push(error);
+                }
+                Ok(Outcome::Failed(e)) => {
+                    failed.get_or_insert(e);
+                }
+                Err(status) => {
+                    response.requests -= 1;
+                    broken.get_or_insert(status);
+                }
+            }
+        }
+        response.errors.sort_by_key(|e| e.request);
+        let written = format!(
+            "{} of the stream's {} request(s) ({} samples) were written durably",
+            response.accepted_requests, response.requests, response.accepted_rows
+        );
+        if let Some(e) = failed {
+            tracing::error!("gRPC write by {} failed: {e}", principal.user);
+            let status = ingest_status(e);
+            return Err(Status::new(
+                status.code(),
+                format!("{}; {written}", status.message()),
+            ));
+        }
+        if let Some(status) = broken {
+            warn!("gRPC write stream of {} broke: {status}", principal.user);
+            return Err(Status::new(
+                status.code(),
+                format!("{}; {written}", status.message()),
+            ));
+        }
+        if !response.errors.is_empty() {
+            warn!(
+                "gRPC write by {}: rejected {} of {} request(s); first: {}",
+                principal.user,
+                response.errors.len(),
+                response.requests,
+                response.errors[0].reason
+            );
+        }
+        Ok(Response::new(response))
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for GrpcServices {
+    async fn flush(
+        &self,
+        request: Request<FlushRequest>,
+    ) -> Result<Response<FlushResponse>, Status> {
+        let principal = self.authorize(&request).await?;
+        super::actions::require(&self.metrics, INTERFACE, &principal, Permission::Flush)?;
+        let report = self.engine.flush().await.map_err(ingest_status)?;
+        info!(
+            "flush requested by {} over gRPC: {report:?}",
+            principal.user
+        );
+        Ok(Response::new(FlushResponse {
+            segments_written: report.segments_written as u64,
+            rows_written: report.rows_written,
+            wal_files_removed: report.wal_files_removed as u64,
+        }))
+    }
+
+    async fn stats(
+        &self,
+        request: Request<StatsRequest>,
+    ) -> Result<Response<StatsResponse>, Status> {
+        self.authorize(&request).await?;
+        let manifest = self.engine.manifest();
+        let tables = self
+            .engine
+            .buffer_usage()
+            .into_iter()
+            .map(|usage| {
+                let live = manifest.segments(usage.table);
+                let segment_rows = manifest.total_rows(usage.table);
+                TableStats {
+                    table: usage.table.to_string(),
+                    buffered_rows: usage.rows as u64,
+                    buffered_bytes: usage.bytes as u64,
+                    segments: live.len() as u64,
+                    segment_rows,
+                    segment_bytes: live.iter().map(|s| s.bytes).sum(),
+                    rows: segment_rows + usage.rows as u64,
+                }
+            })
+            .collect();
+        let (wal_files, wal_bytes) = self.engine.wal_usage().map_err(ingest_status)?;
+        Ok(Response::new(StatsResponse {
+            tables,
+            wal_bytes,
+            wal_files: wal_files as u64,
+            uptime_secs: self.started.elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+
+    async fn health(
+        &self,
+        _request: Request<HealthRequest>,
+    ) -> Result<Response<HealthResponse>, Status> {
+        Ok(Response::new(HealthResponse {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            authentication: self.auth.is_some(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, UInt32Type};
+
+    use super::*;
+    use crate::proto::Sample;
+
+    fn context(equipment: Option<&str>, lot: Option<&str>) -> Option<Context> {
+        Some(Context {
+            equipment: equipment.map(str::to_string),
+            work_order: None,
+            lot: lot.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn samples_map_to_rows_with_context_defaults() {
+        let request = WriteRequest {
+            context: context(Some("line1.oven"), Some("L-1")),
+            samples: vec![
+                Sample {
+                    tag: "oven.temp".into(),
+                    ts_ns: 7,
+                    value: Some(198.5),
+                    ..Default::default()
+                },
+                Sample {
+                    tag: "oven.state".into(),
+                    ts_ns: 8,
+                    text: Some("heating".into()),
+                    quality: 0x4000_0000,
+                    context: context(None, Some("L-2")),
+                    ..Default::default()
+                },
+            ],
+        };
+        let batch = to_samples(&request);
+        assert_eq!(batch.schema(), model::samples().schema);
+        let strings = |name: &str| -> Vec<Option<String>> {
+            let column = batch.column_by_name(name).unwrap().as_string::<i32>();
+            column.iter().map(|v| v.map(str::to_string)).collect()
+        };
+        assert_eq!(
+            strings("equipment"),
+            [Some("line1.oven".into()), Some("line1.oven".into())]
+        );
+        assert_eq!(strings("lot"), [Some("L-1".into()), Some("L-2".into())]);
+        assert_eq!(strings("work_order"), [None, None]);
+        assert_eq!(strings("text"), [None, Some("heating".into())]);
+        let value = batch.column(2).as_primitive::<Float64Type>();
+        assert!(value.value(0) == 198.5 && value.is_null(1));
+        let quality = batch.column(4).as_primitive::<UInt32Type>();
+        assert_eq!(quality.values().to_vec(), [0, 0x4000_0000]);
+    }
+
+    #[test]
+    fn validation_errors_name_row_column_and_value() {
+        let e = IngestError::Invalid(ValidationError::BadValue {
+            row: 3,
+            column: "value".into(),
+            value: "NaN".into(),
+            problem: "is not finite".into(),
+        });
+        let error = row_error(2, &e);
+        assert_eq!((error.request, error.row), (2, Some(3)));
+        assert_eq!(
+            (error.column.as_str(), error.value.as_str()),
+            ("value", "NaN")
+        );
+        let too_large = row_error(
+            0,
+            &IngestError::TooLarge {
+                bytes: 10,
+                limit: 5,
+            },
+        );
+        assert_eq!(too_large.row, None);
+        assert!(too_large.reason.contains("limit"), "{}", too_large.reason);
+    }
+}
