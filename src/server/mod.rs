@@ -3,10 +3,13 @@
 //! protocol) until SIGINT/SIGTERM, then flushes.
 
 pub mod auth;
+pub mod execute;
 pub mod flight;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
+pub mod prepared;
+pub mod unsupported;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
