@@ -1,5 +1,8 @@
-//! The Arrow Flight SQL service: handshake, statements, INSERT, bulk ingest,
-//! catalog browsing and the custom actions ([`super::actions`]).
+//! The Arrow Flight SQL service: handshake, statements, INSERT, prepared
+//! statements (see [`super::prepared`]), bulk ingest, catalog browsing and the
+//! custom actions ([`super::actions`]). What lotline does not do
+//! (transactions, Substrait) is answered with `Unimplemented` saying what to
+//! do instead.
 //!
 //! Every call but the handshake needs a valid bearer token (unless the server
 //! runs `--without-auth`); writes also need a role that may write. Statement tickets carry the SQL text itself, so any
@@ -8,27 +11,34 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
-use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate,
-    ProstMessageExt, SqlInfo, TableExistsOption, TicketStatementQuery,
+    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
+    ActionBeginTransactionResult, ActionCancelQueryRequest, ActionCancelQueryResult,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, ActionCreatePreparedSubstraitPlanRequest,
+    ActionEndSavepointRequest, ActionEndTransactionRequest, Any, Command, CommandGetCatalogs,
+    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandPreparedStatementUpdate,
+    CommandStatementIngest, CommandStatementQuery, CommandStatementSubstraitPlan,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TableExistsOption, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    Action, ActionType, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
     HandshakeResponse, Ticket,
 };
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
-use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
@@ -36,22 +46,24 @@ use tracing::{info, warn};
 
 use super::actions::{self, auth_status};
 use super::auth::{Auth, Permission, Principal};
-use super::metadata;
+pub use super::execute::df_status;
 use super::metrics::Metrics;
-use crate::ingest::{Engine, IngestError, request_bytes};
+use super::prepared::Handle;
+use super::{metadata, unsupported};
+use crate::ingest::{Engine, IngestError};
 use crate::{model, query};
 
 pub use super::actions::FLUSH_ACTION;
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+pub(super) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[derive(Clone)]
 pub struct LotlineFlightSql {
-    engine: Arc<Engine>,
+    pub(super) engine: Arc<Engine>,
     /// `None`: authentication is off (`--without-auth`).
     auth: Option<Arc<Auth>>,
-    metrics: Arc<Metrics>,
-    query_options: query::QueryOptions,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) query_options: query::QueryOptions,
 }
 
 impl LotlineFlightSql {
@@ -68,6 +80,19 @@ impl LotlineFlightSql {
             &schema,
             request.into_inner(),
         )?))
+    }
+
+    /// The empty answer to a foreign-key request.
+    fn no_foreign_keys(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<BoxStream<FlightData>>, Status> {
+        self.authorize(&request)?;
+        let schema = metadata::FOREIGN_KEYS_SCHEMA.clone();
+        Ok(one_batch(
+            schema.clone(),
+            Ok(RecordBatch::new_empty(schema)),
+        ))
     }
 
     /// Applies deployment limits to every statement's session.
@@ -105,7 +130,7 @@ impl LotlineFlightSql {
     /// statements are refused: tables are defined by lotline, not by clients.
     /// DML needs a role that may write; checked here, where every statement
     /// (query, update, prepared) is planned.
-    async fn plan(&self, sql: &str, principal: &Principal) -> Result<DataFrame, Status> {
+    pub(super) async fn plan(&self, sql: &str, principal: &Principal) -> Result<DataFrame, Status> {
         let ctx = query::session_with(&self.engine, &self.query_options);
         let options = SQLOptions::new()
             .with_allow_ddl(false)
@@ -139,35 +164,6 @@ impl LotlineFlightSql {
         }
         Ok(frame)
     }
-}
-
-/// Maps a DataFusion error to a status: problems with the statement are the
-/// caller's (InvalidArgument), I/O and the like are ours (Internal).
-pub fn df_status(e: DataFusionError) -> Status {
-    match e.find_root() {
-        DataFusionError::IoError(_)
-        | DataFusionError::ObjectStore(_)
-        | DataFusionError::ResourcesExhausted(_) => Status::internal(e.to_string()),
-        _ => Status::invalid_argument(e.to_string()),
-    }
-}
-
-/// The lotline table a planned statement writes to, if it is DML.
-fn dml_target(frame: &DataFrame) -> Option<&'static model::TableDef> {
-    match frame.logical_plan() {
-        LogicalPlan::Dml(dml) => model::table(dml.table_name.table()),
-        _ => None,
-    }
-}
-
-/// The affected-row count of a DML result batch (one row, column `count`).
-fn dml_count(batch: &arrow::array::RecordBatch) -> Option<u64> {
-    batch
-        .column_by_name("count")?
-        .as_any()
-        .downcast_ref::<arrow::array::UInt64Array>()
-        .filter(|c| !c.is_empty())
-        .map(|c| c.value(0))
 }
 
 pub fn ingest_status(e: IngestError) -> Status {
@@ -278,6 +274,7 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.authorize(&request)?;
+        unsupported::no_transaction(&query.transaction_id)?;
         let frame = self.plan(&query.query, &principal).await?;
         let schema = frame.schema().as_arrow().clone();
         let ticket = TicketStatementQuery {
@@ -298,31 +295,11 @@ impl FlightSqlService for LotlineFlightSql {
         let principal = self.authorize(&request)?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
-        // Metrics hook: count the query and its execution failures; `timer`
-        // records the duration when the result stream ends (it lives in it).
+        // Metrics hook: count the query.
         let timer = self.metrics.query_started();
         let frame = self.plan(&sql, &principal).await?;
-        let target = dml_target(&frame);
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        let stream = frame.execute_stream().await.map_err(|e| {
-            let status = df_status(e);
-            self.metrics.query_failed(&status);
-            status
-        })?;
-        let metrics = self.metrics.clone();
-        let batches = stream.map(move |batch| {
-            let _in_stream = &timer;
-            // An INSERT run as a query (as ADBC does) reports its rows here.
-            if let (Some(def), Ok(Some(rows))) = (target, batch.as_ref().map(dml_count)) {
-                metrics.record_write("sql_insert", def.name, &Ok(rows as usize));
-            }
-            batch.map_err(|e| {
-                let status = df_status(e);
-                metrics.query_failed(&status);
-                FlightError::from(status)
-            })
-        });
-        Ok(encode_batches(schema, batches))
+        self.stream_results(timer, schema, vec![frame]).await
     }
 
     async fn do_put_statement_update(
@@ -331,17 +308,9 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
+        unsupported::no_transaction(&command.transaction_id)?;
         let frame = self.plan(&command.query, &principal).await?;
-        let target = dml_target(&frame);
-        let batches = frame.collect().await.map_err(df_status)?;
-        // DML returns one row with the affected count; other statements return rows, not a count.
-        let count = batches.first().and_then(dml_count);
-        // Metrics hook: rows an INSERT writes count as ingested through SQL.
-        if let (Some(def), Some(rows)) = (target, count) {
-            self.metrics
-                .record_write("sql_insert", def.name, &Ok(rows as usize));
-        }
-        Ok(count.map_or(-1, |c| c as i64))
+        self.run_updates(vec![frame]).await
     }
 
     async fn do_put_statement_ingest(
@@ -350,6 +319,7 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
+        unsupported::no_transaction(&command.transaction_id)?;
         let def = model::table(&command.table).ok_or_else(|| {
             Status::not_found(format!(
                 "unknown table '{}' (writable tables: {})",
@@ -386,22 +356,7 @@ impl FlightSqlService for LotlineFlightSql {
                 )));
             }
         }
-        let limit = self.engine.config().max_request_bytes;
-        let mut stream = FlightRecordBatchStream::new_from_flight_data(
-            request.into_inner().map_err(FlightError::from),
-        );
-        let mut batches = Vec::new();
-        let mut bytes = 0;
-        while let Some(batch) = stream.next().await {
-            let batch = batch
-                .map_err(|e| Status::invalid_argument(format!("decoding ingest stream: {e}")))?;
-            bytes += request_bytes(std::slice::from_ref(&batch));
-            if bytes > limit {
-                self.metrics.rejected("flight_sql", "too_large");
-                return Err(ingest_status(IngestError::TooLarge { bytes, limit }));
-            }
-            batches.push(batch);
-        }
+        let (_, batches) = self.read_batches(request, "ingest").await?;
         let result = self.engine.write(def, batches).await;
         self.metrics.record_write("flight_sql", def.name, &result);
         let rows = result.map_err(|e| {
@@ -525,8 +480,289 @@ impl FlightSqlService for LotlineFlightSql {
         ))
     }
 
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = metadata::PRIMARY_KEYS_SCHEMA.clone();
+        self.metadata_info(request, query, schema)
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        let batch = metadata::primary_keys(&query);
+        Ok(one_batch(metadata::PRIMARY_KEYS_SCHEMA.clone(), batch))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder(metadata::xdbc_types()).schema();
+        self.metadata_info(request, query, schema)
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        let builder = query.into_builder(metadata::xdbc_types());
+        Ok(one_batch(builder.schema(), builder.build()))
+    }
+
+    // Foreign keys: lotline has none, so these answer with no rows.
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.metadata_info(request, query, metadata::FOREIGN_KEYS_SCHEMA.clone())
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.no_foreign_keys(request)
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.metadata_info(request, query, metadata::FOREIGN_KEYS_SCHEMA.clone())
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.no_foreign_keys(request)
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.metadata_info(request, query, metadata::FOREIGN_KEYS_SCHEMA.clone())
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.no_foreign_keys(request)
+    }
+
+    // Prepared statements (src/server/prepared.rs): the handle is the statement.
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let principal = self.authorize(&request)?;
+        unsupported::no_transaction(&query.transaction_id)?;
+        self.create_prepared(query.query, &principal).await
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        _query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        // The server holds nothing for a prepared statement: nothing to free.
+        self.authorize(&request)?;
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let principal = self.authorize(&request)?;
+        self.bind_prepared_query(&query.prepared_statement_handle, request, &principal)
+            .await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let principal = self.authorize(&request)?;
+        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        // Plans and binds now so that a bad statement fails here, not in DoGet.
+        let (schema, _) = self
+            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal)
+            .await?;
+        // The ticket is the command: the handle holds all DoGet needs.
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let principal = self.authorize(&request)?;
+        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        let timer = self.metrics.query_started();
+        let (schema, frames) = self
+            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal)
+            .await?;
+        self.stream_results(timer, schema, frames).await
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let principal = self.authorize(&request)?;
+        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        // Clients send an update's parameters with it; a handle bound by an
+        // earlier DoPut serves when they send none.
+        let rows = self.read_parameters(request).await?.or(handle.parameters);
+        let (_, frames) = self
+            .bound_frames(&handle.sql, rows.as_ref(), &principal)
+            .await?;
+        self.run_updates(frames).await
+    }
+
+    // Not supported: each answers Unimplemented with what to do instead.
+
+    async fn get_flight_info_substrait_plan(
+        &self,
+        _query: CommandStatementSubstraitPlan,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::substrait())
+    }
+
+    async fn do_put_substrait_plan(
+        &self,
+        _query: CommandStatementSubstraitPlan,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::substrait())
+    }
+
+    async fn do_action_create_prepared_substrait_plan(
+        &self,
+        _query: ActionCreatePreparedSubstraitPlanRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::substrait())
+    }
+
+    async fn do_action_begin_transaction(
+        &self,
+        _query: ActionBeginTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginTransactionResult, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::transactions())
+    }
+
+    async fn do_action_end_transaction(
+        &self,
+        _query: ActionEndTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        self.authorize(&request)?;
+        Err(unsupported::transactions())
+    }
+
+    async fn do_action_begin_savepoint(
+        &self,
+        _query: ActionBeginSavepointRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginSavepointResult, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::transactions())
+    }
+
+    async fn do_action_end_savepoint(
+        &self,
+        _query: ActionEndSavepointRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        self.authorize(&request)?;
+        Err(unsupported::transactions())
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        _query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        self.authorize(&request)?;
+        Ok(unsupported::cancel_query())
+    }
+
+    async fn get_flight_info_fallback(
+        &self,
+        command: Command,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::command("GetFlightInfo", &command.type_url()))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::command("DoGet", &message.type_url))
+    }
+
+    async fn do_put_fallback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::command("DoPut", &message.type_url))
+    }
+
+    async fn do_exchange_fallback(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<<Self as FlightService>::DoExchangeStream>, Status> {
+        self.authorize(&request)?;
+        Err(unsupported::exchange())
+    }
+
     async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
-        Some(actions::action_types().into_iter().map(Ok).collect())
+        let mut types: Vec<Result<ActionType, Status>> =
+            actions::action_types().into_iter().map(Ok).collect();
+        types.push(Ok(unsupported::cancel_flight_info_type()));
+        Some(types)
     }
 
     async fn do_action_fallback(
@@ -535,15 +771,20 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let principal = self.authorize(&request)?;
         let action = request.into_inner();
-        let body = actions::run(&self.engine, self.auth.as_ref(), principal, action)
-            .await
-            .inspect_err(|status| {
-                if status.code() == tonic::Code::PermissionDenied {
-                    warn!("{}", status.message());
-                    self.metrics.rejected("flight_sql", "permission_denied");
-                }
-            })?;
-        let result = arrow_flight::Result { body: body.into() };
+        let body = if action.r#type == unsupported::CANCEL_FLIGHT_INFO {
+            unsupported::cancel_flight_info(&action.body)?
+        } else {
+            actions::run(&self.engine, self.auth.as_ref(), principal, action)
+                .await
+                .inspect_err(|status| {
+                    if status.code() == tonic::Code::PermissionDenied {
+                        warn!("{}", status.message());
+                        self.metrics.rejected("flight_sql", "permission_denied");
+                    }
+                })?
+                .into()
+        };
+        let result = arrow_flight::Result { body };
         Ok(Response::new(Box::pin(futures::stream::once(async {
             Ok(result)
         }))))

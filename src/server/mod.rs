@@ -5,12 +5,15 @@
 
 pub mod actions;
 pub mod auth;
+pub mod execute;
 pub mod flight;
 pub mod grpc;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
+pub mod prepared;
 pub mod tls;
+pub mod unsupported;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,6 +7,7 @@ interfaces only: Flight SQL through the ADBC driver, plain Arrow Flight
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -265,6 +266,24 @@ def bearer_options(
 ) -> flight.FlightCallOptions:
     token = client.authenticate_basic_token(user, password, flight.FlightCallOptions(timeout=10))
     return flight.FlightCallOptions(headers=[token], timeout=timeout)
+
+
+@contextlib.contextmanager
+def raw_flight(server: "LotlineServer", timeout: float = 30.0):
+    """(pyarrow FlightClient, bearer call options) for raw calls to `server`."""
+    client = flight_client(server.port)
+    try:
+        yield client, bearer_options(client, server.password, timeout=timeout)
+    finally:
+        client.close()
+
+
+def flight_get(client: flight.FlightClient, command: bytes, options: flight.FlightCallOptions) -> tuple[flight.FlightInfo, pa.Table]:
+    """GetFlightInfo for a command, then DoGet of every endpoint."""
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+    assert len(info.endpoints) >= 1, "FlightInfo has no endpoint"
+    tables = [client.do_get(ep.ticket, options).read_all() for ep in info.endpoints]
+    return info, pa.concat_tables(tables)
 
 
 def pb_varint(n: int) -> bytes:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from lotline_testlib import TS_TYPE, bearer_options, flight_client, pb_any, pb_len_field, pb_varint
+from lotline_testlib import TS_TYPE, flight_client, flight_get, pb_any, pb_len_field, pb_varint, raw_flight
 
 CARGO_TOML = Path(__file__).resolve().parents[2] / "Cargo.toml"
 
@@ -137,18 +137,8 @@ def conn(md_server):
 @pytest.fixture
 def raw(md_server):
     """(pyarrow FlightClient, bearer call options)."""
-    client = flight_client(md_server.port)
-    try:
-        yield client, bearer_options(client, md_server.password, timeout=30)
-    finally:
-        client.close()
-
-
-def flight_get(client: flight.FlightClient, command: bytes, options: flight.FlightCallOptions) -> tuple[flight.FlightInfo, pa.Table]:
-    info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
-    assert len(info.endpoints) >= 1, "FlightInfo has no endpoint"
-    tables = [client.do_get(ep.ticket, options).read_all() for ep in info.endpoints]
-    return info, pa.concat_tables(tables)
+    with raw_flight(md_server) as pair:
+        yield pair
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+//! Running planned statements for Flight SQL: DoGet result streams, update
+//! counts, and how DataFusion errors become gRPC statuses. Shared by plain
+//! statements and prepared ones.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use arrow_flight::FlightData;
+use arrow_flight::error::FlightError;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use futures::{StreamExt, TryStreamExt};
+use tonic::{Response, Status};
+
+use super::flight::{BoxStream, LotlineFlightSql, encode_batches};
+use super::metrics::QueryTimer;
+use crate::model;
+
+impl LotlineFlightSql {
+    /// Runs planned statements one after the other as one DoGet result
+    /// stream (several for a prepared query bound to several rows).
+    pub(super) async fn stream_results(
+        &self,
+        timer: QueryTimer,
+        schema: Arc<Schema>,
+        frames: Vec<DataFrame>,
+    ) -> Result<Response<BoxStream<FlightData>>, Status> {
+        let target = frames.first().and_then(dml_target);
+        let mut frames = frames.into_iter();
+        // The first starts now, so that its failure is the call's status.
+        let first = match frames.next() {
+            Some(frame) => Some(frame.execute_stream().await.map_err(|e| {
+                let status = df_status(e);
+                self.metrics.query_failed(&status);
+                status
+            })?),
+            None => None,
+        };
+        let rest = futures::stream::iter(frames)
+            .then(|frame| frame.execute_stream())
+            .try_flatten();
+        let stream = futures::stream::iter(first).flatten().chain(rest);
+        let metrics = self.metrics.clone();
+        // Metrics hook: count the query's execution failures; `timer` records
+        // the duration when the result stream ends (it lives in it).
+        let batches = stream.map(move |batch| {
+            let _in_stream = &timer;
+            // An INSERT run as a query (as ADBC does) reports its rows here.
+            if let (Some(def), Ok(Some(rows))) = (target, batch.as_ref().map(dml_count)) {
+                metrics.record_write("sql_insert", def.name, &Ok(rows as usize));
+            }
+            batch.map_err(|e| {
+                let status = df_status(e);
+                metrics.query_failed(&status);
+                FlightError::from(status)
+            })
+        });
+        Ok(encode_batches(schema, batches))
+    }
+
+    /// Runs planned statements as updates: the rows they affected, or -1
+    /// when none is DML (a query run as an update).
+    pub(super) async fn run_updates(&self, frames: Vec<DataFrame>) -> Result<i64, Status> {
+        let mut total = None;
+        for frame in frames {
+            let target = dml_target(&frame);
+            let batches = frame.collect().await.map_err(df_status)?;
+            // DML returns one row with the affected count; other statements return rows, not a count.
+            let count = batches.first().and_then(dml_count);
+            // Metrics hook: rows an INSERT writes count as ingested through SQL.
+            if let (Some(def), Some(rows)) = (target, count) {
+                self.metrics
+                    .record_write("sql_insert", def.name, &Ok(rows as usize));
+            }
+            if let Some(rows) = count {
+                *total.get_or_insert(0) += rows as i64;
+            }
+        }
+        Ok(total.unwrap_or(-1))
+    }
+}
+
+/// Maps a DataFusion error to a status: problems with the statement are the
+/// caller's (InvalidArgument), I/O and the like are ours (Internal).
+pub fn df_status(e: DataFusionError) -> Status {
+    match e.find_root() {
+        DataFusionError::IoError(_)
+        | DataFusionError::ObjectStore(_)
+        | DataFusionError::ResourcesExhausted(_) => Status::internal(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// The lotline table a planned statement writes to, if it is DML.
+fn dml_target(frame: &DataFrame) -> Option<&'static model::TableDef> {
+    match frame.logical_plan() {
+        LogicalPlan::Dml(dml) => model::table(dml.table_name.table()),
+        _ => None,
+    }
+}
+
+/// The affected-row count of a DML result batch (one row, column `count`).
+fn dml_count(batch: &RecordBatch) -> Option<u64> {
+    batch
+        .column_by_name("count")?
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .filter(|c| !c.is_empty())
+        .map(|c| c.value(0))
+}

@@ -1,0 +1,683 @@
+//! Flight SQL prepared statements, as stateless as statement tickets: the
+//! handle *is* the statement. It carries the SQL text and, once a client has
+//! bound parameters for a query (DoPut `CommandPreparedStatementQuery`), those
+//! parameters as Arrow IPC; that DoPut answers with the new handle
+//! (`DoPutPreparedStatementResult`), so any replica can plan and run it and
+//! nothing is kept on the server between calls. Closing frees nothing.
+//!
+//! Parameters are DataFusion placeholders, `$1`, `$2`, … or `?` (numbered in
+//! order of appearance). DataFusion infers their types from where they stand
+//! (`tag = ?` is Utf8); bound values are cast to those types, so a client may
+//! send an int64 for a float or a string for a timestamp, and a value that
+//! does not convert is refused naming the parameter. A bound batch of several
+//! rows runs the statement once per row: a query returns the rows' results one
+//! after the other; an INSERT writes all rows as one request (all or none).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{CastOptions, cast_with_options, concat_batches};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::error::ArrowError;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::server::PeekableFlightDataStream;
+use arrow_flight::sql::{ActionCreatePreparedStatementResult, DoPutPreparedStatementResult};
+use arrow_flight::{IpcMessage, SchemaAsIpc};
+use bytes::Bytes;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DataFusionError, ParamValues, ScalarValue};
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, LogicalPlanBuilder, Union, WriteOp};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Status};
+
+use super::auth::Principal;
+use super::execute::df_status;
+use super::flight::LotlineFlightSql;
+use crate::ingest::{IngestError, request_bytes};
+
+/// Bumped when the handle's layout changes, so an old handle is refused
+/// clearly instead of being misread.
+const HANDLE_VERSION: u32 = 1;
+
+/// Bound query parameters travel in the handle, through every client call;
+/// bulk data belongs in ingest or in a prepared INSERT's own DoPut.
+const MAX_HANDLE_PARAMETER_BYTES: usize = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreparedError {
+    #[error("not a lotline prepared statement handle ({0}); prepare the statement again")]
+    BadHandle(String),
+    #[error(
+        "the statement mixes placeholder styles ({0}); use either `?`, `$1`, `$2`, … or `$name`"
+    )]
+    MixedPlaceholders(String),
+    #[error(
+        "the statement has {expected} parameter(s) ({names}) but {got} column(s) were bound; bind one column per parameter, in order"
+    )]
+    ParameterCount {
+        expected: usize,
+        got: usize,
+        names: String,
+    },
+    #[error("parameter {name} has no column of that name in the bound parameters")]
+    MissingNamed { name: String },
+    #[error(
+        "parameter {name} must be {expected}, but the bound {got} value does not convert: {reason}"
+    )]
+    ParameterType {
+        name: String,
+        expected: DataType,
+        got: DataType,
+        reason: String,
+    },
+    #[error(
+        "the statement has {count} parameter(s) ({names}) but none are bound; bind them before executing"
+    )]
+    Unbound { count: usize, names: String },
+    #[error(
+        "bound query parameters take {bytes} bytes, more than {limit}: they travel in the statement handle; use fewer rows, or bulk ingest for data"
+    )]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("parameters: {0}")]
+    Plan(String),
+    #[error("bound parameters: {0}")]
+    Arrow(#[from] ArrowError),
+}
+
+impl From<PreparedError> for Status {
+    fn from(e: PreparedError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+/// The handle's wire form (protobuf, like the rest of Flight SQL).
+#[derive(Clone, PartialEq, prost::Message)]
+struct HandleMessage {
+    #[prost(uint32, tag = "1")]
+    version: u32,
+    #[prost(string, tag = "2")]
+    sql: String,
+    /// An Arrow IPC stream; empty when nothing is bound.
+    #[prost(bytes = "bytes", tag = "3")]
+    parameters: Bytes,
+}
+
+/// A prepared statement: its SQL and the parameters bound for a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handle {
+    pub sql: String,
+    pub parameters: Option<RecordBatch>,
+}
+
+impl Handle {
+    pub fn encode(&self) -> Result<Bytes, PreparedError> {
+        let parameters = match &self.parameters {
+            None => Bytes::new(),
+            Some(batch) => {
+                let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema())?;
+                writer.write(batch)?;
+                Bytes::from(writer.into_inner()?)
+            }
+        };
+        let message = HandleMessage {
+            version: HANDLE_VERSION,
+            sql: self.sql.clone(),
+            parameters,
+        };
+        Ok(message.encode_to_vec().into())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, PreparedError> {
+        let message =
+            HandleMessage::decode(bytes).map_err(|e| PreparedError::BadHandle(e.to_string()))?;
+        if message.version != HANDLE_VERSION {
+            return Err(PreparedError::BadHandle(format!(
+                "version {} instead of {HANDLE_VERSION}",
+                message.version
+            )));
+        }
+        let parameters = if message.parameters.is_empty() {
+            None
+        } else {
+            let reader = StreamReader::try_new(Cursor::new(message.parameters), None)?;
+            let schema = reader.schema();
+            let batches = reader.collect::<Result<Vec<_>, _>>()?;
+            Some(concat_batches(&schema, &batches)?)
+        };
+        Ok(Self {
+            sql: message.sql,
+            parameters,
+        })
+    }
+}
+
+/// DataFusion understands `$n` placeholders only, while JDBC, ODBC and most
+/// drivers write `?`: numbers each `?` in order of appearance. Works on tokens,
+/// so a `?` in a string, a quoted name or a comment stays as it is; SQL that
+/// does not tokenize is passed on unchanged for DataFusion to report.
+pub fn number_question_marks(sql: &str) -> Result<Cow<'_, str>, PreparedError> {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+        return Ok(Cow::Borrowed(sql));
+    };
+    let mut marks = HashSet::new();
+    let mut dollar = None;
+    for token in &tokens {
+        if let Token::Placeholder(p) = &token.token {
+            if p.starts_with('?') {
+                marks.insert((token.span.start.line, token.span.start.column));
+            } else {
+                dollar.get_or_insert_with(|| p.clone());
+            }
+        }
+    }
+    if marks.is_empty() {
+        return Ok(Cow::Borrowed(sql));
+    }
+    if let Some(p) = dollar {
+        return Err(PreparedError::MixedPlaceholders(format!("`?` and `{p}`")));
+    }
+    // Lines and columns count characters the way the tokenizer does.
+    let (mut line, mut column, mut number) = (1, 1, 0);
+    let mut chars = sql.chars().peekable();
+    let mut out = String::with_capacity(sql.len() + marks.len() * 2);
+    while let Some(ch) = chars.next() {
+        if ch == '?' && marks.contains(&(line, column)) {
+            out.push('$');
+            // `?3` names its position itself.
+            if !chars.peek().is_some_and(char::is_ascii_digit) {
+                number += 1;
+                out.push_str(&number.to_string());
+            }
+        } else {
+            out.push(ch);
+        }
+        if ch == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// The placeholders of a planned statement, in binding order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameters {
+    /// Placeholder ids as DataFusion names them (`$1`, `$name`).
+    ids: Vec<String>,
+    /// `None` where DataFusion cannot tell (e.g. `SELECT $1`).
+    types: Vec<Option<DataType>>,
+    named: bool,
+}
+
+impl Parameters {
+    pub fn of(plan: &LogicalPlan) -> Result<Self, PreparedError> {
+        let found = plan
+            .get_parameter_types()
+            .map_err(|e| PreparedError::Plan(e.to_string()))?;
+        let position = |id: &str| id.get(1..).and_then(|n| n.parse::<usize>().ok());
+        let positional: Vec<_> = found.keys().filter_map(|id| position(id)).collect();
+        if positional.is_empty() {
+            let mut ids: Vec<String> = found.keys().cloned().collect();
+            ids.sort();
+            let types = ids.iter().map(|id| found[id].clone()).collect();
+            return Ok(Self {
+                ids,
+                types,
+                named: true,
+            });
+        }
+        if positional.len() != found.len() {
+            let mut names: Vec<&str> = found.keys().map(String::as_str).collect();
+            names.sort();
+            return Err(PreparedError::MixedPlaceholders(names.join(", ")));
+        }
+        // `$1` and `$3` without `$2` still take three values: the list is positional.
+        let count = positional.into_iter().max().unwrap_or(0);
+        let ids: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
+        let types = ids
+            .iter()
+            .map(|id| found.get(id).cloned().flatten())
+            .collect();
+        Ok(Self {
+            ids,
+            types,
+            named: false,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn names(&self) -> String {
+        self.ids.join(", ")
+    }
+
+    /// The parameter schema a client binds against: one nullable field per
+    /// placeholder, named after it, `Null` where the type is open.
+    pub fn schema(&self) -> Schema {
+        Schema::new(
+            self.ids
+                .iter()
+                .zip(&self.types)
+                .map(|(id, t)| Field::new(id, t.clone().unwrap_or(DataType::Null), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// One set of values per row of `batch`, each cast to its parameter's type.
+    pub fn bind(&self, batch: &RecordBatch) -> Result<Vec<ParamValues>, PreparedError> {
+        let columns = if self.named {
+            self.ids
+                .iter()
+                .map(|id| {
+                    batch
+                        .column_by_name(&id[1..])
+                        .cloned()
+                        .ok_or_else(|| PreparedError::MissingNamed { name: id.clone() })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else if batch.num_columns() == self.ids.len() {
+            batch.columns().to_vec()
+        } else {
+            return Err(PreparedError::ParameterCount {
+                expected: self.ids.len(),
+                got: batch.num_columns(),
+                names: self.names(),
+            });
+        };
+        let options = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let mut cast = Vec::with_capacity(columns.len());
+        for ((column, id), wanted) in columns.into_iter().zip(&self.ids).zip(&self.types) {
+            cast.push(match wanted {
+                Some(t) if t != column.data_type() => cast_with_options(&column, t, &options)
+                    .map_err(|e| PreparedError::ParameterType {
+                        name: id.clone(),
+                        expected: t.clone(),
+                        got: column.data_type().clone(),
+                        reason: e.to_string(),
+                    })?,
+                _ => column,
+            });
+        }
+        (0..batch.num_rows())
+            .map(|row| {
+                let values = cast
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, row))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+                Ok(if self.named {
+                    ParamValues::Map(
+                        self.ids
+                            .iter()
+                            .map(|id| id[1..].to_string())
+                            .zip(values.into_iter().map(Into::into))
+                            .collect(),
+                    )
+                } else {
+                    values.into()
+                })
+            })
+            .collect()
+    }
+}
+
+/// A schema as the IPC message Flight SQL puts in prepared-statement results.
+fn schema_ipc(schema: &Schema) -> Result<Bytes, Status> {
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: ArrowError| Status::internal(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// `plan` with each row of values bound: one plan per row, except for an
+/// INSERT, whose rows become one statement so they reach the engine as one
+/// request: durable together or not at all.
+fn bind_plan(
+    plan: LogicalPlan,
+    rows: Vec<ParamValues>,
+) -> Result<Vec<LogicalPlan>, DataFusionError> {
+    let insert = matches!(&plan, LogicalPlan::Dml(d) if matches!(d.op, WriteOp::Insert(_)));
+    if insert && rows.len() > 1 {
+        if let Some(merged) = insert_values(&plan, &rows)? {
+            return Ok(vec![merged]);
+        }
+    }
+    let plans = rows
+        .into_iter()
+        .map(|v| plan.clone().with_param_values(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !insert || plans.len() < 2 {
+        return Ok(plans);
+    }
+    // Any other INSERT (`INSERT … SELECT … WHERE x = ?`): the union of the
+    // bound copies. Planning that grows faster than the rows; fine for tens.
+    let mut first = None;
+    let mut inputs = Vec::with_capacity(plans.len());
+    for plan in plans {
+        if let LogicalPlan::Dml(dml) = plan {
+            inputs.push(dml.input.clone());
+            first.get_or_insert(dml);
+        }
+    }
+    let dml = first.expect("at least two inserts");
+    let union = Union::try_new_with_loose_types(inputs)?;
+    Ok(vec![LogicalPlan::Dml(DmlStatement::new(
+        dml.table_name,
+        dml.target,
+        dml.op,
+        Arc::new(LogicalPlan::Union(union)),
+    ))])
+}
+
+/// The usual prepared INSERT, `INSERT … VALUES (?, ?, …)`: its one VALUES row
+/// of placeholders becomes one VALUES row per bound row, which plans in time
+/// linear in the rows. `None` when the placeholders stand anywhere else.
+fn insert_values(
+    plan: &LogicalPlan,
+    rows: &[ParamValues],
+) -> Result<Option<LogicalPlan>, DataFusionError> {
+    let mut merged = false;
+    let plan = plan
+        .clone()
+        .transform_up(|node| {
+            let is_values = matches!(node, LogicalPlan::Values(_));
+            if !is_values || merged || node.get_parameter_names()?.is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let mut all = Vec::with_capacity(rows.len());
+            for row in rows {
+                if let LogicalPlan::Values(bound) = node.clone().with_param_values(row.clone())? {
+                    all.extend(bound.values);
+                }
+            }
+            merged = true;
+            Ok(Transformed::yes(LogicalPlanBuilder::values(all)?.build()?))
+        })?
+        .data;
+    if !merged || !plan.get_parameter_names()?.is_empty() {
+        return Ok(None);
+    }
+    // The nodes above see new input schemas (nullability may differ).
+    let plan = plan
+        .transform_up(|node| node.recompute_schema().map(Transformed::yes))?
+        .data;
+    Ok(Some(plan))
+}
+
+impl LotlineFlightSql {
+    /// Plans a prepared statement's SQL and finds its parameters.
+    async fn plan_prepared(
+        &self,
+        sql: &str,
+        principal: &Principal,
+    ) -> Result<(DataFrame, Parameters), Status> {
+        let sql = number_question_marks(sql)?;
+        let frame = self.plan(&sql, principal).await?;
+        let parameters = Parameters::of(frame.logical_plan())?;
+        Ok((frame, parameters))
+    }
+
+    /// CreatePreparedStatement: checks the SQL plans and answers with its
+    /// result and parameter schemas.
+    pub(super) async fn create_prepared(
+        &self,
+        sql: String,
+        principal: &Principal,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let (frame, parameters) = self.plan_prepared(&sql, principal).await?;
+        Ok(ActionCreatePreparedStatementResult {
+            dataset_schema: schema_ipc(frame.schema().as_arrow())?,
+            parameter_schema: schema_ipc(&parameters.schema())?,
+            prepared_statement_handle: Handle {
+                sql,
+                parameters: None,
+            }
+            .encode()?,
+        })
+    }
+
+    /// DoPut CommandPreparedStatementQuery: checks the parameters against the
+    /// statement now (so a bad one is reported at once) and returns the handle
+    /// that carries them.
+    pub(super) async fn bind_prepared_query(
+        &self,
+        handle: &[u8],
+        request: Request<PeekableFlightDataStream>,
+        principal: &Principal,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let handle = Handle::decode(handle)?;
+        let parameters = self.read_parameters(request).await?;
+        let (_, placeholders) = self.plan_prepared(&handle.sql, principal).await?;
+        if let Some(batch) = &parameters {
+            placeholders.bind(batch)?;
+            let bytes = batch.get_array_memory_size();
+            if bytes > MAX_HANDLE_PARAMETER_BYTES {
+                return Err(PreparedError::TooLarge {
+                    bytes,
+                    limit: MAX_HANDLE_PARAMETER_BYTES,
+                }
+                .into());
+            }
+        }
+        let handle = Handle {
+            sql: handle.sql,
+            parameters,
+        };
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(handle.encode()?),
+        })
+    }
+
+    /// The statement with `rows` bound: one frame per row for queries (none
+    /// for zero rows), one for an INSERT of any number of rows. The schema is
+    /// that of the results.
+    pub(super) async fn bound_frames(
+        &self,
+        sql: &str,
+        rows: Option<&RecordBatch>,
+        principal: &Principal,
+    ) -> Result<(Arc<Schema>, Vec<DataFrame>), Status> {
+        let (frame, parameters) = self.plan_prepared(sql, principal).await?;
+        let unbound_schema = Arc::new(frame.schema().as_arrow().clone());
+        let Some(rows) = rows else {
+            if !parameters.is_empty() {
+                return Err(PreparedError::Unbound {
+                    count: parameters.ids.len(),
+                    names: parameters.names(),
+                }
+                .into());
+            }
+            return Ok((unbound_schema, vec![frame]));
+        };
+        let values = parameters.bind(rows)?;
+        let (state, plan) = frame.into_parts();
+        let frames: Vec<DataFrame> = bind_plan(plan, values)
+            .map_err(df_status)?
+            .into_iter()
+            .map(|p| DataFrame::new(state.clone(), p))
+            .collect();
+        let schema = frames
+            .first()
+            .map_or(unbound_schema, |f| Arc::new(f.schema().as_arrow().clone()));
+        Ok((schema, frames))
+    }
+
+    /// The parameter rows a client sent with a DoPut, if any: a stream with no
+    /// columns (what clients send when nothing is bound) is none.
+    pub(super) async fn read_parameters(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<Option<RecordBatch>, Status> {
+        let (schema, batches) = self.read_batches(request, "parameters").await?;
+        match schema {
+            Some(schema) if !schema.fields().is_empty() => Ok(Some(
+                concat_batches(&schema, &batches).map_err(PreparedError::from)?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every record batch of a DoPut stream, within `max_request_bytes`.
+    pub(super) async fn read_batches(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        what: &str,
+    ) -> Result<(Option<Arc<Schema>>, Vec<RecordBatch>), Status> {
+        let limit = self.engine.config().max_request_bytes;
+        let mut stream = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        );
+        let mut batches = Vec::new();
+        let mut bytes = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch
+                .map_err(|e| Status::invalid_argument(format!("decoding {what} stream: {e}")))?;
+            bytes += request_bytes(std::slice::from_ref(&batch));
+            if bytes > limit {
+                self.metrics.rejected("flight_sql", "too_large");
+                return Err(super::flight::ingest_status(IngestError::TooLarge {
+                    bytes,
+                    limit,
+                }));
+            }
+            batches.push(batch);
+        }
+        Ok((stream.schema().cloned(), batches))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+
+    #[test]
+    fn question_marks_are_numbered_in_order_outside_strings() {
+        let sql = "SELECT '?' AS q, \"a?\" FROM t -- ?\nWHERE tag = ? AND\n  ts >= ? AND x = ?3";
+        assert_eq!(
+            number_question_marks(sql).unwrap(),
+            "SELECT '?' AS q, \"a?\" FROM t -- ?\nWHERE tag = $1 AND\n  ts >= $2 AND x = $3"
+        );
+        assert!(matches!(
+            number_question_marks("SELECT 1").unwrap(),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            number_question_marks("SELECT ? + $1"),
+            Err(PreparedError::MixedPlaceholders(_))
+        ));
+        // Multi-byte characters before a mark: columns count characters.
+        assert_eq!(
+            number_question_marks("SELECT 'é' = ?").unwrap(),
+            "SELECT 'é' = $1"
+        );
+    }
+
+    #[test]
+    fn handle_round_trips_with_and_without_parameters() {
+        let bare = Handle {
+            sql: "SELECT 1".into(),
+            parameters: None,
+        };
+        assert_eq!(Handle::decode(&bare.encode().unwrap()).unwrap(), bare);
+        let batch = RecordBatch::try_from_iter([
+            ("0", Arc::new(StringArray::from(vec!["a", "b"])) as _),
+            ("1", Arc::new(Int64Array::from(vec![1, 2])) as _),
+        ])
+        .unwrap();
+        let bound = Handle {
+            sql: "SELECT $1, $2".into(),
+            parameters: Some(batch),
+        };
+        assert_eq!(Handle::decode(&bound.encode().unwrap()).unwrap(), bound);
+        assert!(matches!(
+            Handle::decode(b"SELECT 1"),
+            Err(PreparedError::BadHandle(_))
+        ));
+    }
+
+    fn positional(types: Vec<Option<DataType>>) -> Parameters {
+        Parameters {
+            ids: (1..=types.len()).map(|n| format!("${n}")).collect(),
+            types,
+            named: false,
+        }
+    }
+
+    #[test]
+    fn binding_casts_to_the_inferred_types_and_names_what_fails() {
+        let params = positional(vec![Some(DataType::Float64), None]);
+        let batch = RecordBatch::try_from_iter([
+            ("0", Arc::new(Int64Array::from(vec![7, 8])) as _),
+            ("1", Arc::new(StringArray::from(vec!["x", "y"])) as _),
+        ])
+        .unwrap();
+        let rows = params.bind(&batch).unwrap();
+        assert_eq!(rows.len(), 2);
+        let ParamValues::List(first) = &rows[1] else {
+            panic!("positional")
+        };
+        assert_eq!(first[0].value, ScalarValue::Float64(Some(8.0)));
+        assert_eq!(first[1].value, ScalarValue::Utf8(Some("y".into())));
+
+        let words = RecordBatch::try_from_iter([
+            ("0", Arc::new(StringArray::from(vec!["hot"])) as _),
+            ("1", Arc::new(Float64Array::from(vec![1.0])) as _),
+        ])
+        .unwrap();
+        let err = params.bind(&words).unwrap_err().to_string();
+        assert!(err.contains("$1") && err.contains("Float64"), "{err}");
+
+        let one =
+            RecordBatch::try_from_iter([("0", Arc::new(Int64Array::from(vec![1])) as _)]).unwrap();
+        let err = params.bind(&one).unwrap_err().to_string();
+        assert!(
+            err.contains("2 parameter(s) ($1, $2)") && err.contains("1 column"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn named_parameters_bind_by_column_name() {
+        let params = Parameters {
+            ids: vec!["$lot".into(), "$tag".into()],
+            types: vec![Some(DataType::Utf8), Some(DataType::Utf8)],
+            named: true,
+        };
+        let batch = RecordBatch::try_from_iter([
+            ("tag", Arc::new(StringArray::from(vec!["t1"])) as _),
+            ("lot", Arc::new(StringArray::from(vec!["L-1"])) as _),
+        ])
+        .unwrap();
+        let rows = params.bind(&batch).unwrap();
+        let ParamValues::Map(values) = &rows[0] else {
+            panic!("named")
+        };
+        assert_eq!(values["lot"].value, ScalarValue::Utf8(Some("L-1".into())));
+        assert_eq!(values["tag"].value, ScalarValue::Utf8(Some("t1".into())));
+        let missing =
+            RecordBatch::try_from_iter([("tag", Arc::new(StringArray::from(vec!["t1"])) as _)])
+                .unwrap();
+        assert!(matches!(
+            params.bind(&missing),
+            Err(PreparedError::MissingNamed { name }) if name == "$lot"
+        ));
+    }
+}
