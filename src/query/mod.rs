@@ -1,9 +1,10 @@
 //! SQL over lotline's tables with DataFusion: catalog `lotline`, schema
 //! `public`, one [`table::LotlineTable`] per table definition, the
 //! `last_values` table, and lotline's functions (historian retrieval,
-//! time-weighted averages, quality classes).
+//! time-weighted averages, quality classes, traceability).
 
 pub mod gapfill;
+pub mod genealogy;
 pub mod historian;
 pub mod history;
 pub mod last_values;
@@ -20,6 +21,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
 use crate::ingest::Engine;
+use crate::ingest::genealogy_index::Direction;
 use crate::model;
 
 pub const CATALOG: &str = "lotline";
@@ -87,5 +89,9 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
         "history_aggregate",
         Arc::new(history::HistoryFunction::aggregate(engine.clone(), max)),
     );
+    for direction in [Direction::Backward, Direction::Forward] {
+        let trace = genealogy::TraceFunction::new(engine.clone(), direction);
+        ctx.register_udtf(trace.name(), Arc::new(trace));
+    }
     ctx
 }
