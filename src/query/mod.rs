@@ -8,6 +8,7 @@ pub mod genealogy;
 pub mod historian;
 pub mod history;
 pub mod last_values;
+pub mod lot_samples;
 pub mod quality;
 pub mod sink;
 pub mod table;
@@ -93,5 +94,9 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
         let trace = genealogy::TraceFunction::new(engine.clone(), direction);
         ctx.register_udtf(trace.name(), Arc::new(trace));
     }
+    ctx.register_udtf(
+        "lot_samples",
+        Arc::new(lot_samples::LotSamplesFunction::new(engine.clone())),
+    );
     ctx
 }
