@@ -54,7 +54,7 @@ enum Command {
     Load {
         #[command(flatten)]
         connect: ConnectArgs,
-        /// Target table (samples, tags)
+        /// Target table (samples, tags, equipment, work_orders, lots, production_runs, genealogy)
         #[arg(long)]
         table: String,
         /// Rows per acknowledged request

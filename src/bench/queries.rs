@@ -71,7 +71,7 @@ pub struct Targets {
     /// Time range of the first tag's samples (ns).
     pub first_ns: i64,
     pub last_ns: i64,
-    /// A finished lot to trace (from `genealogy`, else from `samples`).
+    /// A finished lot to trace (the last finished run's, else from `samples`).
     pub lot: Option<String>,
 }
 
@@ -129,8 +129,14 @@ pub async fn discover(flight: &mut Client) -> Result<Targets, ClientError> {
             last_ns = col(1).unwrap_or(0);
         }
     }
-    let lot_sql = if names.contains("genealogy") {
-        "SELECT max(output_lot) FROM genealogy WHERE output_lot LIKE 'L-%'".to_string()
+    // The most recently finished lot: finished lots are what quality
+    // engineers trace back from (and in the generated plant each has a full
+    // genealogy). `production_runs` is small; `genealogy` may hold tens of
+    // millions of rows, so it is not scanned here.
+    let lot_sql = if names.contains("production_runs") {
+        "SELECT lot FROM production_runs WHERE end_ts IS NOT NULL AND lot IS NOT NULL \
+         ORDER BY end_ts DESC, lot LIMIT 1"
+            .to_string()
     } else {
         match tags.first() {
             Some(t) => format!("SELECT max(lot) FROM samples WHERE tag = {}", quote(t)),
@@ -267,7 +273,8 @@ fn mix(args: &BenchArgs, t: &Targets) -> Vec<Spec> {
             sql: Box::new(move |_| {
                 format!(
                     "SELECT t.lot, count(*) AS samples, avg(s.value) AS mean \
-                     FROM trace_backward({lot2}, 10) t JOIN lot_samples({lot2}) s ON s.lot = t.lot \
+                     FROM trace_backward({lot2}, 10) t \
+                     JOIN lot_samples((SELECT lot FROM trace_backward({lot2}, 10))) s ON s.lot = t.lot \
                      WHERE s.tag LIKE '%.oven.temperature' GROUP BY t.lot"
                 )
             }),

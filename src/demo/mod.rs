@@ -16,7 +16,8 @@ use crate::model;
 const BATCH_ROWS: usize = 50_000;
 
 /// Writes the demo plant: the hour before the current full hour. Every table
-/// of the plant the server has is written (today `tags` and `samples`).
+/// of the plant the server has is written (samples, tags and the context
+/// tables, genealogy included).
 /// Writing it twice appends a second copy of the samples, so a data directory
 /// that already holds samples is left alone.
 pub async fn load_demo(engine: &Arc<Engine>) -> Result<(), IngestError> {
@@ -74,6 +75,8 @@ Try:
   SELECT tag, count(*) AS n, avg(value) AS mean FROM samples WHERE tag LIKE 'line1.oven.%' GROUP BY tag ORDER BY tag;
   SELECT lot, work_order, min(ts) AS first, max(ts) AS last, avg(value) AS oven_temp FROM samples WHERE tag = 'line2.oven.temperature' GROUP BY lot, work_order ORDER BY first;
   SELECT tag, ts, value, quality FROM samples WHERE quality <> 0 ORDER BY ts LIMIT 20;
+  SELECT lot, depth, path, quantity FROM trace_backward('L-1003', 2);
+  SELECT t.lot, avg(s.value) AS oven_temp FROM trace_backward('L-1003') t JOIN lot_samples((SELECT lot FROM trace_backward('L-1003'))) s ON s.lot = t.lot WHERE s.tag LIKE '%.oven.temperature' GROUP BY t.lot;
 "#
     );
 }

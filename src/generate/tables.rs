@@ -1,17 +1,14 @@
 //! The generated tables as Arrow batches: `tags`, `equipment`, `work_orders`
-//! and `production_runs` (small: built from the plant's layout and schedule),
-//! plus the schemas of the context tables of ARCHITECTURE.md. A table the
-//! model knows ([`crate::model::table`]) uses the model's schema; the context
-//! tables not in the model yet use the columns the architecture names, so the
-//! files fit the server once it has them.
+//! and `production_runs` (small: built from the plant's layout and schedule).
+//! Every table has the model's schema ([`crate::model::table`]).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, StringBuilder,
     TimestampNanosecondBuilder, UInt8Builder, new_null_array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::catalog::{OPERATIONS, interpolation, value_type};
@@ -32,90 +29,13 @@ pub const TABLES: [&str; 7] = [
 
 pub(super) const NANOS_PER_SEC: i64 = 1_000_000_000;
 
-fn ts_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Nanosecond, Some(model::UTC.into()))
-}
-
-fn utf8(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Utf8, nullable)
-}
-
-static CONTEXT: LazyLock<Vec<(&'static str, SchemaRef)>> = LazyLock::new(|| {
-    let ts = |name: &str, nullable: bool| Field::new(name, ts_type(), nullable);
-    let qty = || Field::new("quantity", DataType::Float64, true);
-    vec![
-        (
-            "equipment",
-            Arc::new(Schema::new(vec![
-                utf8("id", false),
-                utf8("name", true),
-                utf8("parent_id", true),
-                utf8("level", true),
-            ])),
-        ),
-        (
-            "work_orders",
-            Arc::new(Schema::new(vec![
-                utf8("id", false),
-                utf8("material", true),
-                qty(),
-                utf8("uom", true),
-                utf8("status", true),
-                ts("planned_start", true),
-                ts("planned_end", true),
-                ts("actual_start", true),
-                ts("actual_end", true),
-            ])),
-        ),
-        (
-            "lots",
-            Arc::new(Schema::new(vec![
-                utf8("id", false),
-                utf8("material", true),
-                qty(),
-                utf8("uom", true),
-                utf8("status", true),
-                utf8("work_order", true),
-                ts("created_at", true),
-            ])),
-        ),
-        (
-            "production_runs",
-            Arc::new(Schema::new(vec![
-                utf8("equipment", false),
-                utf8("work_order", true),
-                utf8("lot", true),
-                utf8("operation", true),
-                ts("start_ts", false),
-                ts("end_ts", true),
-            ])),
-        ),
-        (
-            "genealogy",
-            Arc::new(Schema::new(vec![
-                utf8("input_lot", false),
-                utf8("output_lot", false),
-                qty(),
-                utf8("uom", true),
-                ts("ts", false),
-                utf8("work_order", true),
-                utf8("equipment", true),
-            ])),
-        ),
-    ]
-});
-
-/// The schema `lotline generate` writes for `table`: the model's if the
-/// server knows the table, else the architecture's columns.
+/// The schema `lotline generate` writes for `table`: the model's, so the
+/// files and streams fit the server's tables exactly.
 pub fn schema(table: &str) -> SchemaRef {
-    if let Some(def) = model::table(table) {
-        return def.schema.clone();
-    }
-    CONTEXT
-        .iter()
-        .find(|(name, _)| *name == table)
-        .map(|(_, s)| s.clone())
+    model::table(table)
         .unwrap_or_else(|| panic!("generate knows no table '{table}'"))
+        .schema
+        .clone()
 }
 
 /// Arrange named columns in schema order, casting where the schema's type

@@ -15,7 +15,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{SchemaRef, TimestampNanosecondType};
 
-use crate::model::TableDef;
+use crate::model::{Cache, TableDef};
 use crate::storage::{Manifest, StorageError, segment};
 
 /// Compact when entries reference more batches than this.
@@ -42,9 +42,14 @@ pub struct LastValues {
 
 impl LastValues {
     /// A cache for `def`, keyed by its range column and ordered by its time
-    /// column. `None` for tables without a time column.
+    /// column. `None` unless the table asks for [`Cache::LastValues`].
     pub fn for_table(def: &TableDef) -> Option<Self> {
-        let time = def.time_column?;
+        if !def.has_cache(Cache::LastValues) {
+            return None;
+        }
+        let time = def
+            .time_column
+            .expect("a last-value cache needs a time column");
         Some(Self {
             schema: def.schema.clone(),
             key_column: def.column_index(def.range_column).expect("range column"),

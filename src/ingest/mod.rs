@@ -8,6 +8,7 @@
 
 pub mod buffer;
 mod commit;
+pub mod genealogy_index;
 pub mod last_values;
 pub mod wal;
 
@@ -20,10 +21,11 @@ use arrow::array::RecordBatch;
 use tokio::sync::{Mutex, oneshot};
 use tracing::{info, warn};
 
-use crate::model::{self, TableDef, ValidationError};
+use crate::model::{self, Cache, TableDef, ValidationError};
 use crate::storage::segment::{self, SegmentOptions};
 use crate::storage::{self, Manifest, SegmentMeta, StorageError};
 use buffer::TableBuffer;
+use genealogy_index::GenealogyIndex;
 use last_values::LastValues;
 use wal::{WalError, WalFile};
 
@@ -33,7 +35,7 @@ pub use commit::WalObserver;
 pub enum IngestError {
     #[error("{0}")]
     Invalid(#[from] ValidationError),
-    #[error("unknown table '{0}' (writable tables: samples, tags)")]
+    #[error("unknown table '{0}' (writable tables: {names})", names = model::table_names())]
     UnknownTable(String),
     #[error(
         "request of {bytes} bytes exceeds the limit of {limit} bytes (max_request_bytes); split it into smaller batches"
@@ -112,6 +114,8 @@ pub struct Engine {
     flush_lock: Mutex<()>,
     /// Last-value cache per table (tables with a time column).
     last_values: Vec<Option<std::sync::Mutex<LastValues>>>,
+    /// The lot graph, for the table with [`Cache::Genealogy`].
+    genealogy: Option<(usize, std::sync::RwLock<GenealogyIndex>)>,
     /// Writers hold it shared from WAL append until their rows are in the
     /// last-value cache; a flush takes it exclusively around the WAL rotation
     /// so its cache snapshot covers every row it moves out of the WAL.
@@ -170,6 +174,7 @@ impl Engine {
             .max(1);
         let file = WalFile::create(&wal_dir, first_free)?;
         let last_values = recover_last_values(dir, &manifest, &buffers)?;
+        let genealogy = recover_genealogy(dir, &manifest, &buffers)?;
         let state = Arc::new(RwLock::new(State { manifest, buffers }));
         let wal = commit::spawn(wal_dir, file, config.wal_fsync, state.clone());
         Ok(Arc::new(Self {
@@ -178,6 +183,7 @@ impl Engine {
             wal,
             flush_lock: Mutex::new(()),
             last_values,
+            genealogy,
             merge_gate: tokio::sync::RwLock::new(()),
             _dir_lock: dir_lock,
         }))
@@ -245,6 +251,12 @@ impl Engine {
                 cache.merge(batch);
             }
         }
+        if let Some((_, index)) = self.genealogy.as_ref().filter(|(t, _)| *t == id) {
+            let mut index = index.write().expect("genealogy index lock");
+            for batch in &normalized {
+                index.merge(batch);
+            }
+        }
         Ok(rows)
     }
 
@@ -281,6 +293,12 @@ impl Engine {
         self.last_values[table_id(def)]
             .as_ref()
             .and_then(|c| c.lock().expect("last values lock").newest_ts(key))
+    }
+
+    /// The in-memory lot graph of `genealogy` (every acknowledged write is in
+    /// it), or `None` if no table keeps one.
+    pub fn genealogy(&self) -> Option<&std::sync::RwLock<GenealogyIndex>> {
+        self.genealogy.as_ref().map(|(_, index)| index)
     }
 
     /// A consistent view of a table: its live segments and buffered rows.
@@ -484,6 +502,45 @@ fn recover_last_values(
         caches.push(Some(std::sync::Mutex::new(cache)));
     }
     Ok(caches)
+}
+
+/// Rebuilds the genealogy index from the live segments of its table (oldest
+/// first, reading only the columns it keeps) and then the replayed rows.
+fn recover_genealogy(
+    data_dir: &Path,
+    manifest: &Manifest,
+    buffers: &[TableBuffer],
+) -> Result<Option<(usize, std::sync::RwLock<GenealogyIndex>)>, IngestError> {
+    let Some(id) = model::tables()
+        .iter()
+        .position(|t| t.has_cache(Cache::Genealogy))
+    else {
+        return Ok(None);
+    };
+    let def = model::tables()[id];
+    let started = std::time::Instant::now();
+    let mut index = GenealogyIndex::default();
+    for meta in manifest.segments(def.name) {
+        segment::scan_parquet_columns(
+            &data_dir.join(&meta.file),
+            &genealogy_index::COLUMNS,
+            |batch| index.load_batch(&batch),
+        )?;
+    }
+    for batch in buffers[id].batches() {
+        index.load_batch(&batch);
+    }
+    index.finish_load();
+    if index.edge_count() > 0 {
+        info!(
+            "genealogy index: {} edges, {} lots, {} MiB, rebuilt in {:.1} s",
+            index.edge_count(),
+            index.lot_count(),
+            index.memory_bytes() >> 20,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Some((id, std::sync::RwLock::new(index))))
 }
 
 /// Replays WAL files numbered `from` and up into `buffers`; removes older

@@ -4,6 +4,7 @@
 //! query layer all work from a [`TableDef`], so adding a table means adding a
 //! definition here, never a new branch elsewhere.
 
+mod context;
 mod sample_rows;
 mod validate;
 
@@ -42,6 +43,18 @@ pub struct TableDef {
     pub key_policy: KeyPolicy,
     /// Value rules checked on every write, beyond types and nullability.
     pub rules: &'static [Rule],
+    /// In-memory indexes the write path keeps for this table.
+    pub caches: &'static [Cache],
+}
+
+/// An in-memory structure the write path keeps up to date on every accepted
+/// write of a table and rebuilds on start (segments and WAL replay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// The newest row per range-column value, by the time column (`last_values`).
+    LastValues,
+    /// The lot graph of `genealogy` (input_lot → output_lot) for the trace functions.
+    Genealogy,
 }
 
 /// A check on column values that the type system alone does not express.
@@ -64,15 +77,27 @@ pub enum Rule {
     /// A non-nullable integer column that a writer may omit: it is filled with 0
     /// (for `quality`, 0 is OPC UA Good).
     DefaultsToZero(&'static str),
+    /// A float column is null or ≥ 0 (quantities).
+    NonNegative(&'static str),
+    /// Where both are set, the first timestamp column is not before the second
+    /// (`end_ts` ≥ `start_ts`).
+    NotBefore {
+        later: &'static str,
+        earlier: &'static str,
+    },
 }
 
 impl TableDef {
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.schema.index_of(name).ok()
     }
+
+    pub fn has_cache(&self, cache: Cache) -> bool {
+        self.caches.contains(&cache)
+    }
 }
 
-fn ts_type() -> DataType {
+pub(crate) fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
 }
 
@@ -102,6 +127,7 @@ static SAMPLES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
             quality: "quality",
         },
     ],
+    caches: &[Cache::LastValues],
 });
 
 static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
@@ -132,11 +158,35 @@ static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
         Rule::AtMost("percent_data_good", 100),
         Rule::AtMost("percent_data_bad", 100),
     ],
+    caches: &[],
 });
 
-/// All tables, in a stable order (their index is their id in the WAL).
-pub fn tables() -> [&'static TableDef; 2] {
-    [&SAMPLES, &TAGS]
+/// All tables, in a stable order (their index is their id in the WAL: a new
+/// table goes at the end).
+pub fn tables() -> [&'static TableDef; 7] {
+    [
+        &SAMPLES,
+        &TAGS,
+        &context::EQUIPMENT,
+        &context::WORK_ORDERS,
+        &context::LOTS,
+        &context::PRODUCTION_RUNS,
+        &context::GENEALOGY,
+    ]
+}
+
+/// Names of all tables, for messages.
+pub fn table_names() -> String {
+    tables().map(|t| t.name).join(", ")
+}
+
+/// The table whose writes feed the genealogy index, if any.
+pub fn genealogy() -> &'static TableDef {
+    &context::GENEALOGY
+}
+
+pub fn production_runs() -> &'static TableDef {
+    &context::PRODUCTION_RUNS
 }
 
 pub fn table(name: &str) -> Option<&'static TableDef> {

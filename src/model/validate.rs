@@ -251,6 +251,29 @@ fn check_rule(
                 return Err(bad(row, name, format!("is above {max}")));
             }
         }
+        Rule::NonNegative(name) => {
+            let values = col(name);
+            let values = values.as_primitive::<Float64Type>();
+            // `!(v >= 0)` also catches NaN.
+            if let Some(row) =
+                (0..values.len()).find(|&r| values.is_valid(r) && !(values.value(r) >= 0.0))
+            {
+                return Err(bad(row, name, "is negative or not a number".into()));
+            }
+        }
+        Rule::NotBefore { later, earlier } => {
+            let (hi, lo) = (col(later), col(earlier));
+            let (hi, lo) = (
+                hi.as_primitive::<TimestampNanosecondType>(),
+                lo.as_primitive::<TimestampNanosecondType>(),
+            );
+            if let Some(row) = (0..hi.len())
+                .find(|&r| hi.is_valid(r) && lo.is_valid(r) && hi.value(r) < lo.value(r))
+            {
+                let start = display(lo, row);
+                return Err(bad(row, later, format!("is before {earlier} ({start})")));
+            }
+        }
         Rule::DefaultsToZero(_) => {}
     }
     Ok(())

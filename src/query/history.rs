@@ -101,7 +101,7 @@ impl TableFunctionImpl for HistoryFunction {
                 exprs.len()
             );
         }
-        let tags = tag_list(&exprs[0], usage)?;
+        let tags = string_list(&exprs[0], usage, "tag")?;
         let rest = if self.takes_aggregate {
             &exprs[2..]
         } else {
@@ -159,14 +159,14 @@ fn fmt_ns(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-fn literal(expr: &Expr) -> Option<&ScalarValue> {
+pub(super) fn literal(expr: &Expr) -> Option<&ScalarValue> {
     match expr {
         Expr::Literal(v, _) => Some(v),
         _ => None,
     }
 }
 
-fn string_arg(expr: &Expr) -> Option<String> {
+pub(super) fn string_arg(expr: &Expr) -> Option<String> {
     match literal(expr)? {
         ScalarValue::Utf8(Some(s))
         | ScalarValue::Utf8View(Some(s))
@@ -175,7 +175,9 @@ fn string_arg(expr: &Expr) -> Option<String> {
     }
 }
 
-fn tag_list(expr: &Expr, usage: &str) -> DfResult<Vec<String>> {
+/// A string or an array of strings (`noun` names them in errors), deduplicated
+/// where repeated in a row.
+pub(super) fn string_list(expr: &Expr, usage: &str, noun: &str) -> DfResult<Vec<String>> {
     if let Some(tag) = string_arg(expr) {
         return Ok(vec![tag]);
     }
@@ -185,7 +187,7 @@ fn tag_list(expr: &Expr, usage: &str) -> DfResult<Vec<String>> {
         Some(ScalarValue::FixedSizeList(list)) => list.value(0),
         _ => {
             return plan_err!(
-                "{usage}: tags must be a tag name or an array of tag names, got {expr}"
+                "{usage}: {noun}s must be a {noun} name or an array of {noun} names, got {expr}"
             );
         }
     };
@@ -194,7 +196,7 @@ fn tag_list(expr: &Expr, usage: &str) -> DfResult<Vec<String>> {
     let mut tags: Vec<String> = strings.iter().flatten().map(str::to_string).collect();
     tags.dedup();
     if tags.is_empty() {
-        return plan_err!("{usage}: the tag list is empty");
+        return plan_err!("{usage}: the {noun} list is empty");
     }
     Ok(tags)
 }

@@ -1,12 +1,14 @@
 //! SQL over lotline's tables with DataFusion: catalog `lotline`, schema
 //! `public`, one [`table::LotlineTable`] per table definition, the
 //! `last_values` table, and lotline's functions (historian retrieval,
-//! time-weighted averages, quality classes).
+//! time-weighted averages, quality classes, traceability).
 
 pub mod gapfill;
+pub mod genealogy;
 pub mod historian;
 pub mod history;
 pub mod last_values;
+pub mod lot_samples;
 pub mod quality;
 pub mod sink;
 pub mod table;
@@ -21,6 +23,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
 use crate::ingest::Engine;
+use crate::ingest::genealogy_index::Direction;
 use crate::model;
 
 pub const CATALOG: &str = "lotline";
@@ -95,6 +98,14 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     ctx.register_udtf(
         "history_aggregate",
         Arc::new(history::HistoryFunction::aggregate(engine.clone(), max)),
+    );
+    for direction in [Direction::Backward, Direction::Forward] {
+        let trace = genealogy::TraceFunction::new(engine.clone(), direction);
+        ctx.register_udtf(trace.name(), Arc::new(trace));
+    }
+    ctx.register_udtf(
+        "lot_samples",
+        Arc::new(lot_samples::LotSamplesFunction::new(engine.clone())),
     );
     ctx
 }

@@ -14,8 +14,8 @@ use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, max, min, take_record_batch};
 use arrow::datatypes::TimestampNanosecondType;
 use arrow::row::{RowConverter, SortField};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -248,6 +248,32 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, StorageError> {
         .build()
         .map_err(parquet_err)?;
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Streams the named columns of a Parquet file batch by batch into `f` (the
+/// other columns are never decoded, and only one batch is held at a time).
+pub fn scan_parquet_columns(
+    path: &Path,
+    columns: &[&str],
+    mut f: impl FnMut(RecordBatch),
+) -> Result<(), StorageError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let parquet_err = |source| StorageError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+    let schema = builder.schema().clone();
+    let roots = columns
+        .iter()
+        .map(|c| schema.index_of(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
+    for batch in reader {
+        f(batch?);
+    }
+    Ok(())
 }
 
 fn describe(

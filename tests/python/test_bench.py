@@ -14,6 +14,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pyarrow.csv as pa_csv
+
 from lotline_testlib import DEFAULT_PASSWORD, NS_PER_S, sql_ts
 
 PLANT_TAGS = 300  # the demo plant: 3 lines x 4 units x 25 tags
@@ -51,8 +53,10 @@ def test_generate_then_bench(server_factory, lotline_bin, tmp_path):
     rows = {t["table"]: t["rows"] for t in report["tables"]}
     assert rows["tags"] == PLANT_TAGS
     assert PLANT_TAGS * 100 < rows["samples"] <= PLANT_TAGS * 120
-    for table in report["skipped_tables"]:
-        assert table in ("equipment", "work_orders", "production_runs", "lots", "genealogy")
+    assert report["skipped_tables"] == []
+    for table in ("equipment", "work_orders", "production_runs", "lots", "genealogy"):
+        assert rows[table] > 0 and client.count(table=table) == rows[table], table
+    assert rows["genealogy"] == 600
     assert client.count() == rows["samples"]
     assert client.count(table="tags") == PLANT_TAGS
     assert client.count("work_order IS NULL OR lot IS NULL OR equipment IS NULL") == 0
@@ -73,6 +77,13 @@ def test_generate_then_bench(server_factory, lotline_bin, tmp_path):
     generated = {t["table"]: t["rows"] for t in files["tables"]}
     assert generated["genealogy"] == 600
     run_cli(lotline_bin, "load", *connect_args(server), "--table", "samples", str(out / "samples.csv"))
+    # Context tables load from the same files; equal keys replace (latest wins).
+    for table in ("equipment", "lots"):
+        before = set(client.query(f"SELECT id FROM {table}").column("id").to_pylist())
+        in_file = set(pa_csv.read_csv(out / f"{table}.csv").column("id").to_pylist())
+        run_cli(lotline_bin, "load", *connect_args(server), "--table", table, str(out / f"{table}.csv"))
+        assert client.count(table=table) == len(before | in_file) >= generated[table], table
+    assert client.count(table="equipment") == rows["equipment"]
     assert client.count("ts >= TIMESTAMP '2026-02-01T00:00:00Z'") == generated["samples"]
     total = client.count()
 
@@ -109,6 +120,10 @@ def test_generate_then_bench(server_factory, lotline_bin, tmp_path):
     export = queries["bulk export (tag, ts, value)"]
     assert export["rows_per_run"] == total + BENCH_ROWS
     assert export["values_per_second"] > 0
+    # The last finished lot traces back through all genealogy levels.
+    trace = queries["trace_backward, depth 10"]
+    assert trace["status"] == "ok" and trace["rows_per_run"] > 10, trace
+    assert queries["genealogy join lot_samples"]["status"] == "ok"
 
     soak = bench["soak"]
     assert soak["errors"] == 0, soak["first_errors"]

@@ -51,6 +51,17 @@ TAGS_COLUMNS = [
     "percent_data_bad",
     "use_sloped_extrapolation",
 ]
+# The context tables of ARCHITECTURE.md's data model, in column order.
+CONTEXT_COLUMNS = {
+    "equipment": ["id", "name", "parent_id", "level"],
+    "genealogy": ["input_lot", "output_lot", "quantity", "uom", "ts", "work_order", "equipment"],
+    "lots": ["id", "material", "quantity", "uom", "status", "work_order", "created_at"],
+    "production_runs": ["equipment", "work_order", "lot", "operation", "start_ts", "end_ts"],
+    "work_orders": [
+        "id", "material", "quantity", "uom", "status", "planned_start", "planned_end", "actual_start", "actual_end",
+    ],
+}
+ALL_TABLES = sorted(["samples", "tags", *CONTEXT_COLUMNS])
 
 # SqlInfo ids (FlightSql.proto).
 FLIGHT_SQL_SERVER_NAME = 0
@@ -169,10 +180,10 @@ def test_adbc_get_objects_lists_catalog_schema_tables_columns(conn):
             [
                 (
                     DB_SCHEMA,
-                    [
-                        ("samples", "TABLE", SAMPLES_COLUMNS),
-                        ("tags", "TABLE", TAGS_COLUMNS),
-                    ],
+                    sorted(
+                        [("samples", "TABLE", SAMPLES_COLUMNS), ("tags", "TABLE", TAGS_COLUMNS)]
+                        + [(name, "TABLE", cols) for name, cols in CONTEXT_COLUMNS.items()]
+                    ),
                 )
             ],
         )
@@ -201,7 +212,7 @@ def test_adbc_get_objects_shallow_depths(conn):
     assert [
         (c["catalog_name"], [(s["db_schema_name"], sorted(t["table_name"] for t in s["db_schema_tables"])) for s in c["catalog_db_schemas"]])
         for c in tables.to_pylist()
-    ] == [(CATALOG, [(DB_SCHEMA, ["samples", "tags"])])]
+    ] == [(CATALOG, [(DB_SCHEMA, ALL_TABLES)])]
 
 
 def test_adbc_get_table_schema_samples(conn):
@@ -245,10 +256,7 @@ def test_raw_get_tables_without_schema(raw):
     rows = sorted(
         zip(*(table.column(n).to_pylist() for n in ("catalog_name", "db_schema_name", "table_name", "table_type")))
     )
-    assert rows == [
-        (CATALOG, DB_SCHEMA, "samples", "TABLE"),
-        (CATALOG, DB_SCHEMA, "tags", "TABLE"),
-    ]
+    assert rows == [(CATALOG, DB_SCHEMA, name, "TABLE") for name in ALL_TABLES]
 
 
 def test_raw_get_tables_with_schema(raw):
