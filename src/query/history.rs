@@ -35,8 +35,6 @@ use crate::model::{self, UTC, is_good};
 pub const DEFAULT_MAX_INTERVALS: u64 = 10_000_000;
 /// Raw data fetched around the window in one go, before searching further back.
 const LOOKAROUND_NS: i64 = 3_600_000_000_000;
-/// Samples fetched per step when searching for a bounding value further away.
-const BOUND_SEARCH_ROWS: usize = 64;
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
@@ -443,6 +441,31 @@ fn points_of(batches: &[RecordBatch]) -> Vec<RawPoint> {
     points
 }
 
+/// [`usable`] in SQL over `samples`.
+const USABLE: &str = "value IS NOT NULL AND quality < 1073741824";
+
+/// Usable samples before `start` in `points` (sorted by time).
+fn usable_before(points: &[RawPoint], start: i64) -> usize {
+    points
+        .iter()
+        .take_while(|p| p.ts < start)
+        .filter(|p| usable(p))
+        .count()
+}
+
+/// The first column of `batches` as timestamps (ns).
+fn points_of_ts(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<TimestampNanosecondType>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
 /// A sample that can bound an interval whatever the tag's
 /// TreatUncertainAsBad says: a value with Good severity.
 fn usable(p: &RawPoint) -> bool {
@@ -507,56 +530,59 @@ async fn fetch_series(
     let tag_sql = sql_string(tag);
     let (lo, hi) = window_bounds(start, end);
     let mut points = window;
-    // Search further back until two usable values before `start` are found:
-    // one bounds the first interval, two give the slope for sloped extrapolation.
+    // Two usable values before `start`: one bounds the first interval, two
+    // give the slope for sloped extrapolation. Find where the second-last
+    // usable one lies (a cheap filtered top-k), then fetch every sample from
+    // there, so the kernels see the Bad or Uncertain samples in between. A
+    // tag without two usable values gets its whole history before the window.
+    let usable_before = usable_before(&points, start);
     let mut starts_at_first = false;
-    let mut before = lo;
-    while points
-        .iter()
-        .take_while(|p| p.ts < start)
-        .filter(|p| usable(p))
-        .count()
-        < 2
-    {
+    if usable_before < 2 {
         let sql = format!(
-            "SELECT ts, value, quality FROM samples WHERE tag = {tag_sql} AND ts < {} ORDER BY ts DESC LIMIT {BOUND_SEARCH_ROWS}",
-            sql_time(before)
+            "SELECT ts FROM samples WHERE tag = {tag_sql} AND ts < {} AND {USABLE} ORDER BY ts DESC LIMIT {}",
+            sql_time(lo),
+            2 - usable_before
+        );
+        let found = points_of_ts(&run(engine, &sql).await?);
+        let from = match found.get(1 - usable_before) {
+            Some(&ts) => format!("ts >= {} AND ", sql_time(ts)),
+            None => {
+                starts_at_first = true;
+                String::new()
+            }
+        };
+        let sql = format!(
+            "SELECT ts, value, quality FROM samples WHERE tag = {tag_sql} AND {from}ts < {}",
+            sql_time(lo)
         );
         let mut earlier = points_of(&run(engine, &sql).await?);
-        earlier.reverse();
-        if earlier.len() < BOUND_SEARCH_ROWS {
-            starts_at_first = true;
-        }
-        if let Some(first) = earlier.first() {
-            before = first.ts;
-        }
+        earlier.sort_by_key(|p| p.ts);
         earlier.append(&mut points);
         points = earlier;
-        if starts_at_first {
-            break;
-        }
     }
-    // And forwards for one after `end`, unless the last-value cache says
-    // the tag has nothing at or after `hi` (the common "up to now" query).
+    // And one usable value at or after `end`, unless the last-value cache
+    // says the tag has nothing at or after `hi` (the usual "up to now" query).
     let newest = engine.newest_ts(model::samples(), tag);
     let mut ends_at_last = newest.is_none_or(|ts| ts < hi);
-    let mut after = hi;
-    while !ends_at_last && !points.iter().any(|p| p.ts >= end && usable(p)) {
+    if !ends_at_last && !points.iter().any(|p| p.ts >= end && usable(p)) {
         let sql = format!(
-            "SELECT ts, value, quality FROM samples WHERE tag = {tag_sql} AND ts >= {} ORDER BY ts LIMIT {BOUND_SEARCH_ROWS}",
-            sql_time(after)
+            "SELECT ts FROM samples WHERE tag = {tag_sql} AND ts >= {} AND {USABLE} ORDER BY ts LIMIT 1",
+            sql_time(hi)
         );
-        let later = points_of(&run(engine, &sql).await?);
-        if later.len() < BOUND_SEARCH_ROWS {
-            ends_at_last = true;
-        }
-        if let Some(last) = later.last() {
-            after = last.ts + 1;
-        }
+        let until = match points_of_ts(&run(engine, &sql).await?).first() {
+            Some(&ts) => format!(" AND ts <= {}", sql_time(ts)),
+            None => {
+                ends_at_last = true;
+                String::new()
+            }
+        };
+        let sql = format!(
+            "SELECT ts, value, quality FROM samples WHERE tag = {tag_sql} AND ts >= {}{until}",
+            sql_time(hi)
+        );
+        let mut later = points_of(&run(engine, &sql).await?);
+        later.sort_by_key(|p| p.ts);
         points.extend(later);
-        if ends_at_last {
-            break;
-        }
     }
     // One value per timestamp (the contract of the kernels).
     points.dedup_by_key(|p| p.ts);
