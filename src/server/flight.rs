@@ -50,7 +50,7 @@ pub use super::execute::df_status;
 use super::metrics::Metrics;
 use super::prepared::Handle;
 use super::{metadata, unsupported};
-use crate::ingest::{Engine, IngestError};
+use crate::ingest::{Engine, IngestError, WriteContext};
 use crate::{model, query};
 
 pub use super::actions::FLUSH_ACTION;
@@ -132,6 +132,8 @@ impl LotlineFlightSql {
     /// (query, update, prepared) is planned.
     pub(super) async fn plan(&self, sql: &str, principal: &Principal) -> Result<DataFrame, Status> {
         let ctx = query::session_with(&self.engine, &self.query_options);
+        // DML run through the query path; the update paths set their own.
+        query::sink::set_write_context(&ctx, WriteContext::new(&principal.user, "flight_sql.dml"));
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_statements(false);
@@ -248,11 +250,21 @@ impl FlightSqlService for LotlineFlightSql {
                 }
                 let auth = auth.clone();
                 let header = header.map(str::to_string);
+                let claimed = header.clone();
                 // argon2 verification is deliberately slow: keep it off the async workers.
                 let outcome =
                     tokio::task::spawn_blocking(move || auth.login_basic(header.as_deref()))
                         .await
                         .map_err(|e| Status::internal(e.to_string()))?;
+                if let Err(e) = &outcome {
+                    super::audit::refused_login(
+                        &self.engine,
+                        &super::audit::claimed_user(claimed.as_deref()),
+                        "flight_sql.handshake",
+                        e,
+                    )
+                    .await;
+                }
                 match outcome {
                     Ok((token, principal)) => {
                         info!("user '{}' authenticated", principal.user);
@@ -309,8 +321,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
+        let who = super::audit::write_context(&principal, "flight_sql.dml", request.metadata());
         let frame = self.plan(&command.query, &principal).await?;
-        self.run_updates(vec![frame]).await
+        self.run_updates(vec![frame], who).await
     }
 
     async fn do_put_statement_ingest(
@@ -320,6 +333,7 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
+        let who = super::audit::write_context(&principal, "flight_sql.ingest", request.metadata());
         let def = model::table(&command.table).ok_or_else(|| {
             Status::not_found(format!(
                 "unknown table '{}' (writable tables: {})",
@@ -357,7 +371,7 @@ impl FlightSqlService for LotlineFlightSql {
             }
         }
         let (_, batches) = self.read_batches(request, "ingest").await?;
-        let result = self.engine.write(def, batches).await;
+        let result = self.engine.write_as(&who, def, batches).await;
         self.metrics.record_write("flight_sql", def.name, &result);
         let rows = result.map_err(|e| {
             warn!("rejected ingest of {} by {}: {e}", def.name, principal.user);
@@ -639,6 +653,8 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
+        let who =
+            super::audit::write_context(&principal, "flight_sql.prepared", request.metadata());
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Clients send an update's parameters with it; a handle bound by an
         // earlier DoPut serves when they send none.
@@ -646,7 +662,7 @@ impl FlightSqlService for LotlineFlightSql {
         let (_, frames) = self
             .bound_frames(&handle.sql, rows.as_ref(), &principal)
             .await?;
-        self.run_updates(frames).await
+        self.run_updates(frames, who).await
     }
 
     // Not supported: each answers Unimplemented with what to do instead.

@@ -4,6 +4,7 @@
 //! TLS if configured, until SIGINT/SIGTERM, then flushes.
 
 pub mod actions;
+pub mod audit;
 pub mod auth;
 pub mod execute;
 pub mod flight;
