@@ -9,6 +9,7 @@ pub mod auth;
 pub mod execute;
 pub mod flight;
 pub mod grpc;
+mod handshake;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
