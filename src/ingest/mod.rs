@@ -3,9 +3,12 @@
 //! replays the WAL into the buffer on start.
 //!
 //! [`Engine`] is the one entry point for every writer (Flight SQL ingest,
-//! INSERT, the demo, later gRPC and line protocol) and the source of the
-//! consistent table snapshots the query layer reads.
+//! INSERT, the demo, gRPC and line protocol) and the source of the
+//! consistent table snapshots the query layer reads. Every accepted write,
+//! and every event an interface reports with [`Engine::audit`], gets a
+//! hash-chained `audit_log` entry that is durable together with it.
 
+mod audit;
 pub mod buffer;
 mod commit;
 pub mod genealogy_index;
@@ -29,6 +32,7 @@ use genealogy_index::GenealogyIndex;
 use last_values::LastValues;
 use wal::{WalError, WalFile};
 
+pub use audit::{REASON_HEADER, WriteContext};
 pub use commit::WalObserver;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,10 @@ pub enum IngestError {
     Invalid(#[from] ValidationError),
     #[error("unknown table '{0}' (writable tables: {names})", names = model::table_names())]
     UnknownTable(String),
+    #[error(
+        "table '{0}' is written by lotline only (the append-only, hash-chained audit trail); clients may read it but not write it"
+    )]
+    ReadOnly(&'static str),
     #[error(
         "request of {bytes} bytes exceeds the limit of {limit} bytes (max_request_bytes); split it into smaller batches"
     )]
@@ -56,7 +64,7 @@ impl IngestError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            Self::Invalid(_) | Self::UnknownTable(_) | Self::TooLarge { .. }
+            Self::Invalid(_) | Self::UnknownTable(_) | Self::ReadOnly(_) | Self::TooLarge { .. }
         )
     }
 }
@@ -175,8 +183,15 @@ impl Engine {
         let file = WalFile::create(&wal_dir, first_free)?;
         let last_values = recover_last_values(dir, &manifest, &buffers)?;
         let genealogy = recover_genealogy(dir, &manifest, &buffers)?;
+        let head = audit::recover_head(dir, &manifest, &buffers[audit::audit_table_id() as usize])?;
         let state = Arc::new(RwLock::new(State { manifest, buffers }));
-        let wal = commit::spawn(wal_dir, file, config.wal_fsync, state.clone());
+        let writer = commit::Writer {
+            wal_dir,
+            file,
+            fsync: config.wal_fsync,
+            head,
+        };
+        let wal = commit::spawn(writer, state.clone());
         Ok(Arc::new(Self {
             config,
             state,
@@ -197,14 +212,29 @@ impl Engine {
         &self.config.data_dir
     }
 
-    /// Validates and writes one request. The request is accepted whole or
-    /// rejected whole; durable (per the WAL sync policy) and visible to
-    /// queries when this returns `Ok`, with the number of rows written.
+    /// [`Engine::write_as`] for lotline's own writes ([`WriteContext::internal`]).
     pub async fn write(
         &self,
         def: &'static TableDef,
         batches: Vec<RecordBatch>,
     ) -> Result<usize, IngestError> {
+        self.write_as(&WriteContext::internal(), def, batches).await
+    }
+
+    /// Validates and writes one request for `ctx`'s caller. The request is
+    /// accepted whole or rejected whole; when this returns `Ok` (with the
+    /// number of rows written) the rows and their `audit_log` entry are
+    /// durable (per the WAL sync policy) and visible to queries. Writes to
+    /// tables clients may not write (`audit_log`) are refused.
+    pub async fn write_as(
+        &self,
+        ctx: &WriteContext,
+        def: &'static TableDef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<usize, IngestError> {
+        if !model::client_writable(def) {
+            return Err(IngestError::ReadOnly(def.name));
+        }
         let bytes = request_bytes(&batches);
         if bytes > self.config.max_request_bytes {
             return Err(IngestError::TooLarge {
@@ -241,6 +271,7 @@ impl Engine {
                 table: id,
                 record,
                 batches: normalized.clone(),
+                event: ctx.write_event(def.name, rows),
                 reply,
             })
             .map_err(|_| WalError::Closed)?;
@@ -258,6 +289,22 @@ impl Engine {
             }
         }
         Ok(rows)
+    }
+
+    /// Appends `event` (a user change, a refused login) to `audit_log`.
+    /// Durable (per the WAL sync policy) when this returns, with its seq.
+    pub async fn audit(&self, event: crate::audit::Event) -> Result<u64, IngestError> {
+        let (reply, done) = oneshot::channel();
+        self.wal
+            .send(commit::Command::Append {
+                table: audit::audit_table_id() as usize,
+                record: Vec::new(),
+                batches: Vec::new(),
+                event,
+                reply,
+            })
+            .map_err(|_| WalError::Closed)?;
+        Ok(done.await.map_err(|_| WalError::Closed)??)
     }
 
     /// Applies backpressure: returns once the buffers hold fewer than
@@ -308,6 +355,16 @@ impl Engine {
             segments: state.manifest.segments(def.name).to_vec(),
             buffered: state.buffers[table_id(def)].batches(),
         }
+    }
+
+    /// The manifest and `def`'s buffered rows, taken together (no flush in
+    /// between: every row is in exactly one of them).
+    pub fn manifest_and_buffered(&self, def: &TableDef) -> (Manifest, Vec<RecordBatch>) {
+        let state = self.state.read().expect("state lock");
+        (
+            state.manifest.clone(),
+            state.buffers[table_id(def)].batches(),
+        )
     }
 
     pub fn manifest(&self) -> Manifest {

@@ -4,6 +4,7 @@
 //! query layer all work from a [`TableDef`], so adding a table means adding a
 //! definition here, never a new branch elsewhere.
 
+mod audit;
 mod context;
 mod sample_rows;
 mod validate;
@@ -163,7 +164,7 @@ static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
 
 /// All tables, in a stable order (their index is their id in the WAL: a new
 /// table goes at the end).
-pub fn tables() -> [&'static TableDef; 7] {
+pub fn tables() -> [&'static TableDef; 8] {
     [
         &SAMPLES,
         &TAGS,
@@ -172,6 +173,7 @@ pub fn tables() -> [&'static TableDef; 7] {
         &context::LOTS,
         &context::PRODUCTION_RUNS,
         &context::GENEALOGY,
+        &audit::AUDIT_LOG,
     ]
 }
 
@@ -183,6 +185,16 @@ pub fn table_names() -> String {
 /// The table whose writes feed the genealogy index, if any.
 pub fn genealogy() -> &'static TableDef {
     &context::GENEALOGY
+}
+
+/// The hash-chained audit trail, written by the server only.
+pub fn audit_log() -> &'static TableDef {
+    &audit::AUDIT_LOG
+}
+
+/// False for tables no client may write (`audit_log`).
+pub fn client_writable(def: &TableDef) -> bool {
+    def.name != audit::TABLE_NAME
 }
 
 pub fn production_runs() -> &'static TableDef {

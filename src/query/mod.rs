@@ -13,6 +13,7 @@ pub mod quality;
 pub mod sink;
 pub mod table;
 pub mod time_weighted;
+pub mod verify_audit;
 
 use std::sync::{Arc, LazyLock};
 
@@ -106,6 +107,10 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     ctx.register_udtf(
         "lot_samples",
         Arc::new(lot_samples::LotSamplesFunction::new(engine.clone())),
+    );
+    ctx.register_udtf(
+        verify_audit::NAME,
+        Arc::new(verify_audit::VerifyAuditFunction::new(engine.clone())),
     );
     ctx
 }

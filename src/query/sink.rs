@@ -1,6 +1,10 @@
 //! `INSERT INTO` as a DataFusion [`DataSink`] that hands the rows to the
 //! ingest engine: the same validation, WAL and acknowledgement as any other
 //! writer. The statement's rows form one request, accepted or rejected whole.
+//!
+//! Who writes comes from the session: the server puts the caller's
+//! [`WriteContext`] into the session config ([`set_write_context`]) and the
+//! sink hands it to the engine, so the audit entry names them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,7 +17,10 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::TryStreamExt;
 
-use crate::ingest::Engine;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::SessionContext;
+
+use crate::ingest::{Engine, WriteContext};
 use crate::model::TableDef;
 
 #[derive(Debug)]
@@ -43,12 +50,36 @@ impl DataSink for IngestSink {
     async fn write_all(
         &self,
         data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
         let batches: Vec<_> = data.try_collect().await?;
-        let rows = self.engine.write(self.def, batches).await.map_err(|e| {
-            DataFusionError::Execution(format!("INSERT INTO {}: {e}", self.def.name))
-        })?;
+        // A session without a caller is a local one (tests, tools): anonymous.
+        let who = context
+            .session_config()
+            .get_extension::<WriteContext>()
+            .unwrap_or_else(|| Arc::new(WriteContext::new("anonymous", "sql")));
+        let rows = self
+            .engine
+            .write_as(&who, self.def, batches)
+            .await
+            .map_err(|e| {
+                DataFusionError::Execution(format!("INSERT INTO {}: {e}", self.def.name))
+            })?;
         Ok(rows as u64)
     }
+}
+
+/// Makes `who` the writer of every INSERT that `ctx` plans from now on.
+pub fn set_write_context(ctx: &SessionContext, who: WriteContext) {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(who));
+}
+
+/// `frame` with `who` as the writer of the INSERT it runs.
+pub fn with_write_context(frame: DataFrame, who: WriteContext) -> DataFrame {
+    let (mut state, plan) = frame.into_parts();
+    state.config_mut().set_extension(Arc::new(who));
+    DataFrame::new(state, plan)
 }

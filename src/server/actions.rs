@@ -144,25 +144,40 @@ pub async fn run(
         )
     })?;
     // Hashing passwords is slow on purpose: off the async workers.
-    tokio::task::spawn_blocking(move || user_action(&auth, &principal, &action))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
+    let by = principal.clone();
+    let (result, change) =
+        tokio::task::spawn_blocking(move || user_action(&auth, &principal, &action))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+    // The change is saved; the answer waits until its audit entry is durable.
+    if let Some((what, detail)) = change {
+        super::audit::user_change(engine, &by, what, detail)
+            .await
+            .map_err(ingest_status)?;
+    }
+    Ok(result)
 }
 
-fn user_action(auth: &Auth, principal: &Principal, action: &Action) -> Result<Vec<u8>, Status> {
+/// The JSON answer, and the audit action and detail of a change it made.
+type UserOutcome = (Vec<u8>, Option<(&'static str, String)>);
+
+fn user_action(auth: &Auth, principal: &Principal, action: &Action) -> Result<UserOutcome, Status> {
     let by = &principal.user;
+    let change;
     match action.r#type.as_str() {
         USER_ADD => {
             let add: UserAdd = body(action)?;
             auth.add_user(principal, &add.name, &add.password, add.role)
                 .map_err(auth_status)?;
             info!("user '{}' ({}) added by {by}", add.name, add.role);
+            change = Some(("user.add", format!("user={} role={}", add.name, add.role)));
         }
         USER_REMOVE => {
             let remove: UserRemove = body(action)?;
             auth.remove_user(principal, &remove.name)
                 .map_err(auth_status)?;
             info!("user '{}' removed by {by}", remove.name);
+            change = Some(("user.remove", format!("user={}", remove.name)));
         }
         USER_PASSWD => {
             let passwd: UserPasswd = body(action)?;
@@ -171,10 +186,12 @@ fn user_action(auth: &Auth, principal: &Principal, action: &Action) -> Result<Ve
                 .map_err(auth_status)?;
             info!("password of user '{name}' set by {by}");
             // Not a user list: a writer may set their own password but not list users.
-            return Ok(serde_json::to_vec(&UserRemove { name: name.into() }).expect("serializes"));
+            let answer = serde_json::to_vec(&UserRemove { name: name.into() }).expect("serializes");
+            return Ok((answer, Some(("user.passwd", format!("user={name}")))));
         }
-        _ => {}
+        _ => change = None,
     }
     let users = auth.list_users(principal).map_err(auth_status)?;
-    Ok(serde_json::to_vec(&UserList { users }).expect("users serialize"))
+    let answer = serde_json::to_vec(&UserList { users }).expect("users serialize");
+    Ok((answer, change))
 }

@@ -40,9 +40,8 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::actions::{self, auth_status};
 use super::auth::{Auth, Permission, Principal};
@@ -50,7 +49,7 @@ pub use super::execute::df_status;
 use super::metrics::Metrics;
 use super::prepared::Handle;
 use super::{metadata, unsupported};
-use crate::ingest::{Engine, IngestError};
+use crate::ingest::{Engine, IngestError, WriteContext};
 use crate::{model, query};
 
 pub use super::actions::FLUSH_ACTION;
@@ -132,6 +131,8 @@ impl LotlineFlightSql {
     /// (query, update, prepared) is planned.
     pub(super) async fn plan(&self, sql: &str, principal: &Principal) -> Result<DataFrame, Status> {
         let ctx = query::session_with(&self.engine, &self.query_options);
+        // DML run through the query path; the update paths set their own.
+        query::sink::set_write_context(&ctx, WriteContext::new(&principal.user, "flight_sql.dml"));
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_statements(false);
@@ -208,20 +209,6 @@ pub fn encode_batches(
     Response::new(Box::pin(stream))
 }
 
-/// The handshake's answer: the token in the payload and as `authorization: Bearer` header.
-fn handshake_reply(token: String) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
-    let bearer = MetadataValue::try_from(format!("Bearer {token}"))
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let reply = HandshakeResponse {
-        protocol_version: 0,
-        payload: token.into_bytes().into(),
-    };
-    let mut response: Response<BoxStream<HandshakeResponse>> =
-        Response::new(Box::pin(futures::stream::once(async { Ok(reply) })));
-    response.metadata_mut().insert("authorization", bearer);
-    Ok(response)
-}
-
 #[tonic::async_trait]
 impl FlightSqlService for LotlineFlightSql {
     type FlightService = LotlineFlightSql;
@@ -230,42 +217,7 @@ impl FlightSqlService for LotlineFlightSql {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
-        let token = match &self.auth {
-            None => "anonymous".to_string(),
-            Some(auth) => {
-                let header = request
-                    .metadata()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok());
-                // Clients (the ADBC driver among them) repeat the handshake
-                // with the token they hold; a valid one is simply confirmed.
-                if let Some(bearer) = header.filter(|h| h.starts_with("Bearer ")) {
-                    auth.check_bearer(Some(bearer))
-                        .map_err(|e| Status::unauthenticated(e.to_string()))?;
-                    return handshake_reply(
-                        bearer.trim_start_matches("Bearer ").trim().to_string(),
-                    );
-                }
-                let auth = auth.clone();
-                let header = header.map(str::to_string);
-                // argon2 verification is deliberately slow: keep it off the async workers.
-                let outcome =
-                    tokio::task::spawn_blocking(move || auth.login_basic(header.as_deref()))
-                        .await
-                        .map_err(|e| Status::internal(e.to_string()))?;
-                match outcome {
-                    Ok((token, principal)) => {
-                        info!("user '{}' authenticated", principal.user);
-                        token
-                    }
-                    Err(e) => {
-                        warn!("refused handshake: {e}");
-                        return Err(Status::unauthenticated(e.to_string()));
-                    }
-                }
-            }
-        };
-        handshake_reply(token)
+        super::handshake::handshake(&self.engine, self.auth.as_ref(), request.metadata()).await
     }
 
     async fn get_flight_info_statement(
@@ -309,8 +261,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
+        let who = super::audit::write_context(&principal, "flight_sql.dml", request.metadata());
         let frame = self.plan(&command.query, &principal).await?;
-        self.run_updates(vec![frame]).await
+        self.run_updates(vec![frame], who).await
     }
 
     async fn do_put_statement_ingest(
@@ -320,6 +273,7 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
+        let who = super::audit::write_context(&principal, "flight_sql.ingest", request.metadata());
         let def = model::table(&command.table).ok_or_else(|| {
             Status::not_found(format!(
                 "unknown table '{}' (writable tables: {})",
@@ -357,7 +311,7 @@ impl FlightSqlService for LotlineFlightSql {
             }
         }
         let (_, batches) = self.read_batches(request, "ingest").await?;
-        let result = self.engine.write(def, batches).await;
+        let result = self.engine.write_as(&who, def, batches).await;
         self.metrics.record_write("flight_sql", def.name, &result);
         let rows = result.map_err(|e| {
             warn!("rejected ingest of {} by {}: {e}", def.name, principal.user);
@@ -639,6 +593,8 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
+        let who =
+            super::audit::write_context(&principal, "flight_sql.prepared", request.metadata());
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Clients send an update's parameters with it; a handle bound by an
         // earlier DoPut serves when they send none.
@@ -646,7 +602,7 @@ impl FlightSqlService for LotlineFlightSql {
         let (_, frames) = self
             .bound_frames(&handle.sql, rows.as_ref(), &principal)
             .await?;
-        self.run_updates(frames).await
+        self.run_updates(frames, who).await
     }
 
     // Not supported: each answers Unimplemented with what to do instead.

@@ -248,6 +248,7 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
     match e {
         IngestError::Invalid(_) => "invalid",
         IngestError::UnknownTable(_) => "unknown_table",
+        IngestError::ReadOnly(_) => "read_only",
         IngestError::TooLarge { .. } => "too_large",
         IngestError::Wal(_) => "wal",
         IngestError::Storage(_) => "storage",

@@ -61,7 +61,10 @@ CONTEXT_COLUMNS = {
         "id", "material", "quantity", "uom", "status", "planned_start", "planned_end", "actual_start", "actual_end",
     ],
 }
-ALL_TABLES = sorted(["samples", "tags", *CONTEXT_COLUMNS])
+AUDIT_COLUMNS = [
+    "seq", "ts", "actor", "action", "table_name", "row_count", "detail", "reason", "prev_hash", "hash",
+]
+ALL_TABLES = sorted(["samples", "tags", "audit_log", *CONTEXT_COLUMNS])
 
 # SqlInfo ids (FlightSql.proto).
 FLIGHT_SQL_SERVER_NAME = 0
@@ -182,6 +185,7 @@ def test_adbc_get_objects_lists_catalog_schema_tables_columns(conn):
                     DB_SCHEMA,
                     sorted(
                         [("samples", "TABLE", SAMPLES_COLUMNS), ("tags", "TABLE", TAGS_COLUMNS)]
+                        + [("audit_log", "TABLE", AUDIT_COLUMNS)]
                         + [(name, "TABLE", cols) for name, cols in CONTEXT_COLUMNS.items()]
                     ),
                 )
