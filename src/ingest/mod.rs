@@ -174,7 +174,7 @@ impl Engine {
         let manifest = Manifest::load(dir)?;
         for orphan in storage::remove_orphans(dir, &manifest)? {
             warn!(
-                "removed {} (not in the manifest: left by an interrupted flush)",
+                "removed {} (not in the manifest: left by an interrupted flush or restamp)",
                 orphan.display()
             );
         }
