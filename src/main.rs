@@ -67,6 +67,13 @@ enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Stamp samples written before their production run was recorded with
+    /// its work order and lot: the server flushes, then rewrites the
+    /// segments concerned (role writer or admin); prints a JSON report
+    Restamp {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Manage the users of a running server (admin; anyone may change their own password)
     User {
         #[command(subcommand)]
@@ -148,6 +155,7 @@ async fn main() -> ExitCode {
                 }
             }
             Command::Flush { connect } => println!("{}", client::run_flush(&connect).await?),
+            Command::Restamp { connect } => println!("{}", client::run_restamp(&connect).await?),
             Command::User { command } => print!("{}", client::run_user(&command).await?),
             Command::VerifyAudit { data_dir, json } => {
                 if !data_dir

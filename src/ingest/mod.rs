@@ -13,6 +13,8 @@ pub mod buffer;
 mod commit;
 pub mod genealogy_index;
 pub mod last_values;
+mod restamp;
+pub mod stamping;
 pub mod wal;
 
 use std::fs::File;
@@ -30,10 +32,12 @@ use crate::storage::{self, Manifest, SegmentMeta, StorageError};
 use buffer::TableBuffer;
 use genealogy_index::GenealogyIndex;
 use last_values::LastValues;
+use stamping::{StampError, StampIndex};
 use wal::{WalError, WalFile};
 
 pub use audit::{REASON_HEADER, WriteContext};
 pub use commit::WalObserver;
+pub use restamp::RestampReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -53,6 +57,8 @@ pub enum IngestError {
     Wal(#[from] WalError),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("stamping: {0}")]
+    Stamp(#[from] StampError),
     #[error("data directory {path} is in use by another lotline process")]
     Locked { path: PathBuf },
     #[error("internal: {0}")]
@@ -82,6 +88,9 @@ pub struct EngineConfig {
     /// memory stays bounded and writers slow down instead of the server failing.
     pub max_buffered_rows: usize,
     pub segment: SegmentOptions,
+    /// Stamp samples with the work order and lot of their equipment's run at
+    /// ingest and flush (`--no-stamping` turns it off; `restamp` still works).
+    pub stamping: bool,
 }
 
 /// Everything readers see, changed only under the lock: live segments and
@@ -113,6 +122,9 @@ pub struct FlushReport {
     pub segments_written: usize,
     pub rows_written: u64,
     pub wal_files_removed: usize,
+    /// Buffered samples that got a work order and lot only now (their run
+    /// was recorded after them).
+    pub rows_stamped: u64,
 }
 
 pub struct Engine {
@@ -124,6 +136,9 @@ pub struct Engine {
     last_values: Vec<Option<std::sync::Mutex<LastValues>>>,
     /// The lot graph, for the table with [`Cache::Genealogy`].
     genealogy: Option<(usize, std::sync::RwLock<GenealogyIndex>)>,
+    /// Runs per equipment and equipment per tag, fed by the tables with
+    /// [`Cache::Stamping`]; shared with the blocking task that stamps.
+    stamp_index: Arc<std::sync::RwLock<StampIndex>>,
     /// Writers hold it shared from WAL append until their rows are in the
     /// last-value cache; a flush takes it exclusively around the WAL rotation
     /// so its cache snapshot covers every row it moves out of the WAL.
@@ -167,7 +182,7 @@ impl Engine {
         let manifest = Manifest::load(dir)?;
         for orphan in storage::remove_orphans(dir, &manifest)? {
             warn!(
-                "removed {} (not in the manifest: left by an interrupted flush)",
+                "removed {} (not in the manifest: left by an interrupted flush or restamp)",
                 orphan.display()
             );
         }
@@ -184,6 +199,9 @@ impl Engine {
         let last_values = recover_last_values(dir, &manifest, &buffers)?;
         let genealogy = recover_genealogy(dir, &manifest, &buffers)?;
         let head = audit::recover_head(dir, &manifest, &buffers[audit::audit_table_id() as usize])?;
+        let stamp_index = Arc::new(std::sync::RwLock::new(recover_stamp_index(
+            dir, &manifest, &buffers,
+        )?));
         let state = Arc::new(RwLock::new(State { manifest, buffers }));
         let writer = commit::Writer {
             wal_dir,
@@ -199,6 +217,7 @@ impl Engine {
             flush_lock: Mutex::new(()),
             last_values,
             genealogy,
+            stamp_index,
             merge_gate: tokio::sync::RwLock::new(()),
             _dir_lock: dir_lock,
         }))
@@ -243,6 +262,10 @@ impl Engine {
             });
         }
         let id = table_id(def);
+        // Stamped before the WAL record is encoded, so the WAL, the buffer
+        // and the segments all hold the stamped row.
+        let stamp_index = (self.config.stamping && def.name == model::samples().name)
+            .then(|| self.stamp_index.clone());
         let (normalized, record) =
             tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
                 let mut offset = 0;
@@ -253,6 +276,10 @@ impl Engine {
                 }
                 if normalized.is_empty() {
                     return Ok((normalized, Vec::new()));
+                }
+                if let Some(index) = stamp_index {
+                    let index = index.read().expect("stamp index lock");
+                    normalized = index.stamp_all(normalized)?.0;
                 }
                 let record = wal::encode_record(id as u8, &normalized)?;
                 Ok((normalized, record))
@@ -286,6 +313,12 @@ impl Engine {
             let mut index = index.write().expect("genealogy index lock");
             for batch in &normalized {
                 index.merge(batch);
+            }
+        }
+        if def.has_cache(Cache::Stamping) {
+            let mut index = self.stamp_index.write().expect("stamp index lock");
+            for batch in &normalized {
+                index.merge(def, batch)?;
             }
         }
         Ok(rows)
@@ -451,15 +484,27 @@ impl Engine {
         };
         let data_dir = self.config.data_dir.clone();
         let options = self.config.segment.clone();
+        let stamp_index = self.config.stamping.then(|| self.stamp_index.clone());
         let (manifest, report) = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
             let mut report = FlushReport::default();
             let mut written: Vec<SegmentMeta> = Vec::new();
             let result = (|| {
-                for (def, batches) in model::tables().iter().zip(&frozen) {
+                for (def, batches) in model::tables().iter().zip(frozen) {
+                    // Samples written before their run was recorded: the
+                    // flush rewrites them anyway, so stamp them now.
+                    let batches = match &stamp_index {
+                        Some(index) if def.name == model::samples().name => {
+                            let index = index.read().expect("stamp index lock");
+                            let (stamped, counts) = index.stamp_all(batches)?;
+                            report.rows_stamped += counts.stamped;
+                            stamped
+                        }
+                        _ => batches,
+                    };
                     let metas = segment::write_segments(
                         &data_dir,
                         def,
-                        batches,
+                        &batches,
                         &mut manifest.next_segment_id,
                         &options,
                     )?;
@@ -478,13 +523,13 @@ impl Engine {
                     }
                 }
                 manifest.wal_replay_from = replay_from;
-                manifest.store(&data_dir)
+                manifest.store(&data_dir).map_err(IngestError::from)
             })();
             if let Err(e) = result {
                 for meta in &written {
                     let _ = std::fs::remove_file(data_dir.join(&meta.file));
                 }
-                return Err(e.into());
+                return Err(e);
             }
             report.segments_written = written.len();
             report.rows_written = written.iter().map(|m| m.rows).sum();
@@ -574,19 +619,19 @@ fn recover_genealogy(
     else {
         return Ok(None);
     };
-    let def = model::tables()[id];
     let started = std::time::Instant::now();
     let mut index = GenealogyIndex::default();
-    for meta in manifest.segments(def.name) {
-        segment::scan_parquet_columns(
-            &data_dir.join(&meta.file),
-            &genealogy_index::COLUMNS,
-            |batch| index.load_batch(&batch),
-        )?;
-    }
-    for batch in buffers[id].batches() {
-        index.load_batch(&batch);
-    }
+    replay_table(
+        data_dir,
+        manifest,
+        buffers,
+        id,
+        &genealogy_index::COLUMNS,
+        |batch| {
+            index.load_batch(batch);
+            Ok(())
+        },
+    )?;
     index.finish_load();
     if index.edge_count() > 0 {
         info!(
@@ -598,6 +643,55 @@ fn recover_genealogy(
         );
     }
     Ok(Some((id, std::sync::RwLock::new(index))))
+}
+
+/// Rebuilds the stamping index from every table with [`Cache::Stamping`].
+fn recover_stamp_index(
+    data_dir: &Path,
+    manifest: &Manifest,
+    buffers: &[TableBuffer],
+) -> Result<StampIndex, IngestError> {
+    let mut index = StampIndex::default();
+    for (id, def) in model::tables().into_iter().enumerate() {
+        if let Some(columns) = stamping::columns(def).filter(|_| def.has_cache(Cache::Stamping)) {
+            replay_table(data_dir, manifest, buffers, id, columns, |batch| {
+                index.merge(def, batch).map_err(IngestError::from)
+            })?;
+        }
+    }
+    if index.run_count() > 0 {
+        info!("stamping index: {} production runs", index.run_count());
+    }
+    Ok(index)
+}
+
+/// Feeds table `id`'s rows as they stand to `load`, in write order (what
+/// latest-wins merging needs): its live segments oldest first, reading only
+/// `columns`, then the rows replayed from the WAL (all columns).
+fn replay_table(
+    data_dir: &Path,
+    manifest: &Manifest,
+    buffers: &[TableBuffer],
+    id: usize,
+    columns: &[&str],
+    mut load: impl FnMut(&RecordBatch) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
+    let def = model::tables()[id];
+    let mut failed = None;
+    for meta in manifest.segments(def.name) {
+        segment::scan_parquet_columns(&data_dir.join(&meta.file), columns, |batch| {
+            if failed.is_none() {
+                failed = load(&batch).err();
+            }
+        })?;
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    for batch in buffers[id].batches() {
+        load(&batch)?;
+    }
+    Ok(())
 }
 
 /// Replays WAL files numbered `from` and up into `buffers`; removes older

@@ -56,6 +56,9 @@ pub enum Cache {
     LastValues,
     /// The lot graph of `genealogy` (input_lot → output_lot) for the trace functions.
     Genealogy,
+    /// Runs per equipment (`production_runs`) and equipment per tag (`tags`),
+    /// from which samples are stamped with their work order and lot.
+    Stamping,
 }
 
 /// A check on column values that the type system alone does not express.
@@ -159,7 +162,7 @@ static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
         Rule::AtMost("percent_data_good", 100),
         Rule::AtMost("percent_data_bad", 100),
     ],
-    caches: &[],
+    caches: &[Cache::Stamping],
 });
 
 /// All tables, in a stable order (their index is their id in the WAL: a new

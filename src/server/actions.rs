@@ -1,4 +1,4 @@
-//! The custom Flight actions: `lotline.flush` and user management
+//! The custom Flight actions: `lotline.flush`, `lotline.restamp` and user management
 //! (`lotline.user.add|list|remove|passwd`, what `lotline user` sends).
 //!
 //! Bodies and results are JSON (the types below, shared with the client), so
@@ -18,6 +18,7 @@ use super::metrics::Metrics;
 use crate::ingest::Engine;
 
 pub const FLUSH_ACTION: &str = "lotline.flush";
+pub const RESTAMP_ACTION: &str = "lotline.restamp";
 pub const USER_ADD: &str = "lotline.user.add";
 pub const USER_LIST: &str = "lotline.user.list";
 pub const USER_REMOVE: &str = "lotline.user.remove";
@@ -58,6 +59,11 @@ pub fn action_types() -> Vec<ActionType> {
         (
             FLUSH_ACTION,
             "Flush every write buffer to Parquet segments now (writer or admin); returns a JSON report",
+        ),
+        (
+            RESTAMP_ACTION,
+            "Stamp samples written before their production run (or their tag's equipment) was \
+             recorded: flush, then rewrite the segments concerned (writer or admin); returns a JSON report",
         ),
         (
             USER_ADD,
@@ -128,6 +134,14 @@ pub async fn run(
         principal.require(Permission::Flush).map_err(auth_status)?;
         let report = engine.flush().await.map_err(ingest_status)?;
         info!("flush requested by {}: {report:?}", principal.user);
+        return Ok(serde_json::to_vec(&report).expect("report serializes"));
+    }
+    if action.r#type == RESTAMP_ACTION {
+        principal
+            .require(Permission::Restamp)
+            .map_err(auth_status)?;
+        let report = engine.restamp().await.map_err(ingest_status)?;
+        info!("restamp requested by {}: {report:?}", principal.user);
         return Ok(serde_json::to_vec(&report).expect("report serializes"));
     }
     if ![USER_ADD, USER_LIST, USER_REMOVE, USER_PASSWD].contains(&action.r#type.as_str()) {

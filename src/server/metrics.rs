@@ -253,6 +253,7 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
         IngestError::Wal(_) => "wal",
         IngestError::Storage(_) => "storage",
         IngestError::Locked { .. } => "locked",
+        IngestError::Stamp(_) => "stamping",
         IngestError::Internal(_) => "internal",
     }
 }

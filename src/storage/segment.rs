@@ -297,6 +297,38 @@ pub fn scan_parquet_columns(
     Ok(())
 }
 
+/// Nulls in `column` of a Parquet file by its statistics, without reading
+/// data; `None` if the column is absent or a row group does not say.
+pub fn null_count(path: &Path, column: &str) -> Result<Option<u64>, StorageError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| StorageError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let metadata = builder.metadata();
+    let schema = metadata.file_metadata().schema_descr();
+    let Some(i) = schema
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == column)
+    else {
+        return Ok(None);
+    };
+    let mut nulls = 0;
+    for group in metadata.row_groups() {
+        match group
+            .column(i)
+            .statistics()
+            .and_then(|s| s.null_count_opt())
+        {
+            Some(n) => nulls += n,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(nulls))
+}
+
 fn describe(
     def: &TableDef,
     id: u64,
