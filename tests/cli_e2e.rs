@@ -109,7 +109,15 @@ fn load_query_kill_restart_flush_inspect() {
          oven.temp,degC,linear,90\n",
     )
     .unwrap();
-    let out = server.cli(&["load", "--table", "tags", tags.to_str().unwrap()]);
+    // The file rewrites oven.temp: a new version, which needs a reason.
+    let out = server.cli(&[
+        "load",
+        "--reason",
+        "unit corrected",
+        "--table",
+        "tags",
+        tags.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -182,7 +190,8 @@ fn load_query_kill_restart_flush_inspect() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains("\"rows_written\":6"), "{report}");
+    // 4 samples and 3 versions of tags (oven.temp twice: versions are kept).
+    assert!(report.contains("\"rows_written\":7"), "{report}");
     server.kill();
     let server = Server::start(&data, port);
     check(&server);
@@ -305,6 +314,7 @@ fn grpc_ingest_then_read_back() {
             password: Some(PASSWORD.into()),
             no_auth: false,
             tls_ca: None,
+            reason: None,
         };
         let flight = lotline::client::connect(&connect).await.unwrap();
         let bearer: MetadataValue<_> = format!("Bearer {}", flight.token().unwrap())

@@ -8,8 +8,10 @@
 
 pub mod buffer;
 mod commit;
+pub mod corrections;
 pub mod genealogy_index;
 pub mod last_values;
+pub mod versions;
 pub mod wal;
 
 use std::fs::File;
@@ -30,6 +32,8 @@ use last_values::LastValues;
 use wal::{WalError, WalFile};
 
 pub use commit::WalObserver;
+use versions::Versions;
+pub use versions::{ChangeFn, ChangeMeta, REASON_HINT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -47,6 +51,14 @@ pub enum IngestError {
     Storage(#[from] StorageError),
     #[error("data directory {path} is in use by another lotline process")]
     Locked { path: PathBuf },
+    #[error("{op} an existing {table} record ({key}) needs a reason: {REASON_HINT}")]
+    ReasonRequired {
+        table: &'static str,
+        key: String,
+        op: &'static str,
+    },
+    #[error("{0}")]
+    Statement(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -56,7 +68,11 @@ impl IngestError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            Self::Invalid(_) | Self::UnknownTable(_) | Self::TooLarge { .. }
+            Self::Invalid(_)
+                | Self::UnknownTable(_)
+                | Self::TooLarge { .. }
+                | Self::ReasonRequired { .. }
+                | Self::Statement(_)
         )
     }
 }
@@ -120,6 +136,10 @@ pub struct Engine {
     /// last-value cache; a flush takes it exclusively around the WAL rotation
     /// so its cache snapshot covers every row it moves out of the WAL.
     merge_gate: tokio::sync::RwLock<()>,
+    /// The newest correction per sample, for the table with [`Cache::Corrections`].
+    corrections: Option<(usize, std::sync::RwLock<Arc<corrections::CorrectionMap>>)>,
+    /// Current keys of versioned tables; held across a versioned write.
+    versions: Mutex<Versions>,
     _dir_lock: File,
 }
 
@@ -174,7 +194,22 @@ impl Engine {
             .max(1);
         let file = WalFile::create(&wal_dir, first_free)?;
         let last_values = recover_last_values(dir, &manifest, &buffers)?;
-        let genealogy = recover_genealogy(dir, &manifest, &buffers)?;
+        let mut genealogy = recover_genealogy(dir, &manifest, &buffers)?;
+        let versions = Versions::recover(dir, &manifest, &buffers)?;
+        let corrections = corrections::recover(dir, &manifest, &buffers)?
+            .map(|(id, map)| (id, std::sync::RwLock::new(Arc::new(map))));
+        if let Some((id, index)) = genealogy
+            .as_mut()
+            .filter(|(id, _)| versions.had_tombstones(*id))
+        {
+            let def = model::tables()[*id];
+            let snapshot = TableSnapshot {
+                segments: manifest.segments(def.name).to_vec(),
+                buffered: buffers[*id].batches(),
+            };
+            *index.get_mut().expect("genealogy index lock") =
+                versions::genealogy_without_tombstones(dir, def, snapshot)?;
+        }
         let state = Arc::new(RwLock::new(State { manifest, buffers }));
         let wal = commit::spawn(wal_dir, file, config.wal_fsync, state.clone());
         Ok(Arc::new(Self {
@@ -185,6 +220,8 @@ impl Engine {
             last_values,
             genealogy,
             merge_gate: tokio::sync::RwLock::new(()),
+            versions: Mutex::new(versions),
+            corrections,
             _dir_lock: dir_lock,
         }))
     }
@@ -200,10 +237,24 @@ impl Engine {
     /// Validates and writes one request. The request is accepted whole or
     /// rejected whole; durable (per the WAL sync policy) and visible to
     /// queries when this returns `Ok`, with the number of rows written.
+    /// Versioned rows are recorded as [`ChangeMeta::unattributed`].
     pub async fn write(
         &self,
         def: &'static TableDef,
         batches: Vec<RecordBatch>,
+    ) -> Result<usize, IngestError> {
+        self.write_as(def, batches, &ChangeMeta::unattributed())
+            .await
+    }
+
+    /// [`Self::write`] on behalf of a user: versioned tables record `meta`
+    /// with every version, and refuse a rewrite of an existing key without
+    /// `meta.reason`.
+    pub async fn write_as(
+        &self,
+        def: &'static TableDef,
+        batches: Vec<RecordBatch>,
+        meta: &ChangeMeta,
     ) -> Result<usize, IngestError> {
         let bytes = request_bytes(&batches);
         if bytes > self.config.max_request_bytes {
@@ -213,15 +264,23 @@ impl Engine {
             });
         }
         let id = table_id(def);
+        let versioned = def.is_versioned();
+        let correction = def.has_cache(Cache::Corrections).then(|| meta.clone());
         let (normalized, record) =
             tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
                 let mut offset = 0;
                 let mut normalized = Vec::with_capacity(batches.len());
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
                 for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-                    normalized.push(model::normalize_batch(def, batch, offset)?);
+                    let mut checked = model::normalize_batch(def, batch, offset)?;
+                    if let Some(meta) = &correction {
+                        checked = corrections::stamp(def, &checked, meta, now)?;
+                    }
+                    normalized.push(checked);
                     offset += batch.num_rows();
                 }
-                if normalized.is_empty() {
+                // Versioned rows are encoded once stamped, under the version lock.
+                if normalized.is_empty() || versioned {
                     return Ok((normalized, Vec::new()));
                 }
                 let record = wal::encode_record(id as u8, &normalized)?;
@@ -229,6 +288,23 @@ impl Engine {
             })
             .await
             .map_err(|e| IngestError::Internal(e.to_string()))??;
+        if normalized.is_empty() {
+            return Ok(0);
+        }
+        if versioned {
+            return self.write_versioned(def, normalized, meta).await;
+        }
+        self.commit(id, normalized, record).await
+    }
+
+    /// Appends an encoded record of `batches` (stored schema) to the WAL and,
+    /// once durable, to the buffer and the caches.
+    async fn commit(
+        &self,
+        id: usize,
+        normalized: Vec<RecordBatch>,
+        record: Vec<u8>,
+    ) -> Result<usize, IngestError> {
         let rows = normalized.iter().map(RecordBatch::num_rows).sum();
         if rows == 0 {
             return Ok(0);
@@ -255,6 +331,14 @@ impl Engine {
             let mut index = index.write().expect("genealogy index lock");
             for batch in &normalized {
                 index.merge(batch);
+            }
+        }
+        if let Some((_, map)) = self.corrections.as_ref().filter(|(t, _)| *t == id) {
+            // Copy on write: queries hold the previous map while they run.
+            let mut map = map.write().expect("corrections lock");
+            let map = Arc::make_mut(&mut map);
+            for batch in &normalized {
+                corrections::merge(map, batch);
             }
         }
         Ok(rows)
@@ -293,6 +377,14 @@ impl Engine {
         self.last_values[table_id(def)]
             .as_ref()
             .and_then(|c| c.lock().expect("last values lock").newest_ts(key))
+    }
+
+    /// The newest correction per (tag, ts) of `sample_corrections`.
+    pub fn corrections(&self) -> Arc<corrections::CorrectionMap> {
+        self.corrections
+            .as_ref()
+            .map(|(_, map)| map.read().expect("corrections lock").clone())
+            .unwrap_or_default()
     }
 
     /// The in-memory lot graph of `genealogy` (every acknowledged write is in

@@ -3,6 +3,7 @@
 //! `last_values` table, and lotline's functions (historian retrieval,
 //! time-weighted averages, quality classes, traceability).
 
+pub mod corrected;
 pub mod gapfill;
 pub mod genealogy;
 pub mod historian;
@@ -13,6 +14,7 @@ pub mod quality;
 pub mod sink;
 pub mod table;
 pub mod time_weighted;
+pub mod versioned;
 
 use std::sync::{Arc, LazyLock};
 
@@ -22,8 +24,8 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
-use crate::ingest::Engine;
 use crate::ingest::genealogy_index::Direction;
+use crate::ingest::{self, Engine};
 use crate::model;
 
 pub const CATALOG: &str = "lotline";
@@ -56,6 +58,15 @@ pub fn session(engine: &Arc<Engine>) -> SessionContext {
 /// stale; the cache is bounded by DataFusion's default memory limit.
 static RUNTIME: LazyLock<Arc<RuntimeEnv>> = LazyLock::new(|| Arc::new(RuntimeEnv::default()));
 
+/// Records `meta` (the user and reason) with the versions and corrections
+/// the statements of `ctx` write.
+pub fn set_change_meta(ctx: &SessionContext, meta: ingest::ChangeMeta) {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(meta));
+}
+
 /// A new SQL session over `engine`'s tables. Sessions are cheap; the server
 /// makes one per statement so session settings never leak between clients.
 pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionContext {
@@ -79,6 +90,16 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
             Arc::new(table::LotlineTable::new(def, engine.clone())),
         )
         .expect("registering a table in a fresh session");
+    }
+    ctx.register_table(
+        "samples_raw",
+        Arc::new(table::LotlineTable::raw(model::samples(), engine.clone())),
+    )
+    .expect("registering samples_raw");
+    for def in model::tables().into_iter().filter(|d| d.is_versioned()) {
+        let history = versioned::HistoryTable::new(def, engine.clone());
+        ctx.register_table(history.name(), Arc::new(history))
+            .expect("registering a history table");
     }
     ctx.register_table(
         last_values::TABLE_NAME,

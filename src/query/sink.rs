@@ -13,18 +13,20 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::TryStreamExt;
 
-use crate::ingest::Engine;
+use crate::ingest::{ChangeMeta, Engine};
 use crate::model::TableDef;
 
 #[derive(Debug)]
 pub struct IngestSink {
     def: &'static TableDef,
     engine: Arc<Engine>,
+    /// Who inserts and why (versioned tables record it).
+    meta: ChangeMeta,
 }
 
 impl IngestSink {
-    pub fn new(def: &'static TableDef, engine: Arc<Engine>) -> Self {
-        Self { def, engine }
+    pub fn new(def: &'static TableDef, engine: Arc<Engine>, meta: ChangeMeta) -> Self {
+        Self { def, engine, meta }
     }
 }
 
@@ -46,9 +48,13 @@ impl DataSink for IngestSink {
         _context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
         let batches: Vec<_> = data.try_collect().await?;
-        let rows = self.engine.write(self.def, batches).await.map_err(|e| {
-            DataFusionError::Execution(format!("INSERT INTO {}: {e}", self.def.name))
-        })?;
+        let rows = self
+            .engine
+            .write_as(self.def, batches, &self.meta)
+            .await
+            .map_err(|e| {
+                DataFusionError::Execution(format!("INSERT INTO {}: {e}", self.def.name))
+            })?;
         Ok(rows as u64)
     }
 }

@@ -49,8 +49,8 @@ use super::auth::{Auth, Permission, Principal};
 pub use super::execute::df_status;
 use super::metrics::Metrics;
 use super::prepared::Handle;
-use super::{metadata, unsupported};
-use crate::ingest::{Engine, IngestError};
+use super::{metadata, reason, unsupported};
+use crate::ingest::{ChangeMeta, Engine, IngestError};
 use crate::{model, query};
 
 pub use super::actions::FLUSH_ACTION;
@@ -129,9 +129,16 @@ impl LotlineFlightSql {
     /// Plans `sql` in a fresh session for `principal`. DDL and session
     /// statements are refused: tables are defined by lotline, not by clients.
     /// DML needs a role that may write; checked here, where every statement
-    /// (query, update, prepared) is planned.
-    pub(super) async fn plan(&self, sql: &str, principal: &Principal) -> Result<DataFrame, Status> {
+    /// (query, update, prepared) is planned. `header`: see [`reason::writer`].
+    pub(super) async fn plan(
+        &self,
+        sql: &str,
+        principal: &Principal,
+        header: Option<String>,
+    ) -> Result<DataFrame, Status> {
+        let (meta, sql) = reason::writer(sql, principal, header)?;
         let ctx = query::session_with(&self.engine, &self.query_options);
+        query::set_change_meta(&ctx, meta);
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_statements(false);
@@ -275,7 +282,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&query.transaction_id)?;
-        let frame = self.plan(&query.query, &principal).await?;
+        let frame = self
+            .plan(&query.query, &principal, reason::header(&request)?)
+            .await?;
         let schema = frame.schema().as_arrow().clone();
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
@@ -297,7 +306,9 @@ impl FlightSqlService for LotlineFlightSql {
             .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
         // Metrics hook: count the query.
         let timer = self.metrics.query_started();
-        let frame = self.plan(&sql, &principal).await?;
+        let frame = self
+            .plan(&sql, &principal, reason::header(&request)?)
+            .await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         self.stream_results(timer, schema, vec![frame]).await
     }
@@ -309,7 +320,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
-        let frame = self.plan(&command.query, &principal).await?;
+        let frame = self
+            .plan(&command.query, &principal, reason::header(&request)?)
+            .await?;
         self.run_updates(vec![frame]).await
     }
 
@@ -324,11 +337,7 @@ impl FlightSqlService for LotlineFlightSql {
             Status::not_found(format!(
                 "unknown table '{}' (writable tables: {})",
                 command.table,
-                model::tables()
-                    .iter()
-                    .map(|t| t.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                model::table_names()
             ))
         })?;
         self.require(&principal, Permission::Write { table: def.name })?;
@@ -356,8 +365,9 @@ impl FlightSqlService for LotlineFlightSql {
                 )));
             }
         }
+        let meta = ChangeMeta::new(principal.user.clone(), reason::header(&request)?);
         let (_, batches) = self.read_batches(request, "ingest").await?;
-        let result = self.engine.write(def, batches).await;
+        let result = self.engine.write_as(def, batches, &meta).await;
         self.metrics.record_write("flight_sql", def.name, &result);
         let rows = result.map_err(|e| {
             warn!("rejected ingest of {} by {}: {e}", def.name, principal.user);
@@ -609,7 +619,7 @@ impl FlightSqlService for LotlineFlightSql {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Plans and binds now so that a bad statement fails here, not in DoGet.
         let (schema, _) = self
-            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal)
+            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, None)
             .await?;
         // The ticket is the command: the handle holds all DoGet needs.
         Ok(Response::new(info_for(
@@ -627,8 +637,9 @@ impl FlightSqlService for LotlineFlightSql {
         let principal = self.authorize(&request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         let timer = self.metrics.query_started();
+        let reason = reason::header(&request)?;
         let (schema, frames) = self
-            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal)
+            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, reason)
             .await?;
         self.stream_results(timer, schema, frames).await
     }
@@ -642,9 +653,10 @@ impl FlightSqlService for LotlineFlightSql {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Clients send an update's parameters with it; a handle bound by an
         // earlier DoPut serves when they send none.
+        let reason = reason::header(&request)?;
         let rows = self.read_parameters(request).await?.or(handle.parameters);
         let (_, frames) = self
-            .bound_frames(&handle.sql, rows.as_ref(), &principal)
+            .bound_frames(&handle.sql, rows.as_ref(), &principal, reason)
             .await?;
         self.run_updates(frames).await
     }

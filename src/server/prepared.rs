@@ -427,9 +427,10 @@ impl LotlineFlightSql {
         &self,
         sql: &str,
         principal: &Principal,
+        reason: Option<String>,
     ) -> Result<(DataFrame, Parameters), Status> {
         let sql = number_question_marks(sql)?;
-        let frame = self.plan(&sql, principal).await?;
+        let frame = self.plan(&sql, principal, reason).await?;
         let parameters = Parameters::of(frame.logical_plan())?;
         Ok((frame, parameters))
     }
@@ -441,7 +442,7 @@ impl LotlineFlightSql {
         sql: String,
         principal: &Principal,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let (frame, parameters) = self.plan_prepared(&sql, principal).await?;
+        let (frame, parameters) = self.plan_prepared(&sql, principal, None).await?;
         Ok(ActionCreatePreparedStatementResult {
             dataset_schema: schema_ipc(frame.schema().as_arrow())?,
             parameter_schema: schema_ipc(&parameters.schema())?,
@@ -464,7 +465,7 @@ impl LotlineFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let handle = Handle::decode(handle)?;
         let parameters = self.read_parameters(request).await?;
-        let (_, placeholders) = self.plan_prepared(&handle.sql, principal).await?;
+        let (_, placeholders) = self.plan_prepared(&handle.sql, principal, None).await?;
         if let Some(batch) = &parameters {
             placeholders.bind(batch)?;
             let bytes = batch.get_array_memory_size();
@@ -493,8 +494,9 @@ impl LotlineFlightSql {
         sql: &str,
         rows: Option<&RecordBatch>,
         principal: &Principal,
+        reason: Option<String>,
     ) -> Result<(Arc<Schema>, Vec<DataFrame>), Status> {
-        let (frame, parameters) = self.plan_prepared(sql, principal).await?;
+        let (frame, parameters) = self.plan_prepared(sql, principal, reason).await?;
         let unbound_schema = Arc::new(frame.schema().as_arrow().clone());
         let Some(rows) = rows else {
             if !parameters.is_empty() {

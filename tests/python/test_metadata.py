@@ -61,7 +61,8 @@ CONTEXT_COLUMNS = {
         "id", "material", "quantity", "uom", "status", "planned_start", "planned_end", "actual_start", "actual_end",
     ],
 }
-ALL_TABLES = sorted(["samples", "tags", *CONTEXT_COLUMNS])
+CORRECTIONS_COLUMNS = ["tag", "ts", "value", "text", "quality", "corrected_by", "reason", "corrected_at"]
+ALL_TABLES = sorted(["samples", "tags", "sample_corrections", *CONTEXT_COLUMNS])
 
 # SqlInfo ids (FlightSql.proto).
 FLIGHT_SQL_SERVER_NAME = 0
@@ -182,6 +183,7 @@ def test_adbc_get_objects_lists_catalog_schema_tables_columns(conn):
                     DB_SCHEMA,
                     sorted(
                         [("samples", "TABLE", SAMPLES_COLUMNS), ("tags", "TABLE", TAGS_COLUMNS)]
+                        + [("sample_corrections", "TABLE", CORRECTIONS_COLUMNS)]
                         + [(name, "TABLE", cols) for name, cols in CONTEXT_COLUMNS.items()]
                     ),
                 )
@@ -197,7 +199,7 @@ def test_adbc_get_objects_lists_catalog_schema_tables_columns(conn):
 
 
 def test_adbc_get_objects_table_name_filter(conn):
-    objects = conn.adbc_get_objects(depth="all", table_name_filter="sam%").read_all()
+    objects = conn.adbc_get_objects(depth="all", table_name_filter="samples").read_all()
     assert objects_tree(objects) == [(CATALOG, [(DB_SCHEMA, [("samples", "TABLE", SAMPLES_COLUMNS)])])]
 
 
@@ -264,7 +266,7 @@ def test_raw_get_tables_with_schema(raw):
     cmd = cmd_get_tables(
         catalog=CATALOG,
         db_schema_filter_pattern=DB_SCHEMA,
-        table_name_filter_pattern="sam%",
+        table_name_filter_pattern="samples",
         table_types=["TABLE"],
         include_schema=True,
     )
