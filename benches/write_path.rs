@@ -7,7 +7,9 @@
 //!   or 64 records (5 k rows each) with one fsync per group; throughput is
 //!   records per second, so the gain of batching fsyncs shows directly;
 //! - `buffer/append`: moving acknowledged batches into the write buffer;
-//! - `segment/write_1m`: sorting and writing 1 M rows as Parquet segments.
+//! - `segment/write_1m`: sorting and writing 1 M rows as Parquet segments;
+//! - `stamping/stamp_50k`: context stamping of a 50 k-row request whose
+//!   `work_order`/`lot` are null, against one run per equipment and minute.
 //!
 //! Run: `cargo bench --bench write_path` (a filter after `--` picks groups).
 //! fsync timings depend on the disk under the temp dir (`TMPDIR`).
@@ -19,6 +21,7 @@ use arrow::record_batch::RecordBatch;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lotline::generate::{Plant, PlantDef, SampleStream};
 use lotline::ingest::buffer::TableBuffer;
+use lotline::ingest::stamping::StampIndex;
 use lotline::ingest::wal::{WalFile, encode_record};
 use lotline::model;
 use lotline::storage::segment::{SegmentOptions, write_segments};
@@ -124,5 +127,68 @@ fn segment(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate, wal, buffer, segment);
+fn stamping(c: &mut Criterion) {
+    use arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampNanosecondArray};
+    use arrow::datatypes::TimestampNanosecondType;
+    let full =
+        model::normalize_batch(model::samples(), &samples(50_000, 50_000)[0], 0).expect("valid");
+    // The same request without context, as a gateway sends it.
+    let schema = full.schema();
+    let mut columns = full.columns().to_vec();
+    for name in ["work_order", "lot"] {
+        let i = schema.index_of(name).expect("column");
+        columns[i] = arrow::array::new_null_array(columns[i].data_type(), full.num_rows());
+    }
+    let bare = RecordBatch::try_new(schema, columns).expect("batch");
+    let ts = full.column_by_name("ts").expect("ts");
+    let ts = ts.as_primitive::<TimestampNanosecondType>();
+    let (first, last) = (ts.values()[0], ts.values()[ts.len() - 1]);
+    let equipment = full
+        .column_by_name("equipment")
+        .expect("equipment")
+        .as_string::<i32>();
+    let mut names: Vec<&str> = equipment.iter().flatten().collect();
+    names.sort_unstable();
+    names.dedup();
+    let (mut eq, mut starts, mut lots) = (Vec::new(), Vec::new(), Vec::new());
+    for name in &names {
+        let mut start = first - 60_000_000_000;
+        while start <= last {
+            eq.push(*name);
+            starts.push(start);
+            lots.push(format!("L-{start}"));
+            start += 60_000_000_000;
+        }
+    }
+    let ends: Vec<i64> = starts.iter().map(|s| s + 60_000_000_000).collect();
+    let runs = RecordBatch::try_from_iter([
+        ("equipment", Arc::new(StringArray::from(eq)) as ArrayRef),
+        (
+            "start_ts",
+            Arc::new(TimestampNanosecondArray::from(starts)) as _,
+        ),
+        (
+            "end_ts",
+            Arc::new(TimestampNanosecondArray::from(ends)) as _,
+        ),
+        ("lot", Arc::new(StringArray::from(lots)) as _),
+    ])
+    .expect("runs");
+    let runs = model::normalize_batch(model::production_runs(), &runs, 0).expect("valid runs");
+    let mut index = StampIndex::default();
+    index.merge(model::production_runs(), &runs).expect("merge");
+    let mut group = c.benchmark_group("stamping");
+    group.throughput(Throughput::Elements(bare.num_rows() as u64));
+    group.bench_function("stamp_50k", |b| {
+        b.iter(|| {
+            index
+                .stamp(black_box(&bare))
+                .expect("stamp")
+                .expect("stamped")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, validate, wal, buffer, segment, stamping);
 criterion_main!(benches);

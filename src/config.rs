@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// Accept every call without authentication (local experiments only)
     #[arg(long, env = "LOTLINE_WITHOUT_AUTH")]
     pub without_auth: bool,
+    /// Do not stamp samples with the work order and lot of their equipment's
+    /// production run at ingest and flush (`lotline restamp` still does)
+    #[arg(long, env = "LOTLINE_NO_STAMPING")]
+    pub no_stamping: bool,
     /// Write the demo plant through the ingest path before serving
     #[arg(long)]
     pub demo: bool,
@@ -98,6 +102,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     without_auth: Option<bool>,
+    no_stamping: Option<bool>,
 }
 
 /// Certificate and key files of `--tls-cert` / `--tls-key`.
@@ -216,6 +221,7 @@ impl ServeArgs {
                     row_group_rows,
                     ..SegmentOptions::default()
                 },
+                stamping: !(self.no_stamping || file.no_stamping.unwrap_or(false)),
             },
             query: QueryOptions {
                 max_history_intervals: self

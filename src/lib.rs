@@ -4,6 +4,7 @@
 //! (durable WAL, write buffer, Parquet segments); readers ask SQL through
 //! DataFusion ([`query`]) over Arrow Flight SQL ([`server`]).
 
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod config;

@@ -67,6 +67,13 @@ enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Stamp samples written before their production run was recorded with
+    /// its work order and lot: the server flushes, then rewrites the
+    /// segments concerned (role writer or admin); prints a JSON report
+    Restamp {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Manage the users of a running server (admin; anyone may change their own password)
     User {
         #[command(subcommand)]
@@ -76,6 +83,15 @@ enum Command {
     Bench(lotline::bench::BenchArgs),
     /// Generate a synthetic plant (datasets/plants/) into files or a running server
     Generate(lotline::generate::GenerateArgs),
+    /// Check the audit hash chain and every segment file against the manifest
+    /// (read-only; safe beside a running server). Exits non-zero on failure
+    VerifyAudit {
+        #[arg(long, env = "LOTLINE_DATA_DIR", default_value = "lotline-data")]
+        data_dir: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a data directory's manifest, segments and WAL (read-only)
     Inspect {
         #[arg(long, env = "LOTLINE_DATA_DIR", default_value = "lotline-data")]
@@ -139,7 +155,28 @@ async fn main() -> ExitCode {
                 }
             }
             Command::Flush { connect } => println!("{}", client::run_flush(&connect).await?),
+            Command::Restamp { connect } => println!("{}", client::run_restamp(&connect).await?),
             Command::User { command } => print!("{}", client::run_user(&command).await?),
+            Command::VerifyAudit { data_dir, json } => {
+                if !data_dir
+                    .join(lotline::storage::manifest::FILE_NAME)
+                    .exists()
+                    && !data_dir.join("wal").exists()
+                {
+                    return Err(
+                        format!("{} is not a lotline data directory", data_dir.display()).into(),
+                    );
+                }
+                let report = lotline::audit::verify::verify_data_dir(&data_dir)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", lotline::audit::verify::render(&report));
+                }
+                if !report.ok() {
+                    return Err("audit verification failed".into());
+                }
+            }
             Command::Inspect { data_dir, json } => {
                 let report = lotline::inspect::inspect(&data_dir)?;
                 if json {

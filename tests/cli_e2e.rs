@@ -190,8 +190,9 @@ fn load_query_kill_restart_flush_inspect() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report = String::from_utf8_lossy(&out.stdout);
-    // 4 samples and 3 versions of tags (oven.temp twice: versions are kept).
-    assert!(report.contains("\"rows_written\":7"), "{report}");
+    // 4 samples, 3 versions of tags (oven.temp twice: versions are kept)
+    // and the audit_log entries of the 4 writes that loaded them.
+    assert!(report.contains("\"rows_written\":11"), "{report}");
     server.kill();
     let server = Server::start(&data, port);
     check(&server);

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array};
+use arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array,
+};
 use serde::Serialize;
 
 use super::protocols::{self, Protocol, Writer};
@@ -23,6 +25,9 @@ pub const START_NS: i64 = 1_767_225_600_000_000_000;
 #[derive(Debug, Serialize)]
 pub struct IngestReport {
     pub protocol: Protocol,
+    /// The `equipment` every sample carried (`--stamping-compare`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub equipment: Option<String>,
     /// Where this protocol's samples start (each protocol gets its own time
     /// range, so none repeats another's rows).
     pub start_ns: i64,
@@ -69,30 +74,55 @@ pub fn bench_batch(index: usize, batch_rows: usize, tags: usize, start_ns: i64) 
     .expect("bench batch")
 }
 
+/// Where the `range`-th series of samples of a run starts: each series gets
+/// its own time range, so none repeats another's rows.
+pub fn range_start(args: &BenchArgs, range: usize) -> i64 {
+    let batches = args.rows.div_ceil(args.batch_rows.max(1));
+    let seconds = (batches * args.batch_rows).div_ceil(args.tags.max(1)) as i64;
+    START_NS + range as i64 * (seconds + 1) * 1_000_000_000
+}
+
 /// Ingests the same samples through every protocol of `--protocols`, one
 /// after the other, each shifted past the previous one's time range.
 pub async fn run(args: &BenchArgs) -> Result<Vec<IngestReport>, ClientError> {
-    let batches = args.rows.div_ceil(args.batch_rows.max(1));
-    let seconds = (batches * args.batch_rows).div_ceil(args.tags.max(1)) as i64;
     let mut reports = Vec::new();
     for (i, &protocol) in args.protocols.iter().enumerate() {
-        let start_ns = START_NS + i as i64 * (seconds + 1) * 1_000_000_000;
-        reports.push(run_protocol(args, protocol, start_ns).await?);
+        reports.push(run_series(args, protocol, range_start(args, i), None).await?);
     }
     Ok(reports)
 }
 
-async fn run_protocol(
+/// `batch` with an `equipment` column holding `equipment` on every row.
+fn with_equipment(batch: RecordBatch, equipment: &str) -> RecordBatch {
+    let (schema, mut columns, rows) = batch.into_parts();
+    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+        "equipment",
+        arrow::datatypes::DataType::Utf8,
+        true,
+    )));
+    columns.push(Arc::new(StringArray::from(vec![equipment; rows])) as ArrayRef);
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+        .expect("bench batch with equipment")
+}
+
+/// One timed series: the bench samples from `start_ns` through `protocol`,
+/// with `equipment` on every row if given, then a flush.
+pub async fn run_series(
     args: &BenchArgs,
     protocol: Protocol,
     start_ns: i64,
+    equipment: Option<&str>,
 ) -> Result<IngestReport, ClientError> {
     let batches = args.rows.div_ceil(args.batch_rows.max(1));
     let writers = args.writers.clamp(1, batches.max(1));
     // Each writer's share, encoded before the clock starts.
     let mut shares: Vec<Vec<protocols::Payload>> = (0..writers).map(|_| Vec::new()).collect();
     for i in 0..batches {
-        let batch = bench_batch(i, args.batch_rows, args.tags, start_ns);
+        let mut batch = bench_batch(i, args.batch_rows, args.tags, start_ns);
+        if let Some(equipment) = equipment {
+            batch = with_equipment(batch, equipment);
+        }
         shares[i % writers].push(protocols::encode(protocol, batch));
     }
     // gRPC and HTTP writers carry a token from one handshake (Flight logs in
@@ -147,6 +177,7 @@ async fn run_protocol(
     let flush_seconds = flushed.elapsed().as_secs_f64();
     Ok(IngestReport {
         protocol,
+        equipment: equipment.map(String::from),
         start_ns,
         rows,
         tags: args.tags,

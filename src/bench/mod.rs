@@ -10,7 +10,9 @@
 //!   server holds, each with p50/p95/p99; functions not landed yet are
 //!   reported as skipped;
 //! - [`soak`]: 8 writers and 4 readers for a set time, with errors, server
-//!   memory and latency drift.
+//!   memory and latency drift;
+//! - [`stamping`] (`--stamping-compare`): ingest with context stamping on vs
+//!   off, side by side.
 //!
 //! Results print as a table or as JSON.
 
@@ -18,6 +20,7 @@ pub mod ingest;
 pub mod protocols;
 pub mod queries;
 pub mod soak;
+pub mod stamping;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,6 +72,11 @@ pub struct BenchArgs {
     /// Skip the query mix
     #[arg(long)]
     pub no_queries: bool,
+    /// Also ingest the samples twice more through Flight SQL with an
+    /// equipment on every row: once where a production run stamps every row,
+    /// once where none does; reports both and the overhead
+    #[arg(long)]
+    pub stamping_compare: bool,
     /// Also soak the server for this many seconds: 8 writers, 4 readers
     #[arg(long, value_name = "SECONDS")]
     pub soak: Option<u64>,
@@ -129,6 +137,8 @@ pub struct BenchReport {
     pub ingest: Vec<IngestReport>,
     pub queries: Vec<QueryResult>,
     pub soak: Option<SoakReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stamping: Option<stamping::StampingReport>,
 }
 
 /// A progress bar counting `unit`s, hidden when stderr is not a terminal.
@@ -153,6 +163,11 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, ClientError> {
     } else {
         Vec::new()
     };
+    let stamping = if args.stamping_compare && args.rows > 0 {
+        Some(stamping::run(args, ingest.len()).await?)
+    } else {
+        None
+    };
     let queries = if args.no_queries {
         Vec::new()
     } else {
@@ -168,6 +183,7 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, ClientError> {
         ingest,
         queries,
         soak,
+        stamping,
     })
 }
 
@@ -205,6 +221,9 @@ pub fn render(r: &BenchReport) -> String {
             );
         }
         out.push('\n');
+    }
+    if let Some(s) = &r.stamping {
+        out += &stamping::render(s);
     }
     if !r.queries.is_empty() {
         out += &format!(
@@ -317,6 +336,7 @@ mod tests {
             ingest: Vec::new(),
             queries: vec![ok, skipped],
             soak: None,
+            stamping: None,
         };
         let text = render(&report);
         assert!(text.contains("one tag, one hour"), "{text}");

@@ -36,7 +36,7 @@ pub use sql::{OutputFormat, run_sql};
 pub use users::{UserCommand, run_user};
 
 /// The name of the custom Flight action that flushes the write buffer.
-pub use crate::server::actions::FLUSH_ACTION;
+pub use crate::server::actions::{FLUSH_ACTION, RESTAMP_ACTION};
 
 /// How to reach and log in to a lotline server.
 #[derive(clap::Args, Debug, Clone)]
@@ -304,7 +304,7 @@ pub async fn connect(args: &ConnectArgs) -> Result<FlightSqlServiceClient<Channe
         handshake(&mut client, args, &password).await?;
     }
     if let Some(reason) = &args.reason {
-        client.set_header("x-lotline-reason", reason.clone());
+        client.set_header(crate::ingest::REASON_HEADER, reason.clone());
     }
     Ok(client)
 }
@@ -468,8 +468,19 @@ pub(crate) async fn run_action(
 /// Ask the server to flush its write buffer to segments; returns the
 /// server's JSON report (`{}` if it sent no body).
 pub async fn run_flush(args: &ConnectArgs) -> Result<String, ClientError> {
+    run_report_action(args, FLUSH_ACTION).await
+}
+
+/// Ask the server to restamp samples (`lotline.restamp`); returns its JSON
+/// report once the rewritten segments are live.
+pub async fn run_restamp(args: &ConnectArgs) -> Result<String, ClientError> {
+    run_report_action(args, RESTAMP_ACTION).await
+}
+
+/// Runs a body-less action whose answer is a JSON report (`{}` if none).
+async fn run_report_action(args: &ConnectArgs, action: &str) -> Result<String, ClientError> {
     let mut client = connect(args).await?;
-    let body = run_action(&mut client, FLUSH_ACTION, Vec::new()).await?;
+    let body = run_action(&mut client, action, Vec::new()).await?;
     Ok(if body.is_empty() {
         "{}".to_string()
     } else {

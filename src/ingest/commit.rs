@@ -3,6 +3,10 @@
 //! to the write buffer and only then acknowledges each request. Because the
 //! same thread applies rows and rotates the WAL, a rotation point splits the
 //! buffer exactly where it splits the log.
+//!
+//! The same thread seals the group's audit entries (one per request, in
+//! queue order; see [`super::audit`]) and writes the group's data records
+//! and their audit record as one WAL group record.
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, RwLock};
@@ -12,16 +16,19 @@ use arrow::array::RecordBatch;
 use tokio::sync::oneshot;
 
 use super::State;
-use super::wal::{WalError, WalFile};
+use super::wal::{self, WalError, WalFile};
+use crate::audit::{Chain, Event};
 
 pub(crate) enum Command {
-    /// Append one encoded record and, once durable, its rows to the buffer of
-    /// table `table`.
+    /// Append one encoded record (empty: none, an audit event alone) and its
+    /// audit entry; once durable, its rows to the buffer of table `table`.
+    /// Replies with the entry's seq.
     Append {
         table: usize,
         record: Vec<u8>,
         batches: Vec<RecordBatch>,
-        reply: oneshot::Sender<Result<(), WalError>>,
+        event: Event,
+        reply: oneshot::Sender<Result<u64, WalError>>,
     },
     /// Start a new WAL file and freeze every table's buffer; replies with the
     /// new file's number (every row before it is now frozen).
@@ -36,16 +43,20 @@ pub(crate) enum Command {
 /// Receives the duration of every WAL group commit, on the WAL thread.
 pub type WalObserver = Box<dyn Fn(Duration) + Send>;
 
-pub(crate) fn spawn(
-    wal_dir: std::path::PathBuf,
-    file: WalFile,
-    fsync: bool,
-    state: Arc<RwLock<State>>,
-) -> Sender<Command> {
+/// The WAL thread's own state: the file it appends to and the chain head.
+pub(crate) struct Writer {
+    pub wal_dir: std::path::PathBuf,
+    pub file: WalFile,
+    pub fsync: bool,
+    /// The newest sealed audit entry; moves only when a group is durable.
+    pub head: Chain,
+}
+
+pub(crate) fn spawn(writer: Writer, state: Arc<RwLock<State>>) -> Sender<Command> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("lotline-wal".into())
-        .spawn(move || run(rx, wal_dir, file, fsync, state))
+        .spawn(move || run(rx, writer, state))
         .expect("spawn WAL thread");
     tx
 }
@@ -54,16 +65,11 @@ struct Pending {
     table: usize,
     record: Vec<u8>,
     batches: Vec<RecordBatch>,
-    reply: oneshot::Sender<Result<(), WalError>>,
+    event: Event,
+    reply: oneshot::Sender<Result<u64, WalError>>,
 }
 
-fn run(
-    rx: Receiver<Command>,
-    wal_dir: std::path::PathBuf,
-    mut file: WalFile,
-    fsync: bool,
-    state: Arc<RwLock<State>>,
-) {
+fn run(rx: Receiver<Command>, mut writer: Writer, state: Arc<RwLock<State>>) {
     let mut pending: Vec<Pending> = Vec::new();
     let mut observer: Option<WalObserver> = None;
     while let Ok(first) = rx.recv() {
@@ -74,28 +80,29 @@ fn run(
                     table,
                     record,
                     batches,
+                    event,
                     reply,
                 } => pending.push(Pending {
                     table,
                     record,
                     batches,
+                    event,
                     reply,
                 }),
                 Command::Rotate { reply } => {
-                    commit(&mut file, fsync, &state, &mut pending, observer.as_ref());
-                    let _ = reply.send(rotate(&wal_dir, &mut file, &state));
+                    commit(&mut writer, &state, &mut pending, observer.as_ref());
+                    let _ = reply.send(rotate(&writer.wal_dir, &mut writer.file, &state));
                 }
                 Command::Observe(f) => observer = Some(f),
             }
         }
-        commit(&mut file, fsync, &state, &mut pending, observer.as_ref());
+        commit(&mut writer, &state, &mut pending, observer.as_ref());
     }
-    let _ = file.sync();
+    let _ = writer.file.sync();
 }
 
 fn commit(
-    file: &mut WalFile,
-    fsync: bool,
+    writer: &mut Writer,
     state: &RwLock<State>,
     pending: &mut Vec<Pending>,
     observer: Option<&WalObserver>,
@@ -103,24 +110,47 @@ fn commit(
     if pending.is_empty() {
         return;
     }
-    let records: Vec<&[u8]> = pending.iter().map(|p| p.record.as_slice()).collect();
+    let events = pending.iter().map(|p| p.event.clone()).collect();
     let started = Instant::now();
-    let result = file.append_group(&records, fsync);
+    let result = super::audit::seal(&writer.head, events)
+        .map_err(|e| WalError::Encode(format!("audit entry: {e}")))
+        .and_then(|(head, audit_batch, audit_record)| {
+            let mut records: Vec<&[u8]> = pending
+                .iter()
+                .map(|p| p.record.as_slice())
+                .filter(|r| !r.is_empty())
+                .collect();
+            records.push(&audit_record);
+            let group = wal::frame_group(&records);
+            writer.file.append_group(&[&group], writer.fsync)?;
+            Ok((head, audit_batch))
+        });
     // Metrics hook (WAL fsync latency): only timing, no effect on the commit.
     if let Some(observe) = observer {
         observe(started.elapsed());
     }
     match result {
-        Ok(()) => {
+        Ok((head, audit_batch)) => {
+            let first_seq = writer.head.seq + 1;
+            assert_eq!(
+                head.seq,
+                writer.head.seq + pending.len() as u64,
+                "one audit entry per request"
+            );
+            writer.head = head;
             let mut state = state.write().expect("state lock");
             let mut replies = Vec::with_capacity(pending.len());
             for p in pending.drain(..) {
-                state.buffers[p.table].append(p.batches);
+                if !p.batches.is_empty() {
+                    state.buffers[p.table].append(p.batches);
+                }
                 replies.push(p.reply);
             }
+            let audit_id = super::audit::audit_table_id() as usize;
+            state.buffers[audit_id].append(vec![audit_batch]);
             drop(state);
-            for reply in replies {
-                let _ = reply.send(Ok(()));
+            for (i, reply) in replies.into_iter().enumerate() {
+                let _ = reply.send(Ok(first_seq + i as u64));
             }
         }
         Err(e) => {

@@ -15,9 +15,9 @@ use arrow::array::{
 use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type};
 
 use super::buffer::TableBuffer;
-use super::{ChangeMeta, IngestError};
+use super::{IngestError, WriteContext};
 use crate::model::{self, Cache, TableDef, UTC};
-use crate::storage::{Manifest, segment};
+use crate::storage::Manifest;
 
 /// What a correction sets for one (tag, ts).
 #[derive(Debug, Clone, PartialEq)]
@@ -69,16 +69,11 @@ pub(super) fn recover(
     else {
         return Ok(None);
     };
-    let def = model::tables()[id];
     let mut map = CorrectionMap::new();
-    for meta in manifest.segments(def.name) {
-        segment::scan_parquet_columns(&data_dir.join(&meta.file), &COLUMNS, |batch| {
-            merge(&mut map, &batch)
-        })?;
-    }
-    for batch in buffers[id].batches() {
-        merge(&mut map, &batch);
-    }
+    super::replay_table(data_dir, manifest, buffers, id, &COLUMNS, |batch| {
+        merge(&mut map, batch);
+        Ok(())
+    })?;
     Ok(Some((id, map)))
 }
 
@@ -88,7 +83,7 @@ pub(super) fn recover(
 pub(super) fn stamp(
     def: &'static TableDef,
     batch: &RecordBatch,
-    meta: &ChangeMeta,
+    ctx: &WriteContext,
     now: i64,
 ) -> Result<RecordBatch, IngestError> {
     let n = batch.num_rows();
@@ -99,7 +94,7 @@ pub(super) fn stamp(
             .is_valid(i)
             .then(|| given.value(i).trim())
             .filter(|r| !r.is_empty())
-            .or(meta.reason.as_deref());
+            .or(ctx.reason.as_deref());
         let Some(reason) = reason else {
             return Err(IngestError::ReasonRequired {
                 table: def.name,
@@ -112,7 +107,7 @@ pub(super) fn stamp(
     let replace: [(&str, ArrayRef); 3] = [
         (
             "corrected_by",
-            Arc::new(StringArray::from(vec![meta.user.as_str(); n])),
+            Arc::new(StringArray::from(vec![ctx.actor.as_str(); n])),
         ),
         ("reason", Arc::new(StringArray::from(reasons))),
         (
@@ -126,6 +121,29 @@ pub(super) fn stamp(
     }
     RecordBatch::try_new(batch.schema(), columns).map_err(|e| IngestError::Internal(e.to_string()))
 }
+
+/// The reasons of stamped correction rows, distinct and in order, joined by
+/// `; ` (the first [`AUDITED_REASONS`], then how many more): the reason of
+/// the request's audit entry.
+pub(super) fn reasons(batches: &[RecordBatch]) -> Option<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for batch in batches {
+        for reason in column(batch, "reason").as_string::<i32>().iter().flatten() {
+            if !seen.contains(&reason) {
+                seen.push(reason);
+            }
+        }
+    }
+    let more = seen.len().saturating_sub(AUDITED_REASONS);
+    let mut joined = seen[..seen.len() - more].join("; ");
+    if more > 0 {
+        joined.push_str(&format!("; (+{more} more)"));
+    }
+    (!seen.is_empty()).then_some(joined)
+}
+
+/// How many distinct per-row reasons an audit entry names.
+const AUDITED_REASONS: usize = 8;
 
 /// `batch` (any projection of `samples` that has `tag` and `ts`) with the
 /// value, text and quality of corrected rows replaced.
@@ -235,14 +253,14 @@ mod tests {
     #[test]
     fn stamping_needs_a_reason_and_overrides_who_and_when() {
         let def = model::sample_corrections();
-        let meta = ChangeMeta::new("carol", None);
+        let meta = WriteContext::new("carol", "test");
         let err = stamp(def, &correction(&[("a", 1, 1.0)], None), &meta, 5).unwrap_err();
         assert!(err.to_string().contains("needs a reason"), "{err}");
         let given = stamp(def, &correction(&[("a", 1, 1.0)], Some("drift")), &meta, 5).unwrap();
         let by_request = stamp(
             def,
             &correction(&[("a", 1, 1.0)], None),
-            &ChangeMeta::new("carol", Some("calibration".into())),
+            &WriteContext::new("carol", "test").with_reason(Some("calibration".into())),
             5,
         )
         .unwrap();

@@ -3,14 +3,20 @@
 //! replays the WAL into the buffer on start.
 //!
 //! [`Engine`] is the one entry point for every writer (Flight SQL ingest,
-//! INSERT, the demo, later gRPC and line protocol) and the source of the
-//! consistent table snapshots the query layer reads.
+//! INSERT, the demo, gRPC and line protocol) and the source of the
+//! consistent table snapshots the query layer reads. Every accepted write,
+//! and every event an interface reports with [`Engine::audit`], gets a
+//! hash-chained `audit_log` entry that is durable together with it.
 
+mod audit;
 pub mod buffer;
 mod commit;
 pub mod corrections;
 pub mod genealogy_index;
 pub mod last_values;
+mod recovery;
+mod restamp;
+pub mod stamping;
 pub mod versions;
 pub mod wal;
 
@@ -29,11 +35,18 @@ use crate::storage::{self, Manifest, SegmentMeta, StorageError};
 use buffer::TableBuffer;
 use genealogy_index::GenealogyIndex;
 use last_values::LastValues;
+use recovery::replay_table;
+use recovery::{
+    recover, recover_genealogy, recover_last_values, recover_stamp_index, remove_wal_before,
+};
+use stamping::{StampError, StampIndex};
 use wal::{WalError, WalFile};
 
+pub use audit::{REASON_HEADER, WriteContext};
 pub use commit::WalObserver;
+pub use restamp::RestampReport;
 use versions::Versions;
-pub use versions::{ChangeFn, ChangeMeta, REASON_HINT};
+pub use versions::{ChangeFn, reason_hint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -42,6 +55,10 @@ pub enum IngestError {
     #[error("unknown table '{0}' (writable tables: {names})", names = model::table_names())]
     UnknownTable(String),
     #[error(
+        "table '{0}' is written by lotline only (the append-only, hash-chained audit trail); clients may read it but not write it"
+    )]
+    ReadOnly(&'static str),
+    #[error(
         "request of {bytes} bytes exceeds the limit of {limit} bytes (max_request_bytes); split it into smaller batches"
     )]
     TooLarge { bytes: usize, limit: usize },
@@ -49,9 +66,11 @@ pub enum IngestError {
     Wal(#[from] WalError),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("stamping: {0}")]
+    Stamp(#[from] StampError),
     #[error("data directory {path} is in use by another lotline process")]
     Locked { path: PathBuf },
-    #[error("{op} an existing {table} record ({key}) needs a reason: {REASON_HINT}")]
+    #[error("{op} an existing {table} record ({key}) needs a reason: {hint}", hint = reason_hint())]
     ReasonRequired {
         table: &'static str,
         key: String,
@@ -70,6 +89,7 @@ impl IngestError {
             self,
             Self::Invalid(_)
                 | Self::UnknownTable(_)
+                | Self::ReadOnly(_)
                 | Self::TooLarge { .. }
                 | Self::ReasonRequired { .. }
                 | Self::Statement(_)
@@ -90,6 +110,9 @@ pub struct EngineConfig {
     /// memory stays bounded and writers slow down instead of the server failing.
     pub max_buffered_rows: usize,
     pub segment: SegmentOptions,
+    /// Stamp samples with the work order and lot of their equipment's run at
+    /// ingest and flush (`--no-stamping` turns it off; `restamp` still works).
+    pub stamping: bool,
 }
 
 /// Everything readers see, changed only under the lock: live segments and
@@ -121,6 +144,9 @@ pub struct FlushReport {
     pub segments_written: usize,
     pub rows_written: u64,
     pub wal_files_removed: usize,
+    /// Buffered samples that got a work order and lot only now (their run
+    /// was recorded after them).
+    pub rows_stamped: u64,
 }
 
 pub struct Engine {
@@ -132,6 +158,9 @@ pub struct Engine {
     last_values: Vec<Option<std::sync::Mutex<LastValues>>>,
     /// The lot graph, for the table with [`Cache::Genealogy`].
     genealogy: Option<(usize, std::sync::RwLock<GenealogyIndex>)>,
+    /// Runs per equipment and equipment per tag, fed by the tables with
+    /// [`Cache::Stamping`]; shared with the blocking task that stamps.
+    stamp_index: Arc<std::sync::RwLock<StampIndex>>,
     /// Writers hold it shared from WAL append until their rows are in the
     /// last-value cache; a flush takes it exclusively around the WAL rotation
     /// so its cache snapshot covers every row it moves out of the WAL.
@@ -179,7 +208,7 @@ impl Engine {
         let manifest = Manifest::load(dir)?;
         for orphan in storage::remove_orphans(dir, &manifest)? {
             warn!(
-                "removed {} (not in the manifest: left by an interrupted flush)",
+                "removed {} (not in the manifest: left by an interrupted flush or restamp)",
                 orphan.display()
             );
         }
@@ -195,6 +224,10 @@ impl Engine {
         let file = WalFile::create(&wal_dir, first_free)?;
         let last_values = recover_last_values(dir, &manifest, &buffers)?;
         let mut genealogy = recover_genealogy(dir, &manifest, &buffers)?;
+        let head = audit::recover_head(dir, &manifest, &buffers[audit::audit_table_id() as usize])?;
+        let stamp_index = Arc::new(std::sync::RwLock::new(recover_stamp_index(
+            dir, &manifest, &buffers,
+        )?));
         let versions = Versions::recover(dir, &manifest, &buffers)?;
         let corrections = corrections::recover(dir, &manifest, &buffers)?
             .map(|(id, map)| (id, std::sync::RwLock::new(Arc::new(map))));
@@ -211,7 +244,13 @@ impl Engine {
                 versions::genealogy_without_tombstones(dir, def, snapshot)?;
         }
         let state = Arc::new(RwLock::new(State { manifest, buffers }));
-        let wal = commit::spawn(wal_dir, file, config.wal_fsync, state.clone());
+        let writer = commit::Writer {
+            wal_dir,
+            file,
+            fsync: config.wal_fsync,
+            head,
+        };
+        let wal = commit::spawn(writer, state.clone());
         Ok(Arc::new(Self {
             config,
             state,
@@ -219,6 +258,7 @@ impl Engine {
             flush_lock: Mutex::new(()),
             last_values,
             genealogy,
+            stamp_index,
             merge_gate: tokio::sync::RwLock::new(()),
             versions: Mutex::new(versions),
             corrections,
@@ -234,28 +274,29 @@ impl Engine {
         &self.config.data_dir
     }
 
-    /// Validates and writes one request. The request is accepted whole or
-    /// rejected whole; durable (per the WAL sync policy) and visible to
-    /// queries when this returns `Ok`, with the number of rows written.
-    /// Versioned rows are recorded as [`ChangeMeta::unattributed`].
+    /// [`Engine::write_as`] for lotline's own writes ([`WriteContext::internal`]).
     pub async fn write(
         &self,
         def: &'static TableDef,
         batches: Vec<RecordBatch>,
     ) -> Result<usize, IngestError> {
-        self.write_as(def, batches, &ChangeMeta::unattributed())
-            .await
+        self.write_as(&WriteContext::internal(), def, batches).await
     }
 
-    /// [`Self::write`] on behalf of a user: versioned tables record `meta`
-    /// with every version, and refuse a rewrite of an existing key without
-    /// `meta.reason`.
+    /// Validates and writes one request for `ctx`'s caller. The request is
+    /// accepted whole or rejected whole; when this returns `Ok` (with the
+    /// number of rows written) the rows and their `audit_log` entry are
+    /// durable (per the WAL sync policy) and visible to queries. Writes to
+    /// tables clients may not write (`audit_log`) are refused.
     pub async fn write_as(
         &self,
+        ctx: &WriteContext,
         def: &'static TableDef,
         batches: Vec<RecordBatch>,
-        meta: &ChangeMeta,
     ) -> Result<usize, IngestError> {
+        if !model::client_writable(def) {
+            return Err(IngestError::ReadOnly(def.name));
+        }
         let bytes = request_bytes(&batches);
         if bytes > self.config.max_request_bytes {
             return Err(IngestError::TooLarge {
@@ -265,7 +306,11 @@ impl Engine {
         }
         let id = table_id(def);
         let versioned = def.is_versioned();
-        let correction = def.has_cache(Cache::Corrections).then(|| meta.clone());
+        let correction = def.has_cache(Cache::Corrections).then(|| ctx.clone());
+        // Stamped before the WAL record is encoded, so the WAL, the buffer
+        // and the segments all hold the stamped row.
+        let stamp_index = (self.config.stamping && def.name == model::samples().name)
+            .then(|| self.stamp_index.clone());
         let (normalized, record) =
             tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
                 let mut offset = 0;
@@ -273,8 +318,8 @@ impl Engine {
                 let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
                 for batch in batches.iter().filter(|b| b.num_rows() > 0) {
                     let mut checked = model::normalize_batch(def, batch, offset)?;
-                    if let Some(meta) = &correction {
-                        checked = corrections::stamp(def, &checked, meta, now)?;
+                    if let Some(ctx) = &correction {
+                        checked = corrections::stamp(def, &checked, ctx, now)?;
                     }
                     normalized.push(checked);
                     offset += batch.num_rows();
@@ -282,6 +327,10 @@ impl Engine {
                 // Versioned rows are encoded once stamped, under the version lock.
                 if normalized.is_empty() || versioned {
                     return Ok((normalized, Vec::new()));
+                }
+                if let Some(index) = stamp_index {
+                    let index = index.read().expect("stamp index lock");
+                    normalized = index.stamp_all(normalized)?.0;
                 }
                 let record = wal::encode_record(id as u8, &normalized)?;
                 Ok((normalized, record))
@@ -292,18 +341,30 @@ impl Engine {
             return Ok(0);
         }
         if versioned {
-            return self.write_versioned(def, normalized, meta).await;
+            return self.write_versioned(ctx, def, normalized).await;
         }
-        self.commit(id, normalized, record).await
+        // A correction's audit entry gives the reasons its rows were stored
+        // with (their own, else the request's).
+        let reason = if def.has_cache(Cache::Corrections) {
+            corrections::reasons(&normalized)
+        } else {
+            ctx.reason.clone()
+        };
+        self.commit(id, normalized, record, |rows| {
+            ctx.write_event(def.name, rows).reason(reason)
+        })
+        .await
     }
 
     /// Appends an encoded record of `batches` (stored schema) to the WAL and,
     /// once durable, to the buffer and the caches.
+    /// `event` gives the audit entry of the write from its row count.
     async fn commit(
         &self,
         id: usize,
         normalized: Vec<RecordBatch>,
         record: Vec<u8>,
+        event: impl FnOnce(usize) -> crate::audit::Event,
     ) -> Result<usize, IngestError> {
         let rows = normalized.iter().map(RecordBatch::num_rows).sum();
         if rows == 0 {
@@ -317,6 +378,7 @@ impl Engine {
                 table: id,
                 record,
                 batches: normalized.clone(),
+                event: event(rows),
                 reply,
             })
             .map_err(|_| WalError::Closed)?;
@@ -341,7 +403,30 @@ impl Engine {
                 corrections::merge(map, batch);
             }
         }
+        let def = model::tables()[id];
+        if def.has_cache(Cache::Stamping) {
+            let mut index = self.stamp_index.write().expect("stamp index lock");
+            for batch in &normalized {
+                index.merge(def, batch)?;
+            }
+        }
         Ok(rows)
+    }
+
+    /// Appends `event` (a user change, a refused login) to `audit_log`.
+    /// Durable (per the WAL sync policy) when this returns, with its seq.
+    pub async fn audit(&self, event: crate::audit::Event) -> Result<u64, IngestError> {
+        let (reply, done) = oneshot::channel();
+        self.wal
+            .send(commit::Command::Append {
+                table: audit::audit_table_id() as usize,
+                record: Vec::new(),
+                batches: Vec::new(),
+                event,
+                reply,
+            })
+            .map_err(|_| WalError::Closed)?;
+        Ok(done.await.map_err(|_| WalError::Closed)??)
     }
 
     /// Applies backpressure: returns once the buffers hold fewer than
@@ -400,6 +485,16 @@ impl Engine {
             segments: state.manifest.segments(def.name).to_vec(),
             buffered: state.buffers[table_id(def)].batches(),
         }
+    }
+
+    /// The manifest and `def`'s buffered rows, taken together (no flush in
+    /// between: every row is in exactly one of them).
+    pub fn manifest_and_buffered(&self, def: &TableDef) -> (Manifest, Vec<RecordBatch>) {
+        let state = self.state.read().expect("state lock");
+        (
+            state.manifest.clone(),
+            state.buffers[table_id(def)].batches(),
+        )
     }
 
     pub fn manifest(&self) -> Manifest {
@@ -486,15 +581,27 @@ impl Engine {
         };
         let data_dir = self.config.data_dir.clone();
         let options = self.config.segment.clone();
+        let stamp_index = self.config.stamping.then(|| self.stamp_index.clone());
         let (manifest, report) = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
             let mut report = FlushReport::default();
             let mut written: Vec<SegmentMeta> = Vec::new();
             let result = (|| {
-                for (def, batches) in model::tables().iter().zip(&frozen) {
+                for (def, batches) in model::tables().iter().zip(frozen) {
+                    // Samples written before their run was recorded: the
+                    // flush rewrites them anyway, so stamp them now.
+                    let batches = match &stamp_index {
+                        Some(index) if def.name == model::samples().name => {
+                            let index = index.read().expect("stamp index lock");
+                            let (stamped, counts) = index.stamp_all(batches)?;
+                            report.rows_stamped += counts.stamped;
+                            stamped
+                        }
+                        _ => batches,
+                    };
                     let metas = segment::write_segments(
                         &data_dir,
                         def,
-                        batches,
+                        &batches,
                         &mut manifest.next_segment_id,
                         &options,
                     )?;
@@ -513,13 +620,13 @@ impl Engine {
                     }
                 }
                 manifest.wal_replay_from = replay_from;
-                manifest.store(&data_dir)
+                manifest.store(&data_dir).map_err(IngestError::from)
             })();
             if let Err(e) = result {
                 for meta in &written {
                     let _ = std::fs::remove_file(data_dir.join(&meta.file));
                 }
-                return Err(e.into());
+                return Err(e);
             }
             report.segments_written = written.len();
             report.rows_written = written.iter().map(|m| m.rows).sum();
@@ -568,128 +675,4 @@ impl Engine {
             }
         })
     }
-}
-
-/// Rebuilds the last-value caches: the snapshot the manifest names, then
-/// every replayed row over it (merging is idempotent).
-fn recover_last_values(
-    data_dir: &Path,
-    manifest: &Manifest,
-    buffers: &[TableBuffer],
-) -> Result<Vec<Option<std::sync::Mutex<LastValues>>>, IngestError> {
-    let mut caches = Vec::new();
-    for (def, buffer) in model::tables().iter().zip(buffers) {
-        let Some(mut cache) = LastValues::for_table(def) else {
-            caches.push(None);
-            continue;
-        };
-        if let Some(file) = manifest.last_values.get(def.name) {
-            for batch in segment::read_parquet(&data_dir.join(file))? {
-                cache.merge(&batch);
-            }
-        }
-        for batch in buffer.batches() {
-            cache.merge(&batch);
-        }
-        caches.push(Some(std::sync::Mutex::new(cache)));
-    }
-    Ok(caches)
-}
-
-/// Rebuilds the genealogy index from the live segments of its table (oldest
-/// first, reading only the columns it keeps) and then the replayed rows.
-fn recover_genealogy(
-    data_dir: &Path,
-    manifest: &Manifest,
-    buffers: &[TableBuffer],
-) -> Result<Option<(usize, std::sync::RwLock<GenealogyIndex>)>, IngestError> {
-    let Some(id) = model::tables()
-        .iter()
-        .position(|t| t.has_cache(Cache::Genealogy))
-    else {
-        return Ok(None);
-    };
-    let def = model::tables()[id];
-    let started = std::time::Instant::now();
-    let mut index = GenealogyIndex::default();
-    for meta in manifest.segments(def.name) {
-        segment::scan_parquet_columns(
-            &data_dir.join(&meta.file),
-            &genealogy_index::COLUMNS,
-            |batch| index.load_batch(&batch),
-        )?;
-    }
-    for batch in buffers[id].batches() {
-        index.load_batch(&batch);
-    }
-    index.finish_load();
-    if index.edge_count() > 0 {
-        info!(
-            "genealogy index: {} edges, {} lots, {} MiB, rebuilt in {:.1} s",
-            index.edge_count(),
-            index.lot_count(),
-            index.memory_bytes() >> 20,
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(Some((id, std::sync::RwLock::new(index))))
-}
-
-/// Replays WAL files numbered `from` and up into `buffers`; removes older
-/// ones. Returns the highest file number seen.
-fn recover(
-    wal_dir: &Path,
-    from: u64,
-    buffers: &mut [TableBuffer],
-) -> Result<Option<u64>, IngestError> {
-    let seqs = wal::list_files(wal_dir)?;
-    remove_wal_before(wal_dir, from)?;
-    let (mut records, mut rows) = (0usize, 0usize);
-    for &seq in seqs.iter().filter(|&&s| s >= from) {
-        let path = wal_dir.join(wal::file_name(seq));
-        let (replayed, cut) = wal::replay(&path)?;
-        if let Some(cut) = cut {
-            warn!(
-                "WAL recovery: cut {} byte(s) at offset {} in wal/{}: {} ({} whole record(s) before it kept)",
-                cut.bytes,
-                cut.offset,
-                wal::file_name(seq),
-                cut.reason,
-                replayed.len()
-            );
-        }
-        for record in replayed {
-            let buffer = buffers.get_mut(record.table_id as usize).ok_or_else(|| {
-                IngestError::Internal(format!(
-                    "wal/{} names unknown table id {}",
-                    wal::file_name(seq),
-                    record.table_id
-                ))
-            })?;
-            records += 1;
-            rows += record
-                .batches
-                .iter()
-                .map(RecordBatch::num_rows)
-                .sum::<usize>();
-            buffer.append(record.batches);
-        }
-    }
-    if records > 0 {
-        info!("WAL recovery: replayed {records} record(s), {rows} row(s)");
-    }
-    Ok(seqs.last().copied())
-}
-
-fn remove_wal_before(wal_dir: &Path, seq: u64) -> Result<usize, IngestError> {
-    let mut removed = 0;
-    for old in wal::list_files(wal_dir)?.into_iter().filter(|&s| s < seq) {
-        let path = wal_dir.join(wal::file_name(old));
-        std::fs::remove_file(&path).map_err(|e| StorageError::Io { path, source: e })?;
-        removed += 1;
-    }
-    if removed > 0 {
-        wal::sync_dir(wal_dir)?;
-    }
-    Ok(removed)
 }

@@ -18,39 +18,19 @@ use arrow::array::{AsArray, RecordBatch};
 
 use super::buffer::TableBuffer;
 use super::genealogy_index::GenealogyIndex;
-use super::{Engine, IngestError, TableSnapshot, table_id, wal};
+use super::{
+    Engine, IngestError, REASON_HEADER, TableSnapshot, WriteContext, replay_table, table_id, wal,
+};
 use crate::model::{self, Op, Stamp, TableDef};
 use crate::storage::{Manifest, segment};
 
 /// How a client gives a reason; every refusal for a missing one says it.
-pub const REASON_HINT: &str = "give a reason with the Flight SQL call header \
-    'x-lotline-reason' (ADBC: connection option \
-    'adbc.flight.sql.rpc.call_header.x-lotline-reason'), or start the SQL \
-    statement with SET lotline.reason = '...';";
-
-/// Who writes and why: stamped on every version row (and correction).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeMeta {
-    pub user: String,
-    pub reason: Option<String>,
-}
-
-impl ChangeMeta {
-    pub fn new(user: impl Into<String>, reason: Option<String>) -> Self {
-        let reason = reason
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty());
-        Self {
-            user: user.into(),
-            reason,
-        }
-    }
-
-    /// A writer that is not an authenticated client (CLI `load` into a data
-    /// directory, the demo, connectors): it can insert new keys only.
-    pub fn unattributed() -> Self {
-        Self::new("lotline", None)
-    }
+pub fn reason_hint() -> String {
+    format!(
+        "give a reason with the Flight SQL call header '{REASON_HEADER}' (ADBC: connection \
+         option 'adbc.flight.sql.rpc.call_header.{REASON_HEADER}'), or start the SQL \
+         statement with SET lotline.reason = '...';"
+    )
 }
 
 /// A user function computing new rows (user schema) from the current rows of
@@ -92,7 +72,7 @@ impl Versions {
         buffers: &[TableBuffer],
     ) -> Result<Self, IngestError> {
         let mut versions = Versions::default();
-        for (def, buffer) in model::tables().iter().zip(buffers) {
+        for (id, def) in model::tables().into_iter().enumerate() {
             if !def.is_versioned() {
                 versions.live.push(None);
                 versions.tombstones.push(false);
@@ -102,14 +82,12 @@ impl Versions {
             let mut tombstones = false;
             let mut columns: Vec<&str> = def.key.to_vec();
             columns.extend(["recorded_at", "op"]);
-            let mut apply = |batch: &RecordBatch| -> Result<(), IngestError> {
-                let ops = batch.column_by_name("op").expect("op column");
-                let ops = ops.as_string::<i32>();
+            replay_table(data_dir, manifest, buffers, id, &columns, |batch| {
                 let at = batch.column_by_name("recorded_at").expect("recorded_at");
                 let at = at.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
                 for (i, hash) in key_hashes(def, batch)?.into_iter().enumerate() {
                     versions.clock = versions.clock.max(at.value(i));
-                    if ops.value(i) == Op::Delete.as_str() {
+                    if model::is_tombstone(batch, i) {
                         tombstones = true;
                         live.remove(&hash);
                     } else {
@@ -117,19 +95,7 @@ impl Versions {
                     }
                 }
                 Ok(())
-            };
-            for meta in manifest.segments(def.name) {
-                let mut result = Ok(());
-                segment::scan_parquet_columns(&data_dir.join(&meta.file), &columns, |batch| {
-                    if result.is_ok() {
-                        result = apply(&batch);
-                    }
-                })?;
-                result?;
-            }
-            for batch in buffer.batches() {
-                apply(&batch)?;
-            }
+            })?;
             versions.live.push(Some(live));
             versions.tombstones.push(tombstones);
         }
@@ -156,12 +122,13 @@ fn now_or_internal<T>(r: Result<T, arrow::error::ArrowError>) -> Result<T, Inges
 impl Engine {
     /// Writes validated rows of a versioned table: a row whose key is current
     /// (or appears earlier in the same request) is an update and needs
-    /// `meta.reason`; the request is refused whole otherwise.
+    /// `ctx.reason`; the request is refused whole otherwise. Audited as a
+    /// `write` (inserts and updates alike).
     pub(super) async fn write_versioned(
         &self,
+        ctx: &WriteContext,
         def: &'static TableDef,
         normalized: Vec<RecordBatch>,
-        meta: &ChangeMeta,
     ) -> Result<usize, IngestError> {
         let id = table_id(def);
         let mut versions = self.versions.lock().await;
@@ -174,7 +141,7 @@ impl Engine {
             let mut ops = Vec::with_capacity(batch.num_rows());
             for (row, hash) in key_hashes(def, batch)?.into_iter().enumerate() {
                 let exists = live.contains(&hash) || !fresh.insert(hash);
-                if exists && meta.reason.is_none() {
+                if exists && ctx.reason.is_none() {
                     return Err(IngestError::ReasonRequired {
                         table: def.name,
                         key: model::describe_key(def, batch, row),
@@ -187,8 +154,8 @@ impl Engine {
         }
         let stamp = Stamp {
             recorded_at: versions.next_time(),
-            recorded_by: &meta.user,
-            reason: meta.reason.as_deref(),
+            recorded_by: &ctx.actor,
+            reason: ctx.reason.as_deref(),
         };
         let stored = normalized
             .iter()
@@ -196,7 +163,9 @@ impl Engine {
             .map(|(batch, ops)| now_or_internal(model::stamp(def, batch, ops, &stamp)))
             .collect::<Result<Vec<_>, _>>()?;
         let record = wal::encode_record(id as u8, &stored)?;
-        let rows = self.commit(id, stored, record).await?;
+        let rows = self
+            .commit(id, stored, record, |rows| ctx.write_event(def.name, rows))
+            .await?;
         versions.live[id]
             .as_mut()
             .expect("versioned table has keys")
@@ -207,11 +176,12 @@ impl Engine {
     /// `UPDATE` (op Update) or `DELETE` (op Delete, tombstones) of a versioned
     /// table: `change` maps the current rows to the rows to append. Runs under
     /// the version lock, so the current rows cannot change meanwhile.
+    /// Audited as an `update` or `delete` with `ctx`'s user and reason.
     pub async fn change(
         &self,
+        ctx: &WriteContext,
         def: &'static TableDef,
         op: Op,
-        meta: &ChangeMeta,
         change: ChangeFn,
     ) -> Result<usize, IngestError> {
         assert!(
@@ -227,7 +197,7 @@ impl Engine {
             return Ok(0);
         }
         let rows = model::normalize_batch(def, &rows, 0)?;
-        if meta.reason.is_none() {
+        if ctx.reason.is_none() {
             return Err(IngestError::ReasonRequired {
                 table: def.name,
                 key: model::describe_key(def, &rows, 0),
@@ -248,13 +218,17 @@ impl Engine {
         );
         let stamp = Stamp {
             recorded_at: versions.next_time(),
-            recorded_by: &meta.user,
-            reason: meta.reason.as_deref(),
+            recorded_by: &ctx.actor,
+            reason: ctx.reason.as_deref(),
         };
         let ops = vec![op; rows.num_rows()];
         let stored = now_or_internal(model::stamp(def, &rows, &ops, &stamp))?;
         let record = wal::encode_record(id as u8, std::slice::from_ref(&stored))?;
-        let written = self.commit(id, vec![stored], record).await?;
+        let written = self
+            .commit(id, vec![stored], record, |rows| {
+                ctx.event(op.as_str(), def.name, rows)
+            })
+            .await?;
         if op == Op::Delete {
             let live = versions.live[id]
                 .as_mut()

@@ -8,6 +8,11 @@
 //! payload = zstd( table_id u8 | Arrow IPC stream of the request's batches )
 //! ```
 //!
+//! A group record binds records that must survive together (a write and its
+//! audit entry): the same header with magic "LLWG" around a payload that is
+//! the concatenation of whole records (not compressed again). Its checksum
+//! covers them all, so replay yields all of them or none.
+//!
 //! A torn or corrupt record (short read, bad magic, bad checksum, undecodable
 //! payload) ends the readable log: [`replay`] reports where and how many bytes
 //! it cut, and truncates the file there so that new records follow good ones.
@@ -22,6 +27,7 @@ use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"LLW1");
+const GROUP_MAGIC: u32 = u32::from_le_bytes(*b"LLWG");
 const HEADER_LEN: usize = 12;
 /// zstd level for WAL payloads: fast, since it sits on the ack path.
 const ZSTD_LEVEL: i32 = 1;
@@ -71,8 +77,17 @@ pub fn encode_record(table_id: u8, batches: &[RecordBatch]) -> Result<Vec<u8>, W
 
 /// A whole record around a (compressed) payload: magic, length, checksum, payload.
 pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
+    frame_with(MAGIC, payload)
+}
+
+/// One group record holding whole `records`: replayed all together or not at all.
+pub fn frame_group(records: &[&[u8]]) -> Vec<u8> {
+    frame_with(GROUP_MAGIC, &records.concat())
+}
+
+fn frame_with(magic: u32, payload: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(HEADER_LEN + payload.len());
-    record.extend_from_slice(&MAGIC.to_le_bytes());
+    record.extend_from_slice(&magic.to_le_bytes());
     record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     record.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     record.extend_from_slice(payload);
@@ -102,8 +117,8 @@ pub fn decode_records(image: &[u8]) -> (Vec<Record>, Option<Cut>) {
     let mut offset = 0usize;
     while offset < image.len() {
         match decode_one(&image[offset..]) {
-            Ok((record, len)) => {
-                records.push(record);
+            Ok((decoded, len)) => {
+                records.extend(decoded);
                 offset += len;
             }
             Err(reason) => {
@@ -119,7 +134,9 @@ pub fn decode_records(image: &[u8]) -> (Vec<Record>, Option<Cut>) {
     (records, None)
 }
 
-fn decode_one(bytes: &[u8]) -> Result<(Record, usize), String> {
+/// The record(s) at the start of `bytes` (a group yields several) and the
+/// bytes they take.
+fn decode_one(bytes: &[u8]) -> Result<(Vec<Record>, usize), String> {
     if bytes.len() < HEADER_LEN {
         return Err(format!(
             "torn header ({} of {HEADER_LEN} bytes)",
@@ -127,7 +144,8 @@ fn decode_one(bytes: &[u8]) -> Result<(Record, usize), String> {
         ));
     }
     let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
-    if word(0) != MAGIC {
+    let magic = word(0);
+    if magic != MAGIC && magic != GROUP_MAGIC {
         return Err("bad record magic".into());
     }
     let len = word(4) as usize;
@@ -141,6 +159,12 @@ fn decode_one(bytes: &[u8]) -> Result<(Record, usize), String> {
     let payload = &bytes[HEADER_LEN..end];
     if crc32fast::hash(payload) != word(8) {
         return Err("checksum mismatch".into());
+    }
+    if magic == GROUP_MAGIC {
+        return match decode_records(payload) {
+            (records, None) => Ok((records, end)),
+            (_, Some(cut)) => Err(format!("corrupt record in a group: {}", cut.reason)),
+        };
     }
     let raw = Buffer::from(zstd::stream::decode_all(payload).map_err(|e| format!("zstd: {e}"))?);
     let table_id = *raw.first().ok_or("empty payload")?;
@@ -165,7 +189,7 @@ fn decode_one(bytes: &[u8]) -> Result<(Record, usize), String> {
         }
     })
     .map_err(|_| "arrow ipc: malformed record (the decoder panicked)".to_string())??;
-    Ok((Record { table_id, batches }, end))
+    Ok((vec![Record { table_id, batches }], end))
 }
 
 /// Name of WAL file number `seq`.
@@ -214,6 +238,14 @@ pub fn replay(path: &Path) -> Result<(Vec<Record>, Option<Cut>), WalError> {
         file.sync_all().map_err(io_err(path))?;
     }
     Ok((records, cut))
+}
+
+/// Reads one WAL file without changing it (for readers beside a running
+/// server, such as `verify-audit`): its whole records and, if it ends in a
+/// torn or corrupt record, where.
+pub fn read_records(path: &Path) -> Result<(Vec<Record>, Option<Cut>), WalError> {
+    let image = std::fs::read(path).map_err(io_err(path))?;
+    Ok(decode_records(&image))
 }
 
 /// The file currently appended to.
@@ -338,6 +370,15 @@ mod tests {
         let cut = cut.unwrap();
         assert_eq!(cut.offset, a.len() as u64);
         assert!(cut.reason.contains("torn"), "{}", cut.reason);
+
+        let group = frame_group(&[&a, &b]);
+        let image = [group.clone(), a.clone()].concat();
+        let (records, cut) = decode_records(&image);
+        assert_eq!((records.len(), cut), (3, None));
+        // A torn group loses all its records, never some of them.
+        let (records, cut) = decode_records(&group[..group.len() - 1]);
+        assert_eq!(records.len(), 0);
+        assert!(cut.unwrap().reason.contains("torn"));
 
         let mut flipped = [a.clone(), b].concat();
         let last = flipped.len() - 1;

@@ -128,7 +128,7 @@ pub(super) static PRODUCTION_RUNS: LazyLock<TableDef> = LazyLock::new(|| TableDe
             earlier: "start_ts",
         },
     ],
-    caches: &[],
+    caches: &[Cache::Stamping],
 });
 
 pub(super) static GENEALOGY: LazyLock<TableDef> = LazyLock::new(|| TableDef {

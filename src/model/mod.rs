@@ -4,6 +4,7 @@
 //! query layer all work from a [`TableDef`], so adding a table means adding a
 //! definition here, never a new branch elsewhere.
 
+mod audit;
 mod context;
 mod sample_rows;
 mod validate;
@@ -65,6 +66,9 @@ pub enum Cache {
     /// The newest correction per (tag, ts) of `sample_corrections`, which
     /// `samples` applies over the raw rows.
     Corrections,
+    /// Runs per equipment (`production_runs`) and equipment per tag (`tags`),
+    /// from which samples are stamped with their work order and lot.
+    Stamping,
 }
 
 /// A check on column values that the type system alone does not express.
@@ -179,7 +183,7 @@ static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
         Rule::AtMost("percent_data_good", 100),
         Rule::AtMost("percent_data_bad", 100),
     ],
-    caches: &[],
+    caches: &[Cache::Stamping],
 });
 
 /// Corrections of samples, which stay immutable: `samples` shows the newest
@@ -205,7 +209,7 @@ static SAMPLE_CORRECTIONS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
 
 /// All tables, in a stable order (their index is their id in the WAL: a new
 /// table goes at the end).
-pub fn tables() -> [&'static TableDef; 8] {
+pub fn tables() -> [&'static TableDef; 9] {
     [
         &SAMPLES,
         &TAGS,
@@ -214,6 +218,7 @@ pub fn tables() -> [&'static TableDef; 8] {
         &context::LOTS,
         &context::PRODUCTION_RUNS,
         &context::GENEALOGY,
+        &audit::AUDIT_LOG,
         &SAMPLE_CORRECTIONS,
     ]
 }
@@ -230,6 +235,16 @@ pub fn table_names() -> String {
 /// The table whose writes feed the genealogy index, if any.
 pub fn genealogy() -> &'static TableDef {
     &context::GENEALOGY
+}
+
+/// The hash-chained audit trail, written by the server only.
+pub fn audit_log() -> &'static TableDef {
+    &audit::AUDIT_LOG
+}
+
+/// False for tables no client may write (`audit_log`).
+pub fn client_writable(def: &TableDef) -> bool {
+    def.name != audit::TABLE_NAME
 }
 
 pub fn production_runs() -> &'static TableDef {

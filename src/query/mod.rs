@@ -14,6 +14,7 @@ pub mod quality;
 pub mod sink;
 pub mod table;
 pub mod time_weighted;
+pub mod verify_audit;
 pub mod versioned;
 
 use std::sync::{Arc, LazyLock};
@@ -24,8 +25,8 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
+use crate::ingest::Engine;
 use crate::ingest::genealogy_index::Direction;
-use crate::ingest::{self, Engine};
 use crate::model;
 
 pub const CATALOG: &str = "lotline";
@@ -57,15 +58,6 @@ pub fn session(engine: &Arc<Engine>) -> SessionContext {
 /// Segments are immutable and never reuse a path, so a cached entry cannot go
 /// stale; the cache is bounded by DataFusion's default memory limit.
 static RUNTIME: LazyLock<Arc<RuntimeEnv>> = LazyLock::new(|| Arc::new(RuntimeEnv::default()));
-
-/// Records `meta` (the user and reason) with the versions and corrections
-/// the statements of `ctx` write.
-pub fn set_change_meta(ctx: &SessionContext, meta: ingest::ChangeMeta) {
-    ctx.state_ref()
-        .write()
-        .config_mut()
-        .set_extension(Arc::new(meta));
-}
 
 /// A new SQL session over `engine`'s tables. Sessions are cheap; the server
 /// makes one per statement so session settings never leak between clients.
@@ -127,6 +119,10 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     ctx.register_udtf(
         "lot_samples",
         Arc::new(lot_samples::LotSamplesFunction::new(engine.clone())),
+    );
+    ctx.register_udtf(
+        verify_audit::NAME,
+        Arc::new(verify_audit::VerifyAuditFunction::new(engine.clone())),
     );
     ctx
 }

@@ -266,7 +266,7 @@ impl TableProvider for LotlineTable {
 
     async fn insert_into(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
@@ -276,8 +276,7 @@ impl TableProvider for LotlineTable {
                 self.def.name
             );
         }
-        let meta = super::versioned::change_meta(state);
-        let sink = IngestSink::new(self.def, self.engine.clone(), meta);
+        let sink = IngestSink::new(self.def, self.engine.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 

@@ -3,8 +3,8 @@
 //! `recorded_by`, `reason` and `op`; `UPDATE` and `DELETE` on `X` append
 //! new versions and tombstones through [`Engine::change`].
 //!
-//! Who changes and why reaches the table providers as a session config
-//! extension, [`ChangeMeta`], set by the server for each statement.
+//! Who changes and why reaches the sinks as the session's write context
+//! ([`super::sink::write_context`]), set by the server for each statement.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,20 +25,11 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 
-use crate::ingest::{ChangeFn, ChangeMeta, Engine, IngestError};
+use crate::ingest::{ChangeFn, Engine, IngestError};
 use crate::model::{self, Op, TableDef};
 
 fn external(e: IngestError) -> DataFusionError {
     DataFusionError::External(e.into())
-}
-
-/// The writer of this session's statements (unattributed if none was set).
-pub fn change_meta(state: &dyn Session) -> ChangeMeta {
-    state
-        .config()
-        .get_extension::<ChangeMeta>()
-        .map(|m| m.as_ref().clone())
-        .unwrap_or_else(ChangeMeta::unattributed)
 }
 
 /// The current rows of a versioned table as a scan.
@@ -135,7 +126,6 @@ pub fn change_plan(
         } else {
             Op::Delete
         },
-        meta: change_meta(state),
         predicate,
         sets,
         schema: def.schema.clone(),
@@ -192,7 +182,6 @@ struct ChangeSink {
     def: &'static TableDef,
     engine: Arc<Engine>,
     op: Op,
-    meta: ChangeMeta,
     predicate: Option<Arc<dyn PhysicalExpr>>,
     sets: Vec<(usize, Arc<dyn PhysicalExpr>)>,
     schema: SchemaRef,
@@ -227,8 +216,9 @@ impl DataSink for ChangeSink {
     async fn write_all(
         &self,
         _data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
+        let who = super::sink::write_context(context.session_config());
         let predicate = self.predicate.clone();
         let sets = self.sets.clone();
         let change: ChangeFn = Box::new(move |current| {
@@ -241,7 +231,7 @@ impl DataSink for ChangeSink {
         };
         let rows = self
             .engine
-            .change(self.def, self.op, &self.meta, change)
+            .change(&who, self.def, self.op, change)
             .await
             .map_err(|e| DataFusionError::Execution(format!("{verb} {}: {e}", self.def.name)))?;
         Ok(rows as u64)

@@ -1,4 +1,4 @@
-//! The custom Flight actions: `lotline.flush` and user management
+//! The custom Flight actions: `lotline.flush`, `lotline.restamp` and user management
 //! (`lotline.user.add|list|remove|passwd`, what `lotline user` sends).
 //!
 //! Bodies and results are JSON (the types below, shared with the client), so
@@ -18,6 +18,7 @@ use super::metrics::Metrics;
 use crate::ingest::Engine;
 
 pub const FLUSH_ACTION: &str = "lotline.flush";
+pub const RESTAMP_ACTION: &str = "lotline.restamp";
 pub const USER_ADD: &str = "lotline.user.add";
 pub const USER_LIST: &str = "lotline.user.list";
 pub const USER_REMOVE: &str = "lotline.user.remove";
@@ -58,6 +59,11 @@ pub fn action_types() -> Vec<ActionType> {
         (
             FLUSH_ACTION,
             "Flush every write buffer to Parquet segments now (writer or admin); returns a JSON report",
+        ),
+        (
+            RESTAMP_ACTION,
+            "Stamp samples written before their production run (or their tag's equipment) was \
+             recorded: flush, then rewrite the segments concerned (writer or admin); returns a JSON report",
         ),
         (
             USER_ADD,
@@ -130,6 +136,14 @@ pub async fn run(
         info!("flush requested by {}: {report:?}", principal.user);
         return Ok(serde_json::to_vec(&report).expect("report serializes"));
     }
+    if action.r#type == RESTAMP_ACTION {
+        principal
+            .require(Permission::Restamp)
+            .map_err(auth_status)?;
+        let report = engine.restamp().await.map_err(ingest_status)?;
+        info!("restamp requested by {}: {report:?}", principal.user);
+        return Ok(serde_json::to_vec(&report).expect("report serializes"));
+    }
     if ![USER_ADD, USER_LIST, USER_REMOVE, USER_PASSWD].contains(&action.r#type.as_str()) {
         let known: Vec<_> = action_types().into_iter().map(|a| a.r#type).collect();
         return Err(Status::invalid_argument(format!(
@@ -144,25 +158,40 @@ pub async fn run(
         )
     })?;
     // Hashing passwords is slow on purpose: off the async workers.
-    tokio::task::spawn_blocking(move || user_action(&auth, &principal, &action))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
+    let by = principal.clone();
+    let (result, change) =
+        tokio::task::spawn_blocking(move || user_action(&auth, &principal, &action))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+    // The change is saved; the answer waits until its audit entry is durable.
+    if let Some((what, detail)) = change {
+        super::audit::user_change(engine, &by, what, detail)
+            .await
+            .map_err(ingest_status)?;
+    }
+    Ok(result)
 }
 
-fn user_action(auth: &Auth, principal: &Principal, action: &Action) -> Result<Vec<u8>, Status> {
+/// The JSON answer, and the audit action and detail of a change it made.
+type UserOutcome = (Vec<u8>, Option<(&'static str, String)>);
+
+fn user_action(auth: &Auth, principal: &Principal, action: &Action) -> Result<UserOutcome, Status> {
     let by = &principal.user;
+    let change;
     match action.r#type.as_str() {
         USER_ADD => {
             let add: UserAdd = body(action)?;
             auth.add_user(principal, &add.name, &add.password, add.role)
                 .map_err(auth_status)?;
             info!("user '{}' ({}) added by {by}", add.name, add.role);
+            change = Some(("user.add", format!("user={} role={}", add.name, add.role)));
         }
         USER_REMOVE => {
             let remove: UserRemove = body(action)?;
             auth.remove_user(principal, &remove.name)
                 .map_err(auth_status)?;
             info!("user '{}' removed by {by}", remove.name);
+            change = Some(("user.remove", format!("user={}", remove.name)));
         }
         USER_PASSWD => {
             let passwd: UserPasswd = body(action)?;
@@ -171,10 +200,12 @@ fn user_action(auth: &Auth, principal: &Principal, action: &Action) -> Result<Ve
                 .map_err(auth_status)?;
             info!("password of user '{name}' set by {by}");
             // Not a user list: a writer may set their own password but not list users.
-            return Ok(serde_json::to_vec(&UserRemove { name: name.into() }).expect("serializes"));
+            let answer = serde_json::to_vec(&UserRemove { name: name.into() }).expect("serializes");
+            return Ok((answer, Some(("user.passwd", format!("user={name}")))));
         }
-        _ => {}
+        _ => change = None,
     }
     let users = auth.list_users(principal).map_err(auth_status)?;
-    Ok(serde_json::to_vec(&UserList { users }).expect("users serialize"))
+    let answer = serde_json::to_vec(&UserList { users }).expect("users serialize");
+    Ok((answer, change))
 }

@@ -62,6 +62,7 @@ impl LotlineFlightSql {
 
     /// Runs planned statements as updates: the rows they affected, or -1
     /// when none is DML (a query run as an update).
+    /// Their writer is the session's, set by [`Self::plan`].
     pub(super) async fn run_updates(&self, frames: Vec<DataFrame>) -> Result<i64, Status> {
         let mut total = None;
         for frame in frames {

@@ -40,9 +40,8 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::actions::{self, auth_status};
 use super::auth::{Auth, Permission, Principal};
@@ -50,7 +49,7 @@ pub use super::execute::df_status;
 use super::metrics::Metrics;
 use super::prepared::Handle;
 use super::{metadata, reason, unsupported};
-use crate::ingest::{ChangeMeta, Engine, IngestError};
+use crate::ingest::{Engine, IngestError, WriteContext};
 use crate::{model, query};
 
 pub use super::actions::FLUSH_ACTION;
@@ -129,16 +128,17 @@ impl LotlineFlightSql {
     /// Plans `sql` in a fresh session for `principal`. DDL and session
     /// statements are refused: tables are defined by lotline, not by clients.
     /// DML needs a role that may write; checked here, where every statement
-    /// (query, update, prepared) is planned. `header`: see [`reason::writer`].
+    /// (query, update, prepared) is planned. `who` writes what the statement
+    /// writes, with its `SET lotline.reason` prefix if any ([`reason::writer`]).
     pub(super) async fn plan(
         &self,
         sql: &str,
         principal: &Principal,
-        header: Option<String>,
+        who: WriteContext,
     ) -> Result<DataFrame, Status> {
-        let (meta, sql) = reason::writer(sql, principal, header)?;
+        let (who, sql) = reason::writer(sql, who)?;
         let ctx = query::session_with(&self.engine, &self.query_options);
-        query::set_change_meta(&ctx, meta);
+        query::sink::set_write_context(&ctx, who);
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_statements(false);
@@ -215,20 +215,6 @@ pub fn encode_batches(
     Response::new(Box::pin(stream))
 }
 
-/// The handshake's answer: the token in the payload and as `authorization: Bearer` header.
-fn handshake_reply(token: String) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
-    let bearer = MetadataValue::try_from(format!("Bearer {token}"))
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let reply = HandshakeResponse {
-        protocol_version: 0,
-        payload: token.into_bytes().into(),
-    };
-    let mut response: Response<BoxStream<HandshakeResponse>> =
-        Response::new(Box::pin(futures::stream::once(async { Ok(reply) })));
-    response.metadata_mut().insert("authorization", bearer);
-    Ok(response)
-}
-
 #[tonic::async_trait]
 impl FlightSqlService for LotlineFlightSql {
     type FlightService = LotlineFlightSql;
@@ -237,42 +223,7 @@ impl FlightSqlService for LotlineFlightSql {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
-        let token = match &self.auth {
-            None => "anonymous".to_string(),
-            Some(auth) => {
-                let header = request
-                    .metadata()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok());
-                // Clients (the ADBC driver among them) repeat the handshake
-                // with the token they hold; a valid one is simply confirmed.
-                if let Some(bearer) = header.filter(|h| h.starts_with("Bearer ")) {
-                    auth.check_bearer(Some(bearer))
-                        .map_err(|e| Status::unauthenticated(e.to_string()))?;
-                    return handshake_reply(
-                        bearer.trim_start_matches("Bearer ").trim().to_string(),
-                    );
-                }
-                let auth = auth.clone();
-                let header = header.map(str::to_string);
-                // argon2 verification is deliberately slow: keep it off the async workers.
-                let outcome =
-                    tokio::task::spawn_blocking(move || auth.login_basic(header.as_deref()))
-                        .await
-                        .map_err(|e| Status::internal(e.to_string()))?;
-                match outcome {
-                    Ok((token, principal)) => {
-                        info!("user '{}' authenticated", principal.user);
-                        token
-                    }
-                    Err(e) => {
-                        warn!("refused handshake: {e}");
-                        return Err(Status::unauthenticated(e.to_string()));
-                    }
-                }
-            }
-        };
-        handshake_reply(token)
+        super::handshake::handshake(&self.engine, self.auth.as_ref(), request.metadata()).await
     }
 
     async fn get_flight_info_statement(
@@ -283,7 +234,7 @@ impl FlightSqlService for LotlineFlightSql {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&query.transaction_id)?;
         let frame = self
-            .plan(&query.query, &principal, reason::header(&request)?)
+            .plan(&query.query, &principal, reason::dml(&principal, &request)?)
             .await?;
         let schema = frame.schema().as_arrow().clone();
         let ticket = TicketStatementQuery {
@@ -306,9 +257,8 @@ impl FlightSqlService for LotlineFlightSql {
             .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
         // Metrics hook: count the query.
         let timer = self.metrics.query_started();
-        let frame = self
-            .plan(&sql, &principal, reason::header(&request)?)
-            .await?;
+        let who = reason::dml(&principal, &request)?;
+        let frame = self.plan(&sql, &principal, who).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         self.stream_results(timer, schema, vec![frame]).await
     }
@@ -320,9 +270,8 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
-        let frame = self
-            .plan(&command.query, &principal, reason::header(&request)?)
-            .await?;
+        let who = reason::dml(&principal, &request)?;
+        let frame = self.plan(&command.query, &principal, who).await?;
         self.run_updates(vec![frame]).await
     }
 
@@ -333,6 +282,7 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
+        let who = reason::write_context(&principal, "flight_sql.ingest", request.metadata())?;
         let def = model::table(&command.table).ok_or_else(|| {
             Status::not_found(format!(
                 "unknown table '{}' (writable tables: {})",
@@ -365,9 +315,8 @@ impl FlightSqlService for LotlineFlightSql {
                 )));
             }
         }
-        let meta = ChangeMeta::new(principal.user.clone(), reason::header(&request)?);
         let (_, batches) = self.read_batches(request, "ingest").await?;
-        let result = self.engine.write_as(def, batches, &meta).await;
+        let result = self.engine.write_as(&who, def, batches).await;
         self.metrics.record_write("flight_sql", def.name, &result);
         let rows = result.map_err(|e| {
             warn!("rejected ingest of {} by {}: {e}", def.name, principal.user);
@@ -619,7 +568,12 @@ impl FlightSqlService for LotlineFlightSql {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Plans and binds now so that a bad statement fails here, not in DoGet.
         let (schema, _) = self
-            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, None)
+            .bound_frames(
+                &handle.sql,
+                handle.parameters.as_ref(),
+                &principal,
+                reason::dml(&principal, &request)?,
+            )
             .await?;
         // The ticket is the command: the handle holds all DoGet needs.
         Ok(Response::new(info_for(
@@ -637,9 +591,9 @@ impl FlightSqlService for LotlineFlightSql {
         let principal = self.authorize(&request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         let timer = self.metrics.query_started();
-        let reason = reason::header(&request)?;
+        let who = reason::dml(&principal, &request)?;
         let (schema, frames) = self
-            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, reason)
+            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, who)
             .await?;
         self.stream_results(timer, schema, frames).await
     }
@@ -650,13 +604,13 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
+        let who = reason::prepared_update(&principal, &request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Clients send an update's parameters with it; a handle bound by an
         // earlier DoPut serves when they send none.
-        let reason = reason::header(&request)?;
         let rows = self.read_parameters(request).await?.or(handle.parameters);
         let (_, frames) = self
-            .bound_frames(&handle.sql, rows.as_ref(), &principal, reason)
+            .bound_frames(&handle.sql, rows.as_ref(), &principal, who)
             .await?;
         self.run_updates(frames).await
     }

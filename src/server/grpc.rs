@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use super::auth::{self, Auth, Permission, Principal};
 use super::flight::ingest_status;
 use super::metrics::Metrics;
-use crate::ingest::{Engine, IngestError};
+use crate::ingest::{Engine, IngestError, WriteContext};
 use crate::model::{self, SampleRow, SampleRows, ValidationError};
 use crate::proto::admin_service_server::{AdminService, AdminServiceServer};
 use crate::proto::ingest_service_server::{IngestService, IngestServiceServer};
@@ -99,11 +99,16 @@ impl GrpcServices {
         let outcome = match header {
             Some(h) if h.starts_with("Basic ") => match auth::basic_credentials(Some(h)) {
                 Ok((user, password)) => {
-                    let auth = auth.clone();
+                    let (auth, claimed) = (auth.clone(), user.clone());
                     // argon2 is deliberately slow: keep it off the async workers.
-                    tokio::task::spawn_blocking(move || auth.verify(&user, &password))
-                        .await
-                        .map_err(|e| Status::internal(e.to_string()))?
+                    let outcome =
+                        tokio::task::spawn_blocking(move || auth.verify(&user, &password))
+                            .await
+                            .map_err(|e| Status::internal(e.to_string()))?;
+                    if let Err(e) = &outcome {
+                        super::audit::refused_login(&self.engine, &claimed, "grpc", e).await;
+                    }
+                    outcome
                 }
                 Err(e) => Err(e),
             },
@@ -118,7 +123,7 @@ impl GrpcServices {
     }
 
     /// Validates and writes one request of a stream.
-    async fn write_one(&self, index: u64, request: WriteRequest) -> Outcome {
+    async fn write_one(&self, who: &WriteContext, index: u64, request: WriteRequest) -> Outcome {
         let rows = request.samples.len();
         if rows == 0 {
             return Outcome::Written(0);
@@ -129,7 +134,7 @@ impl GrpcServices {
             Err(e) => return Outcome::Failed(IngestError::Internal(e.to_string())),
         };
         let samples = model::samples();
-        let result = self.engine.write(samples, vec![batch]).await;
+        let result = self.engine.write_as(who, samples, vec![batch]).await;
         self.metrics.record_write(INTERFACE, samples.name, &result);
         match result {
             Ok(written) => Outcome::Written(written),
@@ -215,6 +220,7 @@ impl IngestService for GrpcServices {
         request: Request<Streaming<WriteRequest>>,
     ) -> Result<Response<WriteResponse>, Status> {
         let principal = self.authorize(&request).await?;
+        let who = &super::reason::write_context(&principal, "grpc.ingest", request.metadata())?;
         let table = model::samples().name;
         super::actions::require(
             &self.metrics,
@@ -227,7 +233,7 @@ impl IngestService for GrpcServices {
             .zip(futures::stream::iter(0u64..))
             .map(|(message, index)| async move {
                 match message {
-                    Ok(request) => Ok(self.write_one(index, request).await),
+                    Ok(request) => Ok(self.write_one(who, index, request).await),
                     Err(status) => Err(status),
                 }
             })

@@ -33,7 +33,7 @@ use super::auth::{Auth, Permission, Principal};
 use super::metrics::{self, Metrics};
 use crate::connect::line_protocol::{self, Precision};
 use crate::connect::line_samples;
-use crate::ingest::{Engine, IngestError};
+use crate::ingest::{Engine, IngestError, WriteContext};
 use crate::model;
 
 /// The `interface` label of line-protocol writes in the metrics.
@@ -186,7 +186,14 @@ async fn write_request(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), WriteError> {
-    let principal = authenticate(state.auth.as_ref(), headers).await?;
+    let principal = authenticate(state, headers).await?;
+    let reason = super::reason::decode(
+        headers
+            .get(crate::ingest::REASON_HEADER)
+            .map(|v| v.as_bytes()),
+    )
+    .map_err(|e| WriteError::Invalid(e.to_string()))?;
+    let who = WriteContext::new(&principal.user, "http.line_protocol").with_reason(reason);
     let samples = model::samples();
     principal
         .require(Permission::Write {
@@ -232,7 +239,7 @@ async fn write_request(
     })
     .await
     .map_err(|e| WriteError::Internal(e.to_string()))??;
-    let result = state.engine.write(samples, vec![batch]).await;
+    let result = state.engine.write_as(&who, samples, vec![batch]).await;
     state.metrics.record_write(INTERFACE, samples.name, &result);
     result.map(|_| ()).map_err(|e| {
         warn!("rejected line protocol write by {}: {e}", principal.user);
@@ -241,11 +248,8 @@ async fn write_request(
 }
 
 /// Checks `Authorization: Token|Bearer <bearer token | user:password>`.
-async fn authenticate(
-    auth: Option<&Arc<Auth>>,
-    headers: &HeaderMap,
-) -> Result<Principal, WriteError> {
-    let Some(auth) = auth else {
+async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Principal, WriteError> {
+    let Some(auth) = state.auth.as_ref() else {
         return Ok(Principal::anonymous());
     };
     let credential = headers
@@ -261,11 +265,16 @@ async fn authenticate(
         })?;
     let outcome = match credential.split_once(':') {
         Some((user, password)) => {
-            let (auth, user, password) = (auth.clone(), user.to_string(), password.to_string());
+            let (auth, claimed) = (auth.clone(), user.to_string());
+            let (user, password) = (claimed.clone(), password.to_string());
             // argon2 verification is deliberately slow: keep it off the async workers.
-            tokio::task::spawn_blocking(move || auth.verify(&user, &password))
+            let outcome = tokio::task::spawn_blocking(move || auth.verify(&user, &password))
                 .await
-                .map_err(|e| WriteError::Internal(e.to_string()))?
+                .map_err(|e| WriteError::Internal(e.to_string()))?;
+            if let Err(e) = &outcome {
+                super::audit::refused_login(&state.engine, &claimed, "http", e).await;
+            }
+            outcome
         }
         None => auth.check_bearer(Some(&format!("Bearer {credential}"))),
     };

@@ -4,10 +4,12 @@
 //! TLS if configured, until SIGINT/SIGTERM, then flushes.
 
 pub mod actions;
+pub mod audit;
 pub mod auth;
 pub mod execute;
 pub mod flight;
 pub mod grpc;
+mod handshake;
 pub mod http;
 pub mod metadata;
 pub mod metrics;

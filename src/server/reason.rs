@@ -1,15 +1,15 @@
-//! Where a statement's reason for changing records comes from: the call
-//! header `x-lotline-reason`, or a `SET lotline.reason = '...';` prefix of
-//! the statement text itself (Flight SQL calls are stateless here, so a SET
-//! sent as a statement of its own would have nothing to apply to).
+//! Who writes and why, for every interface: the [`WriteContext`] of a call
+//! from its authenticated caller and its reason. The reason comes from the
+//! call header [`REASON_HEADER`] (Flight, gRPC metadata, HTTP; read here
+//! only), or for SQL from a `SET lotline.reason = '...';` prefix of the
+//! statement text itself (Flight SQL calls are stateless here, so a SET sent
+//! as a statement of its own would have nothing to apply to).
 
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
 use super::auth::Principal;
-use crate::ingest::ChangeMeta;
-
-/// gRPC metadata key of the reason header.
-pub const REASON_HEADER: &str = "x-lotline-reason";
+use crate::ingest::{REASON_HEADER, WriteContext};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReasonError {
@@ -31,30 +31,62 @@ impl From<ReasonError> for Status {
     }
 }
 
-/// The reason header of a request, if any.
-pub fn header<T>(request: &Request<T>) -> Result<Option<String>, ReasonError> {
-    request
-        .metadata()
-        .get(REASON_HEADER)
+/// The reason header's value (`None`: no header), which must be text.
+pub fn decode(value: Option<&[u8]>) -> Result<Option<String>, ReasonError> {
+    value
         .map(|v| {
-            v.to_str()
+            std::str::from_utf8(v)
+                .ok()
+                .filter(|v| v.is_ascii())
                 .map(str::to_string)
-                .map_err(|_| ReasonError::Header)
+                .ok_or(ReasonError::Header)
         })
         .transpose()
 }
 
-/// Who writes with `sql` and why: the statement's `SET lotline.reason`
-/// prefix, else the call header's `reason`. Returns the statement without
-/// the prefix.
-pub fn writer<'a>(
-    sql: &'a str,
+/// The write context of a gRPC or Flight call by `principal` over
+/// `interface`, with the reason its metadata carries.
+pub fn write_context(
     principal: &Principal,
-    reason: Option<String>,
-) -> Result<(ChangeMeta, &'a str), ReasonError> {
+    interface: &'static str,
+    metadata: &MetadataMap,
+) -> Result<WriteContext, ReasonError> {
+    let reason = decode(metadata.get(REASON_HEADER).map(|v| v.as_bytes()))?;
+    Ok(WriteContext::new(&principal.user, interface).with_reason(reason))
+}
+
+/// The writer of a Flight SQL statement in `request` (also DML run as a
+/// query, prepared or not).
+pub fn dml<T>(principal: &Principal, request: &Request<T>) -> Result<WriteContext, Status> {
+    Ok(write_context(
+        principal,
+        "flight_sql.dml",
+        request.metadata(),
+    )?)
+}
+
+/// The writer of a Flight SQL prepared statement run as an update.
+pub fn prepared_update<T>(
+    principal: &Principal,
+    request: &Request<T>,
+) -> Result<WriteContext, Status> {
+    Ok(write_context(
+        principal,
+        "flight_sql.prepared",
+        request.metadata(),
+    )?)
+}
+
+/// The writer of `sql`: `who`, with the statement's `SET lotline.reason`
+/// prefix as the reason if it has one (over the call header's). Returns the
+/// statement without the prefix.
+pub fn writer(sql: &str, who: WriteContext) -> Result<(WriteContext, &str), ReasonError> {
     let (prefixed, sql) = split_prefix(sql)?;
-    let meta = ChangeMeta::new(principal.user.clone(), prefixed.or(reason));
-    Ok((meta, sql))
+    let who = match prefixed {
+        Some(reason) => who.with_reason(Some(reason)),
+        None => who,
+    };
+    Ok((who, sql))
 }
 
 /// Splits a leading `SET lotline.reason = '...';` (or `TO '...'`) off `sql`:

@@ -28,6 +28,11 @@ pub struct SegmentMeta {
     /// Smallest and largest value of the table's range column (e.g. `tag`).
     pub min_key: Option<String>,
     pub max_key: Option<String>,
+    /// Hex SHA-256 of the file's bytes, computed as they were written
+    /// (`lotline verify-audit` checks it). Absent only in manifests written
+    /// before lotline recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

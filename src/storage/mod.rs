@@ -1,6 +1,7 @@
 //! Files on disk: Parquet segments, the manifest, and clean-up of anything a
 //! crash left behind. Knows nothing of the network or of SQL.
 
+pub mod digest;
 pub mod manifest;
 pub mod segment;
 

@@ -20,6 +20,7 @@ use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use super::digest::HashingWriter;
 use super::{SegmentMeta, StorageError, io_err, sync_dir};
 use crate::model::{self, TableDef};
 
@@ -68,8 +69,10 @@ pub fn write_segments(
             None => format!("tables/{}", def.name),
         };
         let file = format!("{dir}/{id:016}.parquet");
-        let bytes = write_file(data_dir, &dir, &file, def, &part, options)?;
-        metas.push(describe(def, id, file, bytes, &part)?);
+        let written = write_file(data_dir, &dir, &file, def, &part, options)?;
+        let mut meta = describe(def, id, file, written.bytes, &part)?;
+        meta.sha256 = Some(written.sha256);
+        metas.push(meta);
     }
     Ok(metas)
 }
@@ -159,14 +162,22 @@ fn write_file(
     def: &TableDef,
     batch: &RecordBatch,
     options: &SegmentOptions,
-) -> Result<u64, StorageError> {
+) -> Result<Written, StorageError> {
     let dir = data_dir.join(dir);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    write_parquet_atomic(
+    write_parquet_atomic_hashed(
         &data_dir.join(file),
         batch,
         Some(writer_properties(def, options)),
     )
+}
+
+/// A file [`write_parquet_atomic_hashed`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub bytes: u64,
+    /// Hex SHA-256 of the bytes written.
+    pub sha256: String,
 }
 
 /// Writes `batch` to `path` through a temporary file: fsync, rename, fsync
@@ -176,20 +187,30 @@ pub fn write_parquet_atomic(
     batch: &RecordBatch,
     properties: Option<WriterProperties>,
 ) -> Result<u64, StorageError> {
+    write_parquet_atomic_hashed(path, batch, properties).map(|w| w.bytes)
+}
+
+/// [`write_parquet_atomic`], also returning the SHA-256 of the bytes
+/// written (hashed on the way out, so the file is not read back).
+pub fn write_parquet_atomic_hashed(
+    path: &Path,
+    batch: &RecordBatch,
+    properties: Option<WriterProperties>,
+) -> Result<Written, StorageError> {
     let tmp = path.with_extension("parquet.tmp");
     let parquet_err = |source| StorageError::Parquet {
         path: tmp.clone(),
         source,
     };
-    let out = File::create(&tmp).map_err(io_err(&tmp))?;
+    let out = HashingWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
     let mut writer = ArrowWriter::try_new(out, batch.schema(), properties).map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
-    let out = writer.into_inner().map_err(parquet_err)?;
+    let (out, sha256) = writer.into_inner().map_err(parquet_err)?.finish();
     out.sync_all().map_err(io_err(&tmp))?;
     let bytes = out.metadata().map_err(io_err(&tmp))?.len();
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
     sync_dir(path.parent().expect("file in a directory"))?;
-    Ok(bytes)
+    Ok(Written { bytes, sha256 })
 }
 
 /// Reads a whole Parquet file.
@@ -232,6 +253,38 @@ pub fn scan_parquet_columns(
     Ok(())
 }
 
+/// Nulls in `column` of a Parquet file by its statistics, without reading
+/// data; `None` if the column is absent or a row group does not say.
+pub fn null_count(path: &Path, column: &str) -> Result<Option<u64>, StorageError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| StorageError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let metadata = builder.metadata();
+    let schema = metadata.file_metadata().schema_descr();
+    let Some(i) = schema
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == column)
+    else {
+        return Ok(None);
+    };
+    let mut nulls = 0;
+    for group in metadata.row_groups() {
+        match group
+            .column(i)
+            .statistics()
+            .and_then(|s| s.null_count_opt())
+        {
+            Some(n) => nulls += n,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(nulls))
+}
+
 fn describe(
     def: &TableDef,
     id: u64,
@@ -248,11 +301,17 @@ fn describe(
         }
         None => (None, None),
     };
-    // Rows are sorted by key, whose first column is the range column.
+    // Rows are sorted by key, whose first column is the range column. Key
+    // pruning compares strings, so only a string range column gets bounds
+    // (`audit_log.seq` does not: "10" < "9" as text).
     let range = batch
         .column(def.column_index(def.range_column).expect("range column"))
-        .as_string::<i32>();
-    let key_at = |i: usize| range.is_valid(i).then(|| range.value(i).to_string());
+        .as_string_opt::<i32>();
+    let key_at = |i: usize| {
+        range
+            .filter(|r| r.is_valid(i))
+            .map(|r| r.value(i).to_string())
+    };
     let n = batch.num_rows();
     Ok(SegmentMeta {
         id,
@@ -263,6 +322,7 @@ fn describe(
         max_time,
         min_key: key_at(0),
         max_key: key_at(n - 1),
+        sha256: None,
     })
 }
 

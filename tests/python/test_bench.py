@@ -171,3 +171,27 @@ def test_bench_ingest_protocols_side_by_side(server, lotline_bin):
         per_protocol.append([(t, n, round(total, 6), first) for t, n, total, first in (tuple(x.values()) for x in table.to_pylist())])
     assert len(per_protocol[0]) == tags and sum(n for _, n, _, _ in per_protocol[0]) == rows
     assert per_protocol[0] == per_protocol[1] == per_protocol[2]
+
+
+def test_bench_stamping_compare(server, lotline_bin):
+    """`--stamping-compare`: the same samples once stamped, once not; every
+    row of the stamped series carries the bench run's lot, none of the other."""
+    rows = 4_000
+    bench = json.loads(
+        run_cli(
+            lotline_bin, "bench", *connect_args(server), "--rows", str(rows), "--tags", "10",
+            "--batch-rows", "1000", "--writers", "2", "--no-queries", "--stamping-compare", "--json",
+        )
+    )
+    s = bench["stamping"]
+    assert s["unstamped"]["equipment"] == "bench.stamp.off"
+    assert s["stamped"]["equipment"] == "bench.stamp.on"
+    for series in (s["unstamped"], s["stamped"]):
+        assert series["rows"] == rows and series["samples_per_second"] > 0
+    assert s["stamped_rows"] == rows
+    assert "overhead_percent" in s
+    client = server.client
+    assert client.count() == 3 * rows  # the plain ingest and both series
+    assert client.count("equipment = 'bench.stamp.on' AND lot = 'BENCH-LOT' AND work_order = 'BENCH-WO'") == rows
+    assert client.count("equipment = 'bench.stamp.off' AND lot IS NULL AND work_order IS NULL") == rows
+    assert client.count("equipment IS NULL AND lot IS NULL") == rows

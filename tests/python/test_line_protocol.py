@@ -174,7 +174,8 @@ def test_without_auth_needs_no_token(server_factory):
     server = server_factory("--without-auth", password=None)
     assert write(server, GOOD, headers={}).status == 204
     health = http_request(f"{server.http_url}/health").json()
-    assert health["authentication"] is False and health["buffered_rows"] == 1
+    # The sample and the write's audit_log entry.
+    assert health["authentication"] is False and health["buffered_rows"] == 1 + 1
 
 
 def test_request_size_limit_compressed_and_decompressed(server_factory):

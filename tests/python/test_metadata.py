@@ -62,7 +62,10 @@ CONTEXT_COLUMNS = {
     ],
 }
 CORRECTIONS_COLUMNS = ["tag", "ts", "value", "text", "quality", "corrected_by", "reason", "corrected_at"]
-ALL_TABLES = sorted(["samples", "tags", "sample_corrections", *CONTEXT_COLUMNS])
+AUDIT_COLUMNS = [
+    "seq", "ts", "actor", "action", "table_name", "row_count", "detail", "reason", "prev_hash", "hash",
+]
+ALL_TABLES = sorted(["samples", "tags", "sample_corrections", "audit_log", *CONTEXT_COLUMNS])
 
 # SqlInfo ids (FlightSql.proto).
 FLIGHT_SQL_SERVER_NAME = 0
@@ -184,6 +187,7 @@ def test_adbc_get_objects_lists_catalog_schema_tables_columns(conn):
                     sorted(
                         [("samples", "TABLE", SAMPLES_COLUMNS), ("tags", "TABLE", TAGS_COLUMNS)]
                         + [("sample_corrections", "TABLE", CORRECTIONS_COLUMNS)]
+                        + [("audit_log", "TABLE", AUDIT_COLUMNS)]
                         + [(name, "TABLE", cols) for name, cols in CONTEXT_COLUMNS.items()]
                     ),
                 )

@@ -109,3 +109,32 @@ def test_samples_are_not_updatable(server):
     text = refused(c, "SET lotline.reason = 'x'; UPDATE samples SET value = 2 WHERE tag = 't'")
     assert "append-only" in text and "sample_corrections" in text
     assert c.scalar("SELECT value FROM samples") == 1.0
+
+
+def test_changes_and_corrections_are_audited_with_who_and_why(server):
+    c = server.client
+    c.execute("INSERT INTO equipment (id, name) VALUES ('oven1', 'Oven 1')")
+    refused(c, "UPDATE equipment SET name = 'nope' WHERE id = 'oven1'")
+    c.execute("SET lotline.reason = 'renamed'; UPDATE equipment SET name = 'Oven One' WHERE id = 'oven1'")
+    c.execute("SET lotline.reason = 'decommissioned'; DELETE FROM equipment WHERE id = 'oven1'")
+    ts = pa.array([1_777_600_000_000_000_000, 1_777_600_001_000_000_000], pa.timestamp("ns", tz="UTC"))
+    c.ingest(pa.table({"tag": ["oven.temp"] * 2, "ts": ts, "value": [180.0, 999.0]}))
+    fix = pa.table({"tag": ["oven.temp"], "ts": ts[1:], "value": [181.0], "reason": ["spike"]})
+    c.ingest(fix, table="sample_corrections")
+    c.set_reason("recalibrated")
+    c.ingest(fix.drop_columns(["reason"]), table="sample_corrections")
+
+    got = c.query(
+        "SELECT actor, action, table_name, row_count, reason FROM audit_log "
+        "WHERE table_name IN ('equipment', 'sample_corrections') ORDER BY seq"
+    ).to_pylist()
+    assert [(r["action"], r["table_name"], r["row_count"], r["reason"]) for r in got] == [
+        ("write", "equipment", 1, None),
+        ("update", "equipment", 1, "renamed"),
+        ("delete", "equipment", 1, "decommissioned"),
+        ("write", "sample_corrections", 1, "spike"),
+        ("write", "sample_corrections", 1, "recalibrated"),
+    ], "the refused UPDATE is not audited"
+    assert {r["actor"] for r in got} == {ADMIN_USER}
+    corrected = c.query("SELECT corrected_by, reason FROM sample_corrections ORDER BY corrected_at").to_pylist()
+    assert corrected == [{"corrected_by": ADMIN_USER, "reason": "spike"}, {"corrected_by": ADMIN_USER, "reason": "recalibrated"}]

@@ -56,6 +56,9 @@ pub enum Permission<'a> {
     /// Flush write buffers to segments. A writer's business: it changes
     /// storage, and a writer can force the same by writing anyway.
     Flush,
+    /// Rewrite segments so samples carry the context of runs recorded after
+    /// them (`lotline restamp`): storage maintenance, like a flush.
+    Restamp,
     /// Add, list or remove users, or set another user's password.
     ManageUsers,
     /// Set the password of `user` (anyone may set their own).
@@ -67,7 +70,7 @@ impl Permission<'_> {
     fn least_role(&self) -> Role {
         match self {
             Permission::Query => Role::Reader,
-            Permission::Write { .. } | Permission::Flush => Role::Writer,
+            Permission::Write { .. } | Permission::Flush | Permission::Restamp => Role::Writer,
             Permission::ManageUsers | Permission::SetPassword { .. } => Role::Admin,
         }
     }
@@ -77,6 +80,7 @@ impl Permission<'_> {
             Permission::Query => "run queries".into(),
             Permission::Write { table } => format!("write to table '{table}'"),
             Permission::Flush => "flush write buffers".into(),
+            Permission::Restamp => "restamp samples".into(),
             Permission::ManageUsers => "manage users".into(),
             Permission::SetPassword { user } => format!("set the password of user '{user}'"),
         }
@@ -142,6 +146,7 @@ mod tests {
             (Permission::Query, [true, true, true]),
             (write, [false, true, true]),
             (Permission::Flush, [false, true, true]),
+            (Permission::Restamp, [false, true, true]),
             (Permission::ManageUsers, [false, false, true]),
             (other_password, [false, false, true]),
             (Permission::SetPassword { user: "u" }, [true, true, true]),

@@ -1,0 +1,256 @@
+"""The hash-chained audit trail (`audit_log`), `lotline verify-audit` and
+`verify_audit()` (issue 6, test 5).
+
+* writes through every interface (Flight SQL ingest, INSERT, gRPC, HTTP line
+  protocol), refused logins and user changes each append one entry naming
+  the actor, table and row count; clients cannot write `audit_log`;
+* untouched data verifies; one changed audit entry is named by its seq, one
+  flipped byte in a sample segment by its path, by the CLI and by SQL;
+* after SIGKILLs with writes in flight the chain verifies and holds exactly
+  one entry per write whose rows are present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+import pytest
+
+from lotline_testlib import (
+    ADMIN_USER,
+    DEFAULT_PASSWORD,
+    MANUAL_FLUSH,
+    NS_PER_S,
+    error_text,
+    flight_client,
+    http_request,
+    manifest_files,
+    ns,
+    read_manifest,
+    samples_table,
+)
+from test_grpc_ingest import Api, pb, request, sample  # noqa: F401 (pb is a fixture)
+from test_crash import ROWS, Writer
+
+T0 = ns(2026, 5, 1, 6, 0, 0)
+REASON = "x-lotline-reason"
+
+
+def verify_cli(server, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(server.binary), "verify-audit", "--data-dir", str(server.data_dir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def entries(server, where: str = "") -> list[dict]:
+    sql = "SELECT seq, actor, action, table_name, row_count, detail, reason FROM audit_log"
+    if where:
+        sql += f" WHERE {where}"
+    return server.query(sql + " ORDER BY seq").to_pylist()
+
+
+def line_write(server, body: str, user=ADMIN_USER, password=DEFAULT_PASSWORD, headers=None):
+    hdrs = {"Authorization": f"Token {user}:{password}", **(headers or {})}
+    return http_request(f"{server.http_url}/api/v2/write", "POST", body.encode(), hdrs)
+
+
+@pytest.fixture
+def server(server_factory):
+    return server_factory(*MANUAL_FLUSH)
+
+
+def test_every_interface_and_event_is_audited(server, pb):  # noqa: F811
+    server.client.ingest(samples_table(["a.flight"] * 3, [T0 + i * NS_PER_S for i in range(3)], [1.0, 2.0, 3.0]))
+    server.client.execute(
+        "INSERT INTO samples (tag, ts, value, quality) VALUES "
+        "('a.sql', TIMESTAMP '2026-05-01T06:00:00Z', 1.0, 0), ('a.sql', TIMESTAMP '2026-05-01T06:00:01Z', 2.0, 0)"
+    )
+    reply = line_write(server, f"m,tag=x v=1 {T0}\nm,tag=x v=2 {T0 + NS_PER_S}\n", headers={REASON: "calibration"})
+    assert reply.status == 204, reply
+    api = Api(pb, server)
+    try:
+        api.write(
+            [request(pb, [sample(pb, "a.grpc", T0 + i, 1.0) for i in range(4)])],
+            metadata=api.auth + [(REASON, "line 2 restart")],
+        )
+    finally:
+        api.close()
+
+    # Refused logins: HTTP, Flight handshake, gRPC Basic.
+    assert line_write(server, f"m v=1 {T0}\n", password="wrong-password").status == 401
+    client = flight_client(server.port)
+    try:
+        with pytest.raises(flight.FlightError):
+            client.authenticate_basic_token("mallory", "not-the-password", flight.FlightCallOptions(timeout=10))
+    finally:
+        client.close()
+
+    out = server.cli("user", "add", "auditee", "--role", "writer", "--password-stdin", input="auditee-Pass-1\n")
+    assert out.returncode == 0, out.stderr
+    out = server.cli("user", "remove", "auditee")
+    assert out.returncode == 0, out.stderr
+
+    # Clients cannot write the audit trail, by ingest or by INSERT.
+    forged = server.query("SELECT * FROM audit_log LIMIT 1")
+    with pytest.raises(Exception) as err:
+        server.client.ingest(forged, table="audit_log")
+    assert "written by lotline only" in error_text(err.value)
+    with pytest.raises(Exception) as err:
+        server.client.execute("INSERT INTO audit_log SELECT * FROM audit_log")
+    assert "written by lotline only" in error_text(err.value)
+
+    rows = entries(server)
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1)), "seq is gap-free from 1"
+    writes = [(r["actor"], r["table_name"], r["row_count"], r["detail"], r["reason"]) for r in rows if r["action"] == "write"]
+    assert writes == [
+        ("admin", "samples", 3, "interface=flight_sql.ingest", None),
+        ("admin", "samples", 2, "interface=flight_sql.dml", None),
+        ("admin", "samples", 2, "interface=http.line_protocol", "calibration"),
+        ("admin", "samples", 4, "interface=grpc.ingest", "line 2 restart"),
+    ]
+    refused = [(r["actor"], r["detail"]) for r in rows if r["action"] == "login.refused"]
+    assert ("admin", "interface=http; invalid user name or password") in refused
+    assert ("mallory", "interface=flight_sql.handshake; invalid user name or password") in refused
+    users = [(r["actor"], r["action"], r["detail"]) for r in rows if r["action"].startswith("user.")]
+    assert users == [("admin", "user.add", "user=auditee role=writer"), ("admin", "user.remove", "user=auditee")]
+
+    # Untouched: the CLI (beside the running server) and SQL both pass.
+    server.flush()
+    out = verify_cli(server)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith(f"audit OK: {len(rows)} audit entries checked"), out.stdout
+    summary = server.query("SELECT * FROM verify_audit()").to_pylist()
+    assert summary[0]["check"] == "summary" and summary[0]["ok"], summary
+    assert summary[0]["entries_checked"] == len(rows)
+
+
+def rewrite_audit_entry(path: Path, seq: int):
+    """Changes row_count of entry `seq` in an audit_log segment, keeping the schema."""
+    table = pq.read_table(path)
+    seqs = table.column("seq").to_pylist()
+    i = seqs.index(seq)
+    counts = table.column("row_count").to_pylist()
+    counts[i] = (counts[i] or 0) + 1
+    table = table.set_column(table.schema.get_field_index("row_count"), table.schema.field("row_count"),
+                             pa.array(counts, pa.uint64()))
+    pq.write_table(table, path)
+
+
+def flip_byte(path: Path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def set_manifest_hash(data_dir: Path, rel: str, sha: str):
+    manifest = read_manifest(data_dir)
+    for segs in manifest["tables"].values():
+        for seg in segs:
+            if seg["file"] == rel:
+                seg["sha256"] = sha
+    (data_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def sql_findings(server) -> list[dict]:
+    return server.query("SELECT check, ok, seq, file FROM verify_audit()").to_pylist()
+
+
+def test_tampering_is_named_exactly(server):
+    for i in range(5):
+        server.client.ingest(samples_table([f"t{i}"] * 10, [T0 + k * NS_PER_S for k in range(10)], [float(k) for k in range(10)]))
+    server.flush()
+    server.stop()
+    data_dir = server.data_dir
+    [audit_rel] = manifest_files(data_dir, "audit_log")
+    [sample_rel] = manifest_files(data_dir, "samples")
+    audit_path, sample_path = data_dir / audit_rel, data_dir / sample_rel
+    original_audit, original_sample = audit_path.read_bytes(), sample_path.read_bytes()
+    original_audit_sha = read_manifest(data_dir)["tables"]["audit_log"][0]["sha256"]
+
+    out = verify_cli(server)
+    assert out.returncode == 0 and "audit OK: 5 audit entries checked, 2 segment files checked" in out.stdout, out.stdout
+
+    # 1. One audit entry changed (row_count of seq 3); the file's hash in the
+    #    manifest is "fixed" too, so only the chain can tell.
+    rewrite_audit_entry(audit_path, 3)
+    set_manifest_hash(data_dir, audit_rel, hashlib.sha256(audit_path.read_bytes()).hexdigest())
+    out = verify_cli(server)
+    assert out.returncode != 0, out.stdout
+    assert "BROKEN entry seq 3:" in out.stdout and "BROKEN file" not in out.stdout, out.stdout
+    server.start()
+    found = sql_findings(server)
+    assert found[0]["check"] == "summary" and not found[0]["ok"] and found[0]["seq"] == 3, found
+    assert [(f["check"], f["seq"]) for f in found[1:]] == [("chain", 3)], found
+    server.stop()
+
+    # ... and without fixing the manifest, the file is named as well.
+    # (The server's shutdown flushes rewrote the manifest: restore just the hash.)
+    set_manifest_hash(data_dir, audit_rel, original_audit_sha)
+    out = verify_cli(server)
+    assert "BROKEN entry seq 3:" in out.stdout and f"BROKEN file {audit_rel}:" in out.stdout, out.stdout
+    audit_path.write_bytes(original_audit)
+
+    # 2. One byte flipped in the sample segment: exactly that file, no entry.
+    flip_byte(sample_path)
+    out = verify_cli(server, "--json")
+    assert out.returncode != 0
+    report = json.loads(out.stdout)
+    assert report["first_broken_seq"] is None, report
+    assert [f["file"] for f in report["bad_files"]] == [sample_rel], report
+    server.start()
+    found = sql_findings(server)
+    assert [(f["check"], f["file"]) for f in found[1:]] == [("segment", sample_rel)], found
+    assert found[0]["file"] == sample_rel and found[0]["seq"] is None and not found[0]["ok"]
+    server.stop()
+
+    sample_path.write_bytes(original_sample)
+    out = verify_cli(server)
+    assert out.returncode == 0, out.stdout
+
+
+def test_chain_holds_exactly_the_writes_after_sigkill(server_factory):
+    server = server_factory("--flush-rows", "5000")
+    writer = Writer(server)
+    writer.start()
+    try:
+        for _ in range(3):
+            time.sleep(1.0)
+            server.kill()
+            writer.pause()
+            server.start()
+            # Beside the running server, while nothing writes.
+            out = verify_cli(server)
+            assert out.returncode == 0, out.stdout + out.stderr
+            writer.resume()
+        writer.pause()
+    finally:
+        writer.stop_requested.set()
+        writer.resume()
+        writer.join(60)
+    if writer.crash:
+        raise writer.crash
+    with writer.lock:
+        ok = set(writer.ok)
+    present = {int(r["tag"][1:]) for r in server.query("SELECT DISTINCT tag FROM samples").to_pylist()}
+    assert ok <= present
+    writes = server.query(
+        "SELECT count(*) AS n, sum(row_count) AS rows, min(row_count) AS lo, max(row_count) AS hi "
+        "FROM audit_log WHERE action = 'write' AND table_name = 'samples'"
+    ).to_pylist()[0]
+    # One entry per batch whose rows survived (acknowledged or not), none for any other.
+    assert writes["n"] == len(present) and writes["lo"] == writes["hi"] == ROWS, (writes, len(present))
+    assert writes["rows"] == server.client.count()
+    n, top = server.query("SELECT count(*) AS n, max(seq) AS top FROM audit_log").to_pylist()[0].values()
+    assert n == top, "seq is gap-free"
+    found = sql_findings(server)
+    assert found[0]["ok"], found
