@@ -109,7 +109,15 @@ fn load_query_kill_restart_flush_inspect() {
          oven.temp,degC,linear,90\n",
     )
     .unwrap();
-    let out = server.cli(&["load", "--table", "tags", tags.to_str().unwrap()]);
+    // The file rewrites oven.temp: a new version, which needs a reason.
+    let out = server.cli(&[
+        "load",
+        "--reason",
+        "unit corrected",
+        "--table",
+        "tags",
+        tags.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -182,8 +190,9 @@ fn load_query_kill_restart_flush_inspect() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report = String::from_utf8_lossy(&out.stdout);
-    // The 6 samples and the audit_log entries of the 4 writes that loaded them.
-    assert!(report.contains("\"rows_written\":10"), "{report}");
+    // 4 samples, 3 versions of tags (oven.temp twice: versions are kept)
+    // and the audit_log entries of the 4 writes that loaded them.
+    assert!(report.contains("\"rows_written\":11"), "{report}");
     server.kill();
     let server = Server::start(&data, port);
     check(&server);
@@ -306,6 +315,7 @@ fn grpc_ingest_then_read_back() {
             password: Some(PASSWORD.into()),
             no_auth: false,
             tls_ca: None,
+            reason: None,
         };
         let flight = lotline::client::connect(&connect).await.unwrap();
         let bearer: MetadataValue<_> = format!("Bearer {}", flight.token().unwrap())

@@ -62,6 +62,11 @@ pub struct ConnectArgs {
     /// server certificate itself [default: the system's trusted roots]
     #[arg(long, env = "LOTLINE_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// Why existing records are changed (sent as the x-lotline-reason header
+    /// on every call): needed to rewrite, UPDATE or DELETE context and
+    /// master data, and to write sample corrections
+    #[arg(long, env = "LOTLINE_REASON")]
+    pub reason: Option<String>,
 }
 
 /// The URL tonic connects to (`http://` or `https://`) and whether it is TLS.
@@ -297,6 +302,9 @@ pub async fn connect(args: &ConnectArgs) -> Result<FlightSqlServiceClient<Channe
 
     if let Some(password) = password {
         handshake(&mut client, args, &password).await?;
+    }
+    if let Some(reason) = &args.reason {
+        client.set_header(crate::ingest::REASON_HEADER, reason.clone());
     }
     Ok(client)
 }

@@ -38,6 +38,7 @@ fn args(out: &Path, format: FileFormat, seed: u64) -> GenerateArgs {
             password: None,
             no_auth: true,
             tls_ca: None,
+            reason: None,
         },
         json: false,
     }

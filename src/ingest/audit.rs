@@ -18,14 +18,18 @@ use crate::model;
 use crate::storage::{Manifest, segment};
 
 /// Who is writing, over which interface, and why: what the audit entry of a
-/// write names. Built by each interface from the authenticated caller.
+/// write names and what versioned tables and corrections record as
+/// `recorded_by`/`corrected_by` and `reason`. Built by each interface from
+/// the authenticated caller; the one context of [`super::Engine::write_as`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteContext {
     /// The authenticated user, or "anonymous" without authentication.
     pub actor: String,
     /// e.g. `flight_sql.ingest`, `flight_sql.dml`, `grpc.ingest`, `http.line_protocol`.
     pub interface: &'static str,
-    /// The caller's `x-lotline-reason`, if any.
+    /// The caller's `x-lotline-reason` (or `SET lotline.reason` prefix), if
+    /// any; trimmed, never empty. A change to an existing versioned record
+    /// is refused without one.
     pub reason: Option<String>,
 }
 
@@ -42,20 +46,29 @@ impl WriteContext {
     }
 
     pub fn with_reason(mut self, reason: Option<String>) -> Self {
-        self.reason = reason.filter(|r| !r.trim().is_empty());
+        self.reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
         self
     }
 
-    /// Writes lotline makes itself (the demo plant).
+    /// Writes lotline makes itself (the demo plant). Without a reason, it
+    /// can insert new versioned keys only.
     pub fn internal() -> Self {
         Self::new("lotline", "internal")
     }
 
     /// The audit event of an accepted write of `rows` rows into `table`.
     pub fn write_event(&self, table: &str, rows: usize) -> Event {
+        self.event("write", table, rows)
+    }
+
+    /// The audit event of an accepted `action` (`write`, or `update` and
+    /// `delete` of versioned records) of `rows` rows in `table`.
+    pub fn event(&self, action: &str, table: &str, rows: usize) -> Event {
         Event {
             actor: self.actor.clone(),
-            action: "write".into(),
+            action: action.into(),
             table_name: Some(table.to_string()),
             row_count: Some(rows as u64),
             detail: Some(format!("interface={}", self.interface)),

@@ -11,10 +11,13 @@
 mod audit;
 pub mod buffer;
 mod commit;
+pub mod corrections;
 pub mod genealogy_index;
 pub mod last_values;
+mod recovery;
 mod restamp;
 pub mod stamping;
+pub mod versions;
 pub mod wal;
 
 use std::fs::File;
@@ -32,12 +35,18 @@ use crate::storage::{self, Manifest, SegmentMeta, StorageError};
 use buffer::TableBuffer;
 use genealogy_index::GenealogyIndex;
 use last_values::LastValues;
+use recovery::replay_table;
+use recovery::{
+    recover, recover_genealogy, recover_last_values, recover_stamp_index, remove_wal_before,
+};
 use stamping::{StampError, StampIndex};
 use wal::{WalError, WalFile};
 
 pub use audit::{REASON_HEADER, WriteContext};
 pub use commit::WalObserver;
 pub use restamp::RestampReport;
+use versions::Versions;
+pub use versions::{ChangeFn, reason_hint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -61,6 +70,14 @@ pub enum IngestError {
     Stamp(#[from] StampError),
     #[error("data directory {path} is in use by another lotline process")]
     Locked { path: PathBuf },
+    #[error("{op} an existing {table} record ({key}) needs a reason: {hint}", hint = reason_hint())]
+    ReasonRequired {
+        table: &'static str,
+        key: String,
+        op: &'static str,
+    },
+    #[error("{0}")]
+    Statement(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -70,7 +87,12 @@ impl IngestError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            Self::Invalid(_) | Self::UnknownTable(_) | Self::ReadOnly(_) | Self::TooLarge { .. }
+            Self::Invalid(_)
+                | Self::UnknownTable(_)
+                | Self::ReadOnly(_)
+                | Self::TooLarge { .. }
+                | Self::ReasonRequired { .. }
+                | Self::Statement(_)
         )
     }
 }
@@ -143,6 +165,10 @@ pub struct Engine {
     /// last-value cache; a flush takes it exclusively around the WAL rotation
     /// so its cache snapshot covers every row it moves out of the WAL.
     merge_gate: tokio::sync::RwLock<()>,
+    /// The newest correction per sample, for the table with [`Cache::Corrections`].
+    corrections: Option<(usize, std::sync::RwLock<Arc<corrections::CorrectionMap>>)>,
+    /// Current keys of versioned tables; held across a versioned write.
+    versions: Mutex<Versions>,
     _dir_lock: File,
 }
 
@@ -197,11 +223,26 @@ impl Engine {
             .max(1);
         let file = WalFile::create(&wal_dir, first_free)?;
         let last_values = recover_last_values(dir, &manifest, &buffers)?;
-        let genealogy = recover_genealogy(dir, &manifest, &buffers)?;
+        let mut genealogy = recover_genealogy(dir, &manifest, &buffers)?;
         let head = audit::recover_head(dir, &manifest, &buffers[audit::audit_table_id() as usize])?;
         let stamp_index = Arc::new(std::sync::RwLock::new(recover_stamp_index(
             dir, &manifest, &buffers,
         )?));
+        let versions = Versions::recover(dir, &manifest, &buffers)?;
+        let corrections = corrections::recover(dir, &manifest, &buffers)?
+            .map(|(id, map)| (id, std::sync::RwLock::new(Arc::new(map))));
+        if let Some((id, index)) = genealogy
+            .as_mut()
+            .filter(|(id, _)| versions.had_tombstones(*id))
+        {
+            let def = model::tables()[*id];
+            let snapshot = TableSnapshot {
+                segments: manifest.segments(def.name).to_vec(),
+                buffered: buffers[*id].batches(),
+            };
+            *index.get_mut().expect("genealogy index lock") =
+                versions::genealogy_without_tombstones(dir, def, snapshot)?;
+        }
         let state = Arc::new(RwLock::new(State { manifest, buffers }));
         let writer = commit::Writer {
             wal_dir,
@@ -219,6 +260,8 @@ impl Engine {
             genealogy,
             stamp_index,
             merge_gate: tokio::sync::RwLock::new(()),
+            versions: Mutex::new(versions),
+            corrections,
             _dir_lock: dir_lock,
         }))
     }
@@ -262,6 +305,8 @@ impl Engine {
             });
         }
         let id = table_id(def);
+        let versioned = def.is_versioned();
+        let correction = def.has_cache(Cache::Corrections).then(|| ctx.clone());
         // Stamped before the WAL record is encoded, so the WAL, the buffer
         // and the segments all hold the stamped row.
         let stamp_index = (self.config.stamping && def.name == model::samples().name)
@@ -270,11 +315,17 @@ impl Engine {
             tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
                 let mut offset = 0;
                 let mut normalized = Vec::with_capacity(batches.len());
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
                 for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-                    normalized.push(model::normalize_batch(def, batch, offset)?);
+                    let mut checked = model::normalize_batch(def, batch, offset)?;
+                    if let Some(ctx) = &correction {
+                        checked = corrections::stamp(def, &checked, ctx, now)?;
+                    }
+                    normalized.push(checked);
                     offset += batch.num_rows();
                 }
-                if normalized.is_empty() {
+                // Versioned rows are encoded once stamped, under the version lock.
+                if normalized.is_empty() || versioned {
                     return Ok((normalized, Vec::new()));
                 }
                 if let Some(index) = stamp_index {
@@ -286,6 +337,35 @@ impl Engine {
             })
             .await
             .map_err(|e| IngestError::Internal(e.to_string()))??;
+        if normalized.is_empty() {
+            return Ok(0);
+        }
+        if versioned {
+            return self.write_versioned(ctx, def, normalized).await;
+        }
+        // A correction's audit entry gives the reasons its rows were stored
+        // with (their own, else the request's).
+        let reason = if def.has_cache(Cache::Corrections) {
+            corrections::reasons(&normalized)
+        } else {
+            ctx.reason.clone()
+        };
+        self.commit(id, normalized, record, |rows| {
+            ctx.write_event(def.name, rows).reason(reason)
+        })
+        .await
+    }
+
+    /// Appends an encoded record of `batches` (stored schema) to the WAL and,
+    /// once durable, to the buffer and the caches.
+    /// `event` gives the audit entry of the write from its row count.
+    async fn commit(
+        &self,
+        id: usize,
+        normalized: Vec<RecordBatch>,
+        record: Vec<u8>,
+        event: impl FnOnce(usize) -> crate::audit::Event,
+    ) -> Result<usize, IngestError> {
         let rows = normalized.iter().map(RecordBatch::num_rows).sum();
         if rows == 0 {
             return Ok(0);
@@ -298,7 +378,7 @@ impl Engine {
                 table: id,
                 record,
                 batches: normalized.clone(),
-                event: ctx.write_event(def.name, rows),
+                event: event(rows),
                 reply,
             })
             .map_err(|_| WalError::Closed)?;
@@ -315,6 +395,15 @@ impl Engine {
                 index.merge(batch);
             }
         }
+        if let Some((_, map)) = self.corrections.as_ref().filter(|(t, _)| *t == id) {
+            // Copy on write: queries hold the previous map while they run.
+            let mut map = map.write().expect("corrections lock");
+            let map = Arc::make_mut(&mut map);
+            for batch in &normalized {
+                corrections::merge(map, batch);
+            }
+        }
+        let def = model::tables()[id];
         if def.has_cache(Cache::Stamping) {
             let mut index = self.stamp_index.write().expect("stamp index lock");
             for batch in &normalized {
@@ -373,6 +462,14 @@ impl Engine {
         self.last_values[table_id(def)]
             .as_ref()
             .and_then(|c| c.lock().expect("last values lock").newest_ts(key))
+    }
+
+    /// The newest correction per (tag, ts) of `sample_corrections`.
+    pub fn corrections(&self) -> Arc<corrections::CorrectionMap> {
+        self.corrections
+            .as_ref()
+            .map(|(_, map)| map.read().expect("corrections lock").clone())
+            .unwrap_or_default()
     }
 
     /// The in-memory lot graph of `genealogy` (every acknowledged write is in
@@ -578,177 +675,4 @@ impl Engine {
             }
         })
     }
-}
-
-/// Rebuilds the last-value caches: the snapshot the manifest names, then
-/// every replayed row over it (merging is idempotent).
-fn recover_last_values(
-    data_dir: &Path,
-    manifest: &Manifest,
-    buffers: &[TableBuffer],
-) -> Result<Vec<Option<std::sync::Mutex<LastValues>>>, IngestError> {
-    let mut caches = Vec::new();
-    for (def, buffer) in model::tables().iter().zip(buffers) {
-        let Some(mut cache) = LastValues::for_table(def) else {
-            caches.push(None);
-            continue;
-        };
-        if let Some(file) = manifest.last_values.get(def.name) {
-            for batch in segment::read_parquet(&data_dir.join(file))? {
-                cache.merge(&batch);
-            }
-        }
-        for batch in buffer.batches() {
-            cache.merge(&batch);
-        }
-        caches.push(Some(std::sync::Mutex::new(cache)));
-    }
-    Ok(caches)
-}
-
-/// Rebuilds the genealogy index from the live segments of its table (oldest
-/// first, reading only the columns it keeps) and then the replayed rows.
-fn recover_genealogy(
-    data_dir: &Path,
-    manifest: &Manifest,
-    buffers: &[TableBuffer],
-) -> Result<Option<(usize, std::sync::RwLock<GenealogyIndex>)>, IngestError> {
-    let Some(id) = model::tables()
-        .iter()
-        .position(|t| t.has_cache(Cache::Genealogy))
-    else {
-        return Ok(None);
-    };
-    let started = std::time::Instant::now();
-    let mut index = GenealogyIndex::default();
-    replay_table(
-        data_dir,
-        manifest,
-        buffers,
-        id,
-        &genealogy_index::COLUMNS,
-        |batch| {
-            index.load_batch(batch);
-            Ok(())
-        },
-    )?;
-    index.finish_load();
-    if index.edge_count() > 0 {
-        info!(
-            "genealogy index: {} edges, {} lots, {} MiB, rebuilt in {:.1} s",
-            index.edge_count(),
-            index.lot_count(),
-            index.memory_bytes() >> 20,
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(Some((id, std::sync::RwLock::new(index))))
-}
-
-/// Rebuilds the stamping index from every table with [`Cache::Stamping`].
-fn recover_stamp_index(
-    data_dir: &Path,
-    manifest: &Manifest,
-    buffers: &[TableBuffer],
-) -> Result<StampIndex, IngestError> {
-    let mut index = StampIndex::default();
-    for (id, def) in model::tables().into_iter().enumerate() {
-        if let Some(columns) = stamping::columns(def).filter(|_| def.has_cache(Cache::Stamping)) {
-            replay_table(data_dir, manifest, buffers, id, columns, |batch| {
-                index.merge(def, batch).map_err(IngestError::from)
-            })?;
-        }
-    }
-    if index.run_count() > 0 {
-        info!("stamping index: {} production runs", index.run_count());
-    }
-    Ok(index)
-}
-
-/// Feeds table `id`'s rows as they stand to `load`, in write order (what
-/// latest-wins merging needs): its live segments oldest first, reading only
-/// `columns`, then the rows replayed from the WAL (all columns).
-fn replay_table(
-    data_dir: &Path,
-    manifest: &Manifest,
-    buffers: &[TableBuffer],
-    id: usize,
-    columns: &[&str],
-    mut load: impl FnMut(&RecordBatch) -> Result<(), IngestError>,
-) -> Result<(), IngestError> {
-    let def = model::tables()[id];
-    let mut failed = None;
-    for meta in manifest.segments(def.name) {
-        segment::scan_parquet_columns(&data_dir.join(&meta.file), columns, |batch| {
-            if failed.is_none() {
-                failed = load(&batch).err();
-            }
-        })?;
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    for batch in buffers[id].batches() {
-        load(&batch)?;
-    }
-    Ok(())
-}
-
-/// Replays WAL files numbered `from` and up into `buffers`; removes older
-/// ones. Returns the highest file number seen.
-fn recover(
-    wal_dir: &Path,
-    from: u64,
-    buffers: &mut [TableBuffer],
-) -> Result<Option<u64>, IngestError> {
-    let seqs = wal::list_files(wal_dir)?;
-    remove_wal_before(wal_dir, from)?;
-    let (mut records, mut rows) = (0usize, 0usize);
-    for &seq in seqs.iter().filter(|&&s| s >= from) {
-        let path = wal_dir.join(wal::file_name(seq));
-        let (replayed, cut) = wal::replay(&path)?;
-        if let Some(cut) = cut {
-            warn!(
-                "WAL recovery: cut {} byte(s) at offset {} in wal/{}: {} ({} whole record(s) before it kept)",
-                cut.bytes,
-                cut.offset,
-                wal::file_name(seq),
-                cut.reason,
-                replayed.len()
-            );
-        }
-        for record in replayed {
-            let buffer = buffers.get_mut(record.table_id as usize).ok_or_else(|| {
-                IngestError::Internal(format!(
-                    "wal/{} names unknown table id {}",
-                    wal::file_name(seq),
-                    record.table_id
-                ))
-            })?;
-            records += 1;
-            rows += record
-                .batches
-                .iter()
-                .map(RecordBatch::num_rows)
-                .sum::<usize>();
-            buffer.append(record.batches);
-        }
-    }
-    if records > 0 {
-        info!("WAL recovery: replayed {records} record(s), {rows} row(s)");
-    }
-    Ok(seqs.last().copied())
-}
-
-fn remove_wal_before(wal_dir: &Path, seq: u64) -> Result<usize, IngestError> {
-    let mut removed = 0;
-    for old in wal::list_files(wal_dir)?.into_iter().filter(|&s| s < seq) {
-        let path = wal_dir.join(wal::file_name(old));
-        std::fs::remove_file(&path).map_err(|e| StorageError::Io { path, source: e })?;
-        removed += 1;
-    }
-    if removed > 0 {
-        wal::sync_dir(wal_dir)?;
-    }
-    Ok(removed)
 }

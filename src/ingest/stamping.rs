@@ -84,7 +84,13 @@ impl Runs {
             self.runs.insert(at, run);
             self.max_end.insert(at, 0);
         }
-        // Runs are few per equipment and written rarely: recompute the suffix.
+        self.recompute_max_end(at);
+        debug_assert!(self.runs.windows(2).all(|w| w[0].start < w[1].start));
+    }
+
+    /// Runs are few per equipment and written rarely: recompute the suffix
+    /// of `max_end` from `at` on.
+    fn recompute_max_end(&mut self, at: usize) {
         let mut max = if at == 0 {
             i64::MIN
         } else {
@@ -94,7 +100,17 @@ impl Runs {
             max = max.max(self.runs[i].end);
             self.max_end[i] = max;
         }
-        debug_assert!(self.runs.windows(2).all(|w| w[0].start < w[1].start));
+    }
+
+    /// Removes the run starting at `start` (a deleted key), if any.
+    fn remove(&mut self, start: i64) {
+        let at = self.runs.partition_point(|r| r.start < start);
+        if self.runs.get(at).is_none_or(|r| r.start != start) {
+            return;
+        }
+        self.runs.remove(at);
+        self.max_end.remove(at);
+        self.recompute_max_end(at);
     }
 
     /// The run active at `ts`; of overlapping ones, the latest start.
@@ -173,6 +189,12 @@ fn times<'a>(
     })
 }
 
+/// Whether row `i` of `batch` is a tombstone (false when it has no `op`).
+fn tombstones(batch: &RecordBatch) -> impl Fn(usize) -> bool + '_ {
+    let has_op = batch.column_by_name("op").is_some();
+    move |row| has_op && model::is_tombstone(batch, row)
+}
+
 fn text(array: &StringArray, row: usize) -> Option<&str> {
     array.is_valid(row).then(|| array.value(row))
 }
@@ -180,9 +202,9 @@ fn text(array: &StringArray, row: usize) -> Option<&str> {
 /// The columns the index reads of `def` (for reading segments), if it reads any.
 pub fn columns(def: &TableDef) -> Option<&'static [&'static str]> {
     if def.name == model::production_runs().name {
-        Some(&["equipment", "start_ts", "end_ts", "work_order", "lot"])
+        Some(&["equipment", "start_ts", "end_ts", "work_order", "lot", "op"])
     } else if def.name == model::tags().name {
-        Some(&["tag", "equipment"])
+        Some(&["tag", "equipment", "op"])
     } else {
         None
     }
@@ -198,7 +220,9 @@ impl StampIndex {
     }
 
     /// Takes the rows of a `production_runs` or `tags` batch (full schema or
-    /// just [`columns`]) in write order; other tables are ignored.
+    /// just [`columns`]) in write order; other tables are ignored. A
+    /// tombstone (`op` = `delete`, see `model::versioned`) removes its key;
+    /// a batch without `op` holds no tombstones.
     pub fn merge(&mut self, def: &TableDef, batch: &RecordBatch) -> Result<(), StampError> {
         if def.name == model::production_runs().name {
             self.merge_runs(def.name, batch)
@@ -210,6 +234,7 @@ impl StampIndex {
     }
 
     fn merge_runs(&mut self, table: &'static str, batch: &RecordBatch) -> Result<(), StampError> {
+        let deleted = tombstones(batch);
         let equipment = strings(batch, table, "equipment")?;
         let (work_orders, lots) = (
             strings(batch, table, "work_order")?,
@@ -223,6 +248,15 @@ impl StampIndex {
             let Some(eq) = text(equipment, row) else {
                 continue;
             };
+            if deleted(row) {
+                if let Some(runs) = self.runs.get_mut(eq) {
+                    runs.remove(starts.value(row));
+                    if runs.runs.is_empty() {
+                        self.runs.remove(eq);
+                    }
+                }
+                continue;
+            }
             let run = Run {
                 start: starts.value(row),
                 end: if ends.is_valid(row) {
@@ -248,14 +282,16 @@ impl StampIndex {
     }
 
     fn merge_tags(&mut self, table: &'static str, batch: &RecordBatch) -> Result<(), StampError> {
+        let deleted = tombstones(batch);
         let (tags, equipment) = (
             strings(batch, table, "tag")?,
             strings(batch, table, "equipment")?,
         );
         for row in 0..batch.num_rows() {
             let Some(tag) = text(tags, row) else { continue };
-            // The latest row of a tag wins, also when it clears the equipment.
-            match text(equipment, row) {
+            // The latest row of a tag wins, also when it clears the equipment;
+            // a deleted tag has none.
+            match text(equipment, row).filter(|_| !deleted(row)) {
                 Some(eq) => {
                     self.tag_equipment.insert(Arc::from(tag), Arc::from(eq));
                 }

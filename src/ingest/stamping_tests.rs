@@ -273,3 +273,57 @@ fn batches_with_nothing_to_do_are_left_alone() {
     let bare = samples(&[("t", 10, Some("line1"), None, None)]);
     assert!(empty.stamp(&bare).unwrap().is_none());
 }
+
+/// `batch` as stored by a versioned table, every row with `op`.
+fn versions(def: &TableDef, batch: &RecordBatch, op: model::Op) -> RecordBatch {
+    let stamp = model::Stamp {
+        recorded_at: 1,
+        recorded_by: "test",
+        reason: Some("test"),
+    };
+    model::stamp(def, batch, &vec![op; batch.num_rows()], &stamp).unwrap()
+}
+
+#[test]
+fn tombstones_drop_runs_and_tag_equipment() {
+    let (pr, tg) = (model::production_runs(), model::tags());
+    let mut index = StampIndex::default();
+    let both = runs(&[
+        ("oven1", 0, Some(100), "WO-1", "L-1"),
+        ("oven1", 100, None, "WO-2", "L-2"),
+    ]);
+    index
+        .merge(pr, &versions(pr, &both, model::Op::Insert))
+        .unwrap();
+    index
+        .merge(
+            tg,
+            &versions(tg, &tags(&[("t1", Some("oven1"))]), model::Op::Insert),
+        )
+        .unwrap();
+    let first = runs(&[("oven1", 0, Some(100), "WO-1", "L-1")]);
+    index
+        .merge(pr, &versions(pr, &first, model::Op::Delete))
+        .unwrap();
+    index
+        .merge(
+            tg,
+            &versions(tg, &tags(&[("t1", Some("oven1"))]), model::Op::Delete),
+        )
+        .unwrap();
+    assert_eq!(index.context_at("oven1", 50), None, "the deleted run");
+    assert_eq!(
+        index
+            .context_at("oven1", 150)
+            .and_then(|c| c.lot.as_deref()),
+        Some("L-2")
+    );
+    assert_eq!(index.run_count(), 1);
+    assert_eq!(index.tag_equipment("t1"), None, "the deleted tag");
+    // Deleting the last run of an equipment forgets the equipment.
+    let second = runs(&[("oven1", 100, None, "WO-2", "L-2")]);
+    index
+        .merge(pr, &versions(pr, &second, model::Op::Delete))
+        .unwrap();
+    assert!(index.is_empty());
+}

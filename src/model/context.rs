@@ -9,9 +9,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use super::{Cache, KeyPolicy, Rule, TableDef, ts_type};
 
-/// How every context table treats a rewrite of an existing key. One place on
-/// purpose: versioning (`X_history`, reasons, tombstones) replaces it.
-pub const CONTEXT_KEY_POLICY: KeyPolicy = KeyPolicy::LatestWins;
+/// How every context table treats a rewrite of an existing key: a new version
+/// (`X_history`, reasons, tombstones), never an overwrite.
+pub const CONTEXT_KEY_POLICY: KeyPolicy = KeyPolicy::Versioned;
 
 /// ISA-95 equipment hierarchy levels, top down.
 pub const ISA95_LEVELS: &[&str] = &["enterprise", "site", "area", "work_center", "work_unit"];

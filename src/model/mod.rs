@@ -8,6 +8,7 @@ mod audit;
 mod context;
 mod sample_rows;
 mod validate;
+mod versioned;
 
 use std::sync::{Arc, LazyLock};
 
@@ -15,6 +16,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 pub use sample_rows::{CONTEXT_COLUMNS, SampleRow, SampleRows};
 pub use validate::{ValidationError, normalize_batch};
+pub use versioned::{
+    HISTORY_SUFFIX, Op, Stamp, VERSION_COLUMNS, describe_key, is_tombstone, key_rows,
+    resolve_current, stamp, stored_schema,
+};
 
 /// Timezone every timestamp is stored in.
 pub const UTC: &str = "UTC";
@@ -24,8 +29,10 @@ pub const UTC: &str = "UTC";
 pub enum KeyPolicy {
     /// Every row is kept (time series: `samples`).
     AppendOnly,
-    /// Only the newest write of a key is visible (master data such as `tags`).
-    LatestWins,
+    /// Context and master data (such as `tags`): a write of an existing key
+    /// appends a new version; the newest one is current, a delete appends a
+    /// tombstone (see [`versioned`]).
+    Versioned,
 }
 
 /// Everything the engine needs to know about one table.
@@ -56,6 +63,9 @@ pub enum Cache {
     LastValues,
     /// The lot graph of `genealogy` (input_lot → output_lot) for the trace functions.
     Genealogy,
+    /// The newest correction per (tag, ts) of `sample_corrections`, which
+    /// `samples` applies over the raw rows.
+    Corrections,
     /// Runs per equipment (`production_runs`) and equipment per tag (`tags`),
     /// from which samples are stamped with their work order and lot.
     Stamping,
@@ -105,32 +115,43 @@ pub(crate) fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
 }
 
-static SAMPLES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
-    name: "samples",
-    schema: Arc::new(Schema::new(vec![
+/// What a sample and a correction of it have in common: (tag, ts) and the reading.
+fn reading_fields(extra: impl IntoIterator<Item = Field>) -> SchemaRef {
+    let mut fields = vec![
         Field::new("tag", DataType::Utf8, false),
         Field::new("ts", ts_type(), false),
         Field::new("value", DataType::Float64, true),
         Field::new("text", DataType::Utf8, true),
         Field::new("quality", DataType::UInt32, false),
+    ];
+    fields.extend(extra);
+    Arc::new(Schema::new(fields))
+}
+
+/// The rules of a reading, for samples and their corrections alike.
+const READING_RULES: &[Rule] = &[
+    Rule::NotEmpty("tag"),
+    Rule::NotBeforeEpoch("ts"),
+    Rule::DefaultsToZero("quality"),
+    Rule::FiniteWhenGood {
+        value: "value",
+        quality: "quality",
+    },
+];
+
+static SAMPLES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "samples",
+    schema: reading_fields([
         Field::new("equipment", DataType::Utf8, true),
         Field::new("work_order", DataType::Utf8, true),
         Field::new("lot", DataType::Utf8, true),
-    ])),
+    ]),
     key: &["tag", "ts"],
     time_column: Some("ts"),
     range_column: "tag",
     bloom_columns: &["tag", "lot", "work_order"],
     key_policy: KeyPolicy::AppendOnly,
-    rules: &[
-        Rule::NotEmpty("tag"),
-        Rule::NotBeforeEpoch("ts"),
-        Rule::DefaultsToZero("quality"),
-        Rule::FiniteWhenGood {
-            value: "value",
-            quality: "quality",
-        },
-    ],
+    rules: READING_RULES,
     caches: &[Cache::LastValues],
 });
 
@@ -154,7 +175,7 @@ static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     time_column: None,
     range_column: "tag",
     bloom_columns: &["tag"],
-    key_policy: KeyPolicy::LatestWins,
+    key_policy: KeyPolicy::Versioned,
     rules: &[
         Rule::NotEmpty("tag"),
         Rule::OneOf("value_type", &["float", "int", "bool", "string"]),
@@ -165,9 +186,30 @@ static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     caches: &[Cache::Stamping],
 });
 
+/// Corrections of samples, which stay immutable: `samples` shows the newest
+/// correction's value, text and quality for its (tag, ts), `samples_raw` the
+/// original. `corrected_by` and `corrected_at` are set by the server; a
+/// `reason` is required (per row, or for the request).
+static SAMPLE_CORRECTIONS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "sample_corrections",
+    // Nullable for writers, always set once stored.
+    schema: reading_fields([
+        Field::new("corrected_by", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("corrected_at", ts_type(), true),
+    ]),
+    key: &["tag", "ts"],
+    time_column: Some("ts"),
+    range_column: "tag",
+    bloom_columns: &["tag"],
+    key_policy: KeyPolicy::AppendOnly,
+    rules: READING_RULES,
+    caches: &[Cache::Corrections],
+});
+
 /// All tables, in a stable order (their index is their id in the WAL: a new
 /// table goes at the end).
-pub fn tables() -> [&'static TableDef; 8] {
+pub fn tables() -> [&'static TableDef; 9] {
     [
         &SAMPLES,
         &TAGS,
@@ -177,7 +219,12 @@ pub fn tables() -> [&'static TableDef; 8] {
         &context::PRODUCTION_RUNS,
         &context::GENEALOGY,
         &audit::AUDIT_LOG,
+        &SAMPLE_CORRECTIONS,
     ]
+}
+
+pub fn sample_corrections() -> &'static TableDef {
+    &SAMPLE_CORRECTIONS
 }
 
 /// Names of all tables, for messages.

@@ -50,6 +50,9 @@ impl TableProvider for LastValuesTable {
             .engine
             .last_values(self.def)
             .unwrap_or_else(|| arrow::array::RecordBatch::new_empty(self.def.schema.clone()));
+        // The cache holds raw rows; show corrected ones, as `samples` does.
+        let batch = crate::ingest::corrections::apply(&self.engine.corrections(), &batch)
+            .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
             self.def.schema.clone(),

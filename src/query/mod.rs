@@ -3,6 +3,7 @@
 //! `last_values` table, and lotline's functions (historian retrieval,
 //! time-weighted averages, quality classes, traceability).
 
+pub mod corrected;
 pub mod gapfill;
 pub mod genealogy;
 pub mod historian;
@@ -14,6 +15,7 @@ pub mod sink;
 pub mod table;
 pub mod time_weighted;
 pub mod verify_audit;
+pub mod versioned;
 
 use std::sync::{Arc, LazyLock};
 
@@ -80,6 +82,16 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
             Arc::new(table::LotlineTable::new(def, engine.clone())),
         )
         .expect("registering a table in a fresh session");
+    }
+    ctx.register_table(
+        "samples_raw",
+        Arc::new(table::LotlineTable::raw(model::samples(), engine.clone())),
+    )
+    .expect("registering samples_raw");
+    for def in model::tables().into_iter().filter(|d| d.is_versioned()) {
+        let history = versioned::HistoryTable::new(def, engine.clone());
+        ctx.register_table(history.name(), Arc::new(history))
+            .expect("registering a history table");
     }
     ctx.register_table(
         last_values::TABLE_NAME,

@@ -17,7 +17,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::TryStreamExt;
 
-use datafusion::dataframe::DataFrame;
+use datafusion::execution::config::SessionConfig;
 use datafusion::execution::context::SessionContext;
 
 use crate::ingest::{Engine, WriteContext};
@@ -53,11 +53,7 @@ impl DataSink for IngestSink {
         context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
         let batches: Vec<_> = data.try_collect().await?;
-        // A session without a caller is a local one (tests, tools): anonymous.
-        let who = context
-            .session_config()
-            .get_extension::<WriteContext>()
-            .unwrap_or_else(|| Arc::new(WriteContext::new("anonymous", "sql")));
+        let who = write_context(context.session_config());
         let rows = self
             .engine
             .write_as(&who, self.def, batches)
@@ -69,17 +65,19 @@ impl DataSink for IngestSink {
     }
 }
 
+/// The writer of a session's statements (INSERT, UPDATE, DELETE): who,
+/// over which interface and why. A session without a caller is a local one
+/// (tests, tools): anonymous, without a reason.
+pub fn write_context(config: &SessionConfig) -> Arc<WriteContext> {
+    config
+        .get_extension::<WriteContext>()
+        .unwrap_or_else(|| Arc::new(WriteContext::new("anonymous", "sql")))
+}
+
 /// Makes `who` the writer of every INSERT that `ctx` plans from now on.
 pub fn set_write_context(ctx: &SessionContext, who: WriteContext) {
     ctx.state_ref()
         .write()
         .config_mut()
         .set_extension(Arc::new(who));
-}
-
-/// `frame` with `who` as the writer of the INSERT it runs.
-pub fn with_write_context(frame: DataFrame, who: WriteContext) -> DataFrame {
-    let (mut state, plan) = frame.into_parts();
-    state.config_mut().set_extension(Arc::new(who));
-    DataFrame::new(state, plan)
 }

@@ -31,11 +31,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
+use super::corrected;
 use super::sink::IngestSink;
 use crate::ingest::Engine;
-use crate::model::{KeyPolicy, Rule, TableDef};
+use crate::ingest::corrections::CorrectionMap;
+use crate::model::{self, Rule, TableDef};
 use crate::storage::SegmentMeta;
-use crate::storage::segment::{keep_latest, read_segment};
 
 #[derive(Debug)]
 pub struct LotlineTable {
@@ -44,6 +45,8 @@ pub struct LotlineTable {
     /// What `INSERT` fills into omitted non-nullable columns (e.g. quality 0, Good),
     /// the same default the ingest path applies.
     column_defaults: HashMap<&'static str, Expr>,
+    /// `samples_raw`: show rows as written, without corrections.
+    raw: bool,
 }
 
 impl LotlineTable {
@@ -60,6 +63,15 @@ impl LotlineTable {
             def,
             engine,
             column_defaults,
+            raw: false,
+        }
+    }
+
+    /// `samples_raw`: the samples as written, without corrections.
+    pub fn raw(def: &'static TableDef, engine: Arc<Engine>) -> Self {
+        Self {
+            raw: true,
+            ..Self::new(def, engine)
         }
     }
 }
@@ -239,36 +251,71 @@ impl TableProvider for LotlineTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if self.def.is_versioned() {
+            // Master data is small: read it whole and resolve the current versions.
+            return super::versioned::scan_current(&self.engine, self.def, projection).await;
+        }
+        if let Some(map) = self.corrections() {
+            let (widened, output) = corrected::widen(&self.def.schema, projection);
+            let filters = corrected::raw_safe_filters(filters);
+            let raw = self.scan_raw(state, widened, &filters)?;
+            return Ok(Arc::new(corrected::CorrectExec::new(raw, map, output)));
+        }
+        self.scan_raw(state, projection.cloned(), filters)
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return datafusion::common::not_impl_err!(
+                "{insert_op} is not supported on '{}': only INSERT INTO appends",
+                self.def.name
+            );
+        }
+        let sink = IngestSink::new(self.def, self.engine.clone());
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+
+    async fn delete_from(
+        &self,
+        state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.changeable()?;
+        super::versioned::change_plan(state, self.def, self.engine.clone(), None, filters)
+    }
+
+    async fn update(
+        &self,
+        state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.changeable()?;
+        super::versioned::change_plan(
+            state,
+            self.def,
+            self.engine.clone(),
+            Some(assignments),
+            filters,
+        )
+    }
+}
+
+impl LotlineTable {
+    /// The raw rows: live segments that survive pruning, plus the buffer.
+    fn scan_raw(
+        &self,
+        state: &dyn Session,
+        projection: Option<Vec<usize>>,
+        filters: &[Expr],
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let snapshot = self.engine.snapshot(self.def);
         let schema = self.def.schema.clone();
-        let projection = projection.cloned();
-        if self.def.key_policy == KeyPolicy::LatestWins {
-            // Master-data tables are small: read them whole and keep the newest row per key.
-            let data_dir = self.engine.data_dir().to_path_buf();
-            let def = self.def;
-            let batches = tokio::task::spawn_blocking(move || -> DfResult<_> {
-                let mut all = Vec::new();
-                for segment in &snapshot.segments {
-                    all.extend(
-                        read_segment(&data_dir, segment)
-                            .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?,
-                    );
-                }
-                all.extend(snapshot.buffered);
-                let merged = arrow::compute::concat_batches(&def.schema, &all)?;
-                let latest = keep_latest(def, &merged)
-                    .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
-                Ok(vec![latest])
-            })
-            .await
-            .map_err(|e| datafusion::error::DataFusionError::External(e.into()))??;
-            return Ok(MemorySourceConfig::try_new_exec(
-                &[batches],
-                schema,
-                projection,
-            )?);
-        }
-
         let bounds = Bounds::from_filters(self.def, filters);
         let files: Vec<PartitionedFile> = snapshot
             .segments
@@ -309,24 +356,28 @@ impl TableProvider for LotlineTable {
         }
     }
 
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return datafusion::common::not_impl_err!(
-                "{insert_op} is not supported on '{}': only INSERT INTO appends",
-                self.def.name
-            );
+    /// The corrections `samples` applies, unless this is `samples_raw` or
+    /// there are none.
+    fn corrections(&self) -> Option<Arc<CorrectionMap>> {
+        if self.raw || !std::ptr::eq(self.def, model::samples()) {
+            return None;
         }
-        let sink = IngestSink::new(self.def, self.engine.clone());
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        Some(self.engine.corrections()).filter(|map| !map.is_empty())
     }
-}
 
-impl LotlineTable {
+    /// UPDATE and DELETE exist for versioned tables only: samples are
+    /// immutable (corrections go to `sample_corrections`).
+    fn changeable(&self) -> DfResult<()> {
+        if self.def.is_versioned() {
+            return Ok(());
+        }
+        datafusion::common::not_impl_err!(
+            "'{}' is append-only: rows are never updated or deleted; \
+             write a correction to sample_corrections instead",
+            self.def.name
+        )
+    }
+
     fn parquet_scan(
         &self,
         state: &dyn Session,

@@ -1,29 +1,12 @@
-//! What the interfaces tell the audit trail: the write context of a call
-//! (caller, interface, `x-lotline-reason`), user changes and refused logins.
-//! Writes themselves are audited by the engine; this is the network side.
+//! What the interfaces tell the audit trail: user changes and refused
+//! logins. Writes themselves are audited by the engine with the write
+//! context of their call (see `reason`); this is the network side.
 
 use tracing::warn;
 
 use super::auth::{AuthError, Principal, basic_credentials};
 use crate::audit::Event;
-use crate::ingest::{Engine, REASON_HEADER, WriteContext};
-
-/// The reason a call carries in its `x-lotline-reason` header, if any.
-pub fn reason(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
-    metadata
-        .get(REASON_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-/// The write context of a gRPC or Flight call by `principal`.
-pub fn write_context(
-    principal: &Principal,
-    interface: &'static str,
-    metadata: &tonic::metadata::MetadataMap,
-) -> WriteContext {
-    WriteContext::new(&principal.user, interface).with_reason(reason(metadata))
-}
+use crate::ingest::Engine;
 
 /// Records a refused login (wrong user name or password) under the user name
 /// it claimed. Other refusals (a malformed header, an expired token) are no

@@ -16,7 +16,6 @@ use tonic::{Response, Status};
 
 use super::flight::{BoxStream, LotlineFlightSql, encode_batches};
 use super::metrics::QueryTimer;
-use crate::ingest::WriteContext;
 use crate::model;
 
 impl LotlineFlightSql {
@@ -63,15 +62,10 @@ impl LotlineFlightSql {
 
     /// Runs planned statements as updates: the rows they affected, or -1
     /// when none is DML (a query run as an update).
-    /// `who` is the writer the audit entries of their writes name.
-    pub(super) async fn run_updates(
-        &self,
-        frames: Vec<DataFrame>,
-        who: WriteContext,
-    ) -> Result<i64, Status> {
+    /// Their writer is the session's, set by [`Self::plan`].
+    pub(super) async fn run_updates(&self, frames: Vec<DataFrame>) -> Result<i64, Status> {
         let mut total = None;
         for frame in frames {
-            let frame = crate::query::sink::with_write_context(frame, who.clone());
             let target = dml_target(&frame);
             let batches = frame.collect().await.map_err(df_status)?;
             // DML returns one row with the affected count; other statements return rows, not a count.

@@ -48,7 +48,7 @@ use super::auth::{Auth, Permission, Principal};
 pub use super::execute::df_status;
 use super::metrics::Metrics;
 use super::prepared::Handle;
-use super::{metadata, unsupported};
+use super::{metadata, reason, unsupported};
 use crate::ingest::{Engine, IngestError, WriteContext};
 use crate::{model, query};
 
@@ -128,11 +128,17 @@ impl LotlineFlightSql {
     /// Plans `sql` in a fresh session for `principal`. DDL and session
     /// statements are refused: tables are defined by lotline, not by clients.
     /// DML needs a role that may write; checked here, where every statement
-    /// (query, update, prepared) is planned.
-    pub(super) async fn plan(&self, sql: &str, principal: &Principal) -> Result<DataFrame, Status> {
+    /// (query, update, prepared) is planned. `who` writes what the statement
+    /// writes, with its `SET lotline.reason` prefix if any ([`reason::writer`]).
+    pub(super) async fn plan(
+        &self,
+        sql: &str,
+        principal: &Principal,
+        who: WriteContext,
+    ) -> Result<DataFrame, Status> {
+        let (who, sql) = reason::writer(sql, who)?;
         let ctx = query::session_with(&self.engine, &self.query_options);
-        // DML run through the query path; the update paths set their own.
-        query::sink::set_write_context(&ctx, WriteContext::new(&principal.user, "flight_sql.dml"));
+        query::sink::set_write_context(&ctx, who);
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_statements(false);
@@ -227,7 +233,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&query.transaction_id)?;
-        let frame = self.plan(&query.query, &principal).await?;
+        let frame = self
+            .plan(&query.query, &principal, reason::dml(&principal, &request)?)
+            .await?;
         let schema = frame.schema().as_arrow().clone();
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
@@ -249,7 +257,8 @@ impl FlightSqlService for LotlineFlightSql {
             .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
         // Metrics hook: count the query.
         let timer = self.metrics.query_started();
-        let frame = self.plan(&sql, &principal).await?;
+        let who = reason::dml(&principal, &request)?;
+        let frame = self.plan(&sql, &principal, who).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         self.stream_results(timer, schema, vec![frame]).await
     }
@@ -261,9 +270,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
-        let who = super::audit::write_context(&principal, "flight_sql.dml", request.metadata());
-        let frame = self.plan(&command.query, &principal).await?;
-        self.run_updates(vec![frame], who).await
+        let who = reason::dml(&principal, &request)?;
+        let frame = self.plan(&command.query, &principal, who).await?;
+        self.run_updates(vec![frame]).await
     }
 
     async fn do_put_statement_ingest(
@@ -273,16 +282,12 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
-        let who = super::audit::write_context(&principal, "flight_sql.ingest", request.metadata());
+        let who = reason::write_context(&principal, "flight_sql.ingest", request.metadata())?;
         let def = model::table(&command.table).ok_or_else(|| {
             Status::not_found(format!(
                 "unknown table '{}' (writable tables: {})",
                 command.table,
-                model::tables()
-                    .iter()
-                    .map(|t| t.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                model::table_names()
             ))
         })?;
         self.require(&principal, Permission::Write { table: def.name })?;
@@ -563,7 +568,12 @@ impl FlightSqlService for LotlineFlightSql {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Plans and binds now so that a bad statement fails here, not in DoGet.
         let (schema, _) = self
-            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal)
+            .bound_frames(
+                &handle.sql,
+                handle.parameters.as_ref(),
+                &principal,
+                reason::dml(&principal, &request)?,
+            )
             .await?;
         // The ticket is the command: the handle holds all DoGet needs.
         Ok(Response::new(info_for(
@@ -581,8 +591,9 @@ impl FlightSqlService for LotlineFlightSql {
         let principal = self.authorize(&request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         let timer = self.metrics.query_started();
+        let who = reason::dml(&principal, &request)?;
         let (schema, frames) = self
-            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal)
+            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, who)
             .await?;
         self.stream_results(timer, schema, frames).await
     }
@@ -593,16 +604,15 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
-        let who =
-            super::audit::write_context(&principal, "flight_sql.prepared", request.metadata());
+        let who = reason::prepared_update(&principal, &request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Clients send an update's parameters with it; a handle bound by an
         // earlier DoPut serves when they send none.
         let rows = self.read_parameters(request).await?.or(handle.parameters);
         let (_, frames) = self
-            .bound_frames(&handle.sql, rows.as_ref(), &principal)
+            .bound_frames(&handle.sql, rows.as_ref(), &principal, who)
             .await?;
-        self.run_updates(frames, who).await
+        self.run_updates(frames).await
     }
 
     // Not supported: each answers Unimplemented with what to do instead.

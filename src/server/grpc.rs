@@ -220,7 +220,7 @@ impl IngestService for GrpcServices {
         request: Request<Streaming<WriteRequest>>,
     ) -> Result<Response<WriteResponse>, Status> {
         let principal = self.authorize(&request).await?;
-        let who = &super::audit::write_context(&principal, "grpc.ingest", request.metadata());
+        let who = &super::reason::write_context(&principal, "grpc.ingest", request.metadata())?;
         let table = model::samples().name;
         super::actions::require(
             &self.metrics,

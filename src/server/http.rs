@@ -187,10 +187,12 @@ async fn write_request(
     body: Body,
 ) -> Result<(), WriteError> {
     let principal = authenticate(state, headers).await?;
-    let reason = headers
-        .get(crate::ingest::REASON_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let reason = super::reason::decode(
+        headers
+            .get(crate::ingest::REASON_HEADER)
+            .map(|v| v.as_bytes()),
+    )
+    .map_err(|e| WriteError::Invalid(e.to_string()))?;
     let who = WriteContext::new(&principal.user, "http.line_protocol").with_reason(reason);
     let samples = model::samples();
     principal

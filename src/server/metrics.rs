@@ -250,6 +250,8 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
         IngestError::UnknownTable(_) => "unknown_table",
         IngestError::ReadOnly(_) => "read_only",
         IngestError::TooLarge { .. } => "too_large",
+        IngestError::ReasonRequired { .. } => "reason_required",
+        IngestError::Statement(_) => "invalid",
         IngestError::Wal(_) => "wal",
         IngestError::Storage(_) => "storage",
         IngestError::Locked { .. } => "locked",

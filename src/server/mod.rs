@@ -14,6 +14,7 @@ pub mod http;
 pub mod metadata;
 pub mod metrics;
 pub mod prepared;
+pub mod reason;
 pub mod tls;
 pub mod unsupported;
 

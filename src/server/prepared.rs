@@ -43,7 +43,7 @@ use tonic::{Request, Status};
 use super::auth::Principal;
 use super::execute::df_status;
 use super::flight::LotlineFlightSql;
-use crate::ingest::{IngestError, request_bytes};
+use crate::ingest::{IngestError, WriteContext, request_bytes};
 
 /// Bumped when the handle's layout changes, so an old handle is refused
 /// clearly instead of being misread.
@@ -427,9 +427,10 @@ impl LotlineFlightSql {
         &self,
         sql: &str,
         principal: &Principal,
+        who: WriteContext,
     ) -> Result<(DataFrame, Parameters), Status> {
         let sql = number_question_marks(sql)?;
-        let frame = self.plan(&sql, principal).await?;
+        let frame = self.plan(&sql, principal, who).await?;
         let parameters = Parameters::of(frame.logical_plan())?;
         Ok((frame, parameters))
     }
@@ -441,7 +442,8 @@ impl LotlineFlightSql {
         sql: String,
         principal: &Principal,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let (frame, parameters) = self.plan_prepared(&sql, principal).await?;
+        let who = WriteContext::new(&principal.user, "flight_sql.dml");
+        let (frame, parameters) = self.plan_prepared(&sql, principal, who).await?;
         Ok(ActionCreatePreparedStatementResult {
             dataset_schema: schema_ipc(frame.schema().as_arrow())?,
             parameter_schema: schema_ipc(&parameters.schema())?,
@@ -464,7 +466,8 @@ impl LotlineFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let handle = Handle::decode(handle)?;
         let parameters = self.read_parameters(request).await?;
-        let (_, placeholders) = self.plan_prepared(&handle.sql, principal).await?;
+        let who = WriteContext::new(&principal.user, "flight_sql.dml");
+        let (_, placeholders) = self.plan_prepared(&handle.sql, principal, who).await?;
         if let Some(batch) = &parameters {
             placeholders.bind(batch)?;
             let bytes = batch.get_array_memory_size();
@@ -493,8 +496,9 @@ impl LotlineFlightSql {
         sql: &str,
         rows: Option<&RecordBatch>,
         principal: &Principal,
+        who: WriteContext,
     ) -> Result<(Arc<Schema>, Vec<DataFrame>), Status> {
-        let (frame, parameters) = self.plan_prepared(sql, principal).await?;
+        let (frame, parameters) = self.plan_prepared(sql, principal, who).await?;
         let unbound_schema = Arc::new(frame.schema().as_arrow().clone());
         let Some(rows) = rows else {
             if !parameters.is_empty() {

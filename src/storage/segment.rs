@@ -6,14 +6,13 @@
 //! A segment is written to a temporary name, fsynced and renamed; it becomes
 //! live only when the manifest lists it, so a crash never exposes half a file.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, max, min, take_record_batch};
 use arrow::datatypes::TimestampNanosecondType;
-use arrow::row::{RowConverter, SortField};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
@@ -23,7 +22,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::digest::HashingWriter;
 use super::{SegmentMeta, StorageError, io_err, sync_dir};
-use crate::model::{KeyPolicy, TableDef};
+use crate::model::{self, TableDef};
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
 
@@ -43,7 +42,7 @@ impl Default for SegmentOptions {
     }
 }
 
-/// Writes `batches` (all with `def.schema`, in write order) as new segment
+/// Writes `batches` (all with the table's stored schema, in write order) as new segment
 /// files under `data_dir`, one per date partition. Ids are taken from
 /// `next_id` upwards. The files are durable when this returns, but not live
 /// until a manifest listing them is stored.
@@ -57,10 +56,9 @@ pub fn write_segments(
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(Vec::new());
     }
-    let mut all = concat_batches(&def.schema, batches)?;
-    if def.key_policy == KeyPolicy::LatestWins {
-        all = keep_latest(def, &all)?;
-    }
+    // Versioned tables keep every version: the stable key sort below leaves
+    // a key's versions in write order, which is what resolution relies on.
+    let all = concat_batches(&model::stored_schema(def), batches)?;
     let sorted = sort_by_key(def, &all)?;
     let mut metas = Vec::new();
     for (date, part) in partition_by_date(def, &sorted)? {
@@ -84,53 +82,11 @@ pub fn read_segment(data_dir: &Path, meta: &SegmentMeta) -> Result<Vec<RecordBat
     read_parquet(&data_dir.join(&meta.file))
 }
 
-/// Keeps the last row written for each key (rows are in write order).
-pub fn keep_latest(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
-    let key_columns: Vec<_> = def
-        .key
-        .iter()
-        .map(|k| {
-            batch
-                .column(def.column_index(k).expect("key column"))
-                .clone()
-        })
-        .collect();
-    let converter = RowConverter::new(
-        key_columns
-            .iter()
-            .map(|c| SortField::new(c.data_type().clone()))
-            .collect(),
-    )?;
-    let rows = converter.convert_columns(&key_columns)?;
-    let mut seen = HashSet::new();
-    let mut keep: Vec<u32> = (0..batch.num_rows() as u32)
-        .rev()
-        .filter(|&i| seen.insert(rows.row(i as usize)))
-        .collect();
-    keep.reverse();
-    Ok(take_record_batch(batch, &UInt32Array::from(keep))?)
-}
-
 fn sort_by_key(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
     // Multi-column lexsort compares column by column through dynamic
     // comparators; the row format turns each key into one memcmp-able byte
     // string, which sorts several times faster on (tag, ts).
-    let columns: Vec<_> = def
-        .key
-        .iter()
-        .map(|k| {
-            batch
-                .column(def.column_index(k).expect("key column"))
-                .clone()
-        })
-        .collect();
-    let converter = RowConverter::new(
-        columns
-            .iter()
-            .map(|c| SortField::new(c.data_type().clone()))
-            .collect(),
-    )?;
-    let rows = converter.convert_columns(&columns)?;
+    let rows = model::key_rows(def, batch)?;
     let mut indices: Vec<u32> = (0..batch.num_rows() as u32).collect();
     // Stable, so rows with equal keys keep their write order.
     indices.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));

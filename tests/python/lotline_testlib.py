@@ -210,6 +210,9 @@ def error_text(exc: BaseException) -> str:
     return "\n".join(parts)
 
 
+REASON_OPTION = "adbc.flight.sql.rpc.call_header.x-lotline-reason"
+
+
 class Client:
     """An ADBC Flight SQL connection with small conveniences.
 
@@ -246,6 +249,11 @@ class Client:
     def ingest(self, data, table: str = "samples"):
         with self.conn.cursor() as cur:
             return cur.adbc_ingest(table, data, mode="append")
+
+    def set_reason(self, reason: str):
+        """Sends `reason` as the x-lotline-reason header on every later call
+        (needed to change existing records and to write corrections)."""
+        self.conn.adbc_connection.set_options(**{REASON_OPTION: reason})
 
     def close(self):
         try:
@@ -720,6 +728,18 @@ class LotlineServer:
         body = json.loads(results[0].body.to_pybytes())
         assert isinstance(body, dict) and "segments_written" in body, f"unexpected flush result {body!r}"
         return body
+
+
+def check_across_restarts(server: LotlineServer, check) -> None:
+    """Runs `check()` now, after SIGKILL (WAL replay), after a flush, and
+    after another SIGKILL (from segments)."""
+    check()
+    server.restart(kill=True)
+    check()
+    server.flush()
+    check()
+    server.restart(kill=True)
+    check()
 
 
 def ingest_error(client: Client, data, table: str = "samples") -> str:

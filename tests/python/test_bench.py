@@ -77,11 +77,15 @@ def test_generate_then_bench(server_factory, lotline_bin, tmp_path):
     generated = {t["table"]: t["rows"] for t in files["tables"]}
     assert generated["genealogy"] == 600
     run_cli(lotline_bin, "load", *connect_args(server), "--table", "samples", str(out / "samples.csv"))
-    # Context tables load from the same files; equal keys replace (latest wins).
+    # Context tables load from the same files again: equal keys become new
+    # versions, which needs a reason.
     for table in ("equipment", "lots"):
         before = set(client.query(f"SELECT id FROM {table}").column("id").to_pylist())
         in_file = set(pa_csv.read_csv(out / f"{table}.csv").column("id").to_pylist())
-        run_cli(lotline_bin, "load", *connect_args(server), "--table", table, str(out / f"{table}.csv"))
+        run_cli(
+            lotline_bin, "load", *connect_args(server), "--reason", "reload from the generator",
+            "--table", table, str(out / f"{table}.csv"),
+        )
         assert client.count(table=table) == len(before | in_file) >= generated[table], table
     assert client.count(table="equipment") == rows["equipment"]
     assert client.count("ts >= TIMESTAMP '2026-02-01T00:00:00Z'") == generated["samples"]

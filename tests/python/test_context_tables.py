@@ -1,7 +1,8 @@
 """The context tables (equipment, work_orders, lots, production_runs,
 genealogy) through Flight SQL: ADBC bulk ingest and INSERT accept good rows,
 refuse bad ones whole with the row, column and value named, and a rewrite of
-a key replaces the row (latest wins) — also after a restart and a flush.
+a key (with a reason, see test_versioning.py) becomes the current row — also
+after a restart and a flush.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def test_good_rows_by_ingest_and_insert(context_server):
         "VALUES ('L-1', 'L-3', 5, 'pcs', TIMESTAMP '2026-05-02T00:00:00Z')"
     )
     expected = {t: d.num_rows + 1 for t, d in GOOD.items()}
-    # A rewrite of a key replaces the row.
+    # A rewrite of a key (with a reason) becomes the current row.
+    client.set_reason("test rewrite")
     client.ingest(pa.table({"id": ["site1"], "name": ["Site One"], "parent_id": ["acme"], "level": ["site"]}), table="equipment")
     client.execute(
         "INSERT INTO production_runs (equipment, work_order, lot, operation, start_ts, end_ts) VALUES "

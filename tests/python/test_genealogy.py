@@ -162,6 +162,7 @@ def test_traces_equal_a_reference_bfs_across_restart_and_flush(server_factory):
     edges, rewrite = generated_graph(seed=6)
     half = len(edges) // 2
     server.client.ingest(edges_table(edges[:half]), table="genealogy")
+    server.client.set_reason("rewritten edge")  # the rewrite is a new version
     server.client.ingest(edges_table(edges[half:] + [rewrite]), table="genealogy")
     written = latest(edges + [rewrite])
     assert server.client.count(table="genealogy") == len(written)
@@ -192,6 +193,7 @@ def test_traces_equal_a_reference_bfs_across_restart_and_flush(server_factory):
     # Writes after the rebuild merge into it.
     rng = random.Random(7)
     more = [edge(rng, "F-1", "P-1"), edge(rng, "F-D", "P-1"), edge(rng, "P-1", "I-1")]
+    server.client.set_reason("more edges, maybe rewrites")
     server.client.ingest(edges_table(more), table="genealogy")
     written = latest(written + more)
     check(written)

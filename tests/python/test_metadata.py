@@ -61,10 +61,11 @@ CONTEXT_COLUMNS = {
         "id", "material", "quantity", "uom", "status", "planned_start", "planned_end", "actual_start", "actual_end",
     ],
 }
+CORRECTIONS_COLUMNS = ["tag", "ts", "value", "text", "quality", "corrected_by", "reason", "corrected_at"]
 AUDIT_COLUMNS = [
     "seq", "ts", "actor", "action", "table_name", "row_count", "detail", "reason", "prev_hash", "hash",
 ]
-ALL_TABLES = sorted(["samples", "tags", "audit_log", *CONTEXT_COLUMNS])
+ALL_TABLES = sorted(["samples", "tags", "sample_corrections", "audit_log", *CONTEXT_COLUMNS])
 
 # SqlInfo ids (FlightSql.proto).
 FLIGHT_SQL_SERVER_NAME = 0
@@ -185,6 +186,7 @@ def test_adbc_get_objects_lists_catalog_schema_tables_columns(conn):
                     DB_SCHEMA,
                     sorted(
                         [("samples", "TABLE", SAMPLES_COLUMNS), ("tags", "TABLE", TAGS_COLUMNS)]
+                        + [("sample_corrections", "TABLE", CORRECTIONS_COLUMNS)]
                         + [("audit_log", "TABLE", AUDIT_COLUMNS)]
                         + [(name, "TABLE", cols) for name, cols in CONTEXT_COLUMNS.items()]
                     ),
@@ -201,7 +203,7 @@ def test_adbc_get_objects_lists_catalog_schema_tables_columns(conn):
 
 
 def test_adbc_get_objects_table_name_filter(conn):
-    objects = conn.adbc_get_objects(depth="all", table_name_filter="sam%").read_all()
+    objects = conn.adbc_get_objects(depth="all", table_name_filter="samples").read_all()
     assert objects_tree(objects) == [(CATALOG, [(DB_SCHEMA, [("samples", "TABLE", SAMPLES_COLUMNS)])])]
 
 
@@ -268,7 +270,7 @@ def test_raw_get_tables_with_schema(raw):
     cmd = cmd_get_tables(
         catalog=CATALOG,
         db_schema_filter_pattern=DB_SCHEMA,
-        table_name_filter_pattern="sam%",
+        table_name_filter_pattern="samples",
         table_types=["TABLE"],
         include_schema=True,
     )

@@ -1,0 +1,299 @@
+//! The write path of versioned tables (context and master data; see
+//! `model::versioned` for the storage): every accepted row becomes a version
+//! stamped with server time, user, reason and op; a change to an existing
+//! key needs a reason; SQL `UPDATE`/`DELETE` become appended versions and
+//! tombstones computed from the current rows.
+//!
+//! Which keys are current is kept in memory (a set of 64-bit key hashes per
+//! table, rebuilt on start from the key and `op` columns), so a write never
+//! reads segments to learn whether its keys exist. All versioned writes go
+//! through one lock: deciding insert-or-update and appending must not
+//! interleave with another writer of the same key.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+
+use arrow::array::{AsArray, RecordBatch};
+
+use super::buffer::TableBuffer;
+use super::genealogy_index::GenealogyIndex;
+use super::{
+    Engine, IngestError, REASON_HEADER, TableSnapshot, WriteContext, replay_table, table_id, wal,
+};
+use crate::model::{self, Op, Stamp, TableDef};
+use crate::storage::{Manifest, segment};
+
+/// How a client gives a reason; every refusal for a missing one says it.
+pub fn reason_hint() -> String {
+    format!(
+        "give a reason with the Flight SQL call header '{REASON_HEADER}' (ADBC: connection \
+         option 'adbc.flight.sql.rpc.call_header.{REASON_HEADER}'), or start the SQL \
+         statement with SET lotline.reason = '...';"
+    )
+}
+
+/// A user function computing new rows (user schema) from the current rows of
+/// a table: the `UPDATE` assignments or the `DELETE` selection.
+pub type ChangeFn = Box<dyn FnOnce(RecordBatch) -> Result<RecordBatch, String> + Send>;
+
+/// Current keys of every versioned table, and the version clock.
+#[derive(Debug, Default)]
+pub(crate) struct Versions {
+    /// Last `recorded_at` handed out: versions get strictly increasing times.
+    clock: i64,
+    /// Per table id: hashes of the keys whose newest version is not a tombstone.
+    live: Vec<Option<HashSet<u64>>>,
+    /// Per table id: whether any tombstone was seen on recovery.
+    tombstones: Vec<bool>,
+}
+
+/// 64-bit hashes of the keys of `batch`'s rows. A collision between two
+/// distinct keys (odds about n²/2⁶⁵) would make a new key look existing and
+/// need a reason; it can never hide a change.
+fn key_hashes(def: &TableDef, batch: &RecordBatch) -> Result<Vec<u64>, IngestError> {
+    let rows = model::key_rows(def, batch).map_err(|e| IngestError::Internal(e.to_string()))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut hasher = DefaultHasher::new();
+            row.as_ref().hash(&mut hasher);
+            hasher.finish()
+        })
+        .collect())
+}
+
+impl Versions {
+    /// Rebuilds the live key sets from segments (manifest order) and the
+    /// replayed buffers: rows arrive in write order, so the last op wins.
+    pub(crate) fn recover(
+        data_dir: &Path,
+        manifest: &Manifest,
+        buffers: &[TableBuffer],
+    ) -> Result<Self, IngestError> {
+        let mut versions = Versions::default();
+        for (id, def) in model::tables().into_iter().enumerate() {
+            if !def.is_versioned() {
+                versions.live.push(None);
+                versions.tombstones.push(false);
+                continue;
+            }
+            let mut live = HashSet::new();
+            let mut tombstones = false;
+            let mut columns: Vec<&str> = def.key.to_vec();
+            columns.extend(["recorded_at", "op"]);
+            replay_table(data_dir, manifest, buffers, id, &columns, |batch| {
+                let at = batch.column_by_name("recorded_at").expect("recorded_at");
+                let at = at.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+                for (i, hash) in key_hashes(def, batch)?.into_iter().enumerate() {
+                    versions.clock = versions.clock.max(at.value(i));
+                    if model::is_tombstone(batch, i) {
+                        tombstones = true;
+                        live.remove(&hash);
+                    } else {
+                        live.insert(hash);
+                    }
+                }
+                Ok(())
+            })?;
+            versions.live.push(Some(live));
+            versions.tombstones.push(tombstones);
+        }
+        Ok(versions)
+    }
+
+    pub(crate) fn had_tombstones(&self, id: usize) -> bool {
+        self.tombstones[id]
+    }
+
+    fn next_time(&mut self) -> i64 {
+        let now = chrono::Utc::now()
+            .timestamp_nanos_opt()
+            .expect("now fits in nanoseconds");
+        self.clock = now.max(self.clock + 1);
+        self.clock
+    }
+}
+
+fn now_or_internal<T>(r: Result<T, arrow::error::ArrowError>) -> Result<T, IngestError> {
+    r.map_err(|e| IngestError::Internal(e.to_string()))
+}
+
+impl Engine {
+    /// Writes validated rows of a versioned table: a row whose key is current
+    /// (or appears earlier in the same request) is an update and needs
+    /// `ctx.reason`; the request is refused whole otherwise. Audited as a
+    /// `write` (inserts and updates alike).
+    pub(super) async fn write_versioned(
+        &self,
+        ctx: &WriteContext,
+        def: &'static TableDef,
+        normalized: Vec<RecordBatch>,
+    ) -> Result<usize, IngestError> {
+        let id = table_id(def);
+        let mut versions = self.versions.lock().await;
+        let live = versions.live[id]
+            .as_ref()
+            .expect("versioned table has keys");
+        let mut fresh: HashSet<u64> = HashSet::new();
+        let mut stamped_ops = Vec::with_capacity(normalized.len());
+        for batch in &normalized {
+            let mut ops = Vec::with_capacity(batch.num_rows());
+            for (row, hash) in key_hashes(def, batch)?.into_iter().enumerate() {
+                let exists = live.contains(&hash) || !fresh.insert(hash);
+                if exists && ctx.reason.is_none() {
+                    return Err(IngestError::ReasonRequired {
+                        table: def.name,
+                        key: model::describe_key(def, batch, row),
+                        op: "rewriting",
+                    });
+                }
+                ops.push(if exists { Op::Update } else { Op::Insert });
+            }
+            stamped_ops.push(ops);
+        }
+        let stamp = Stamp {
+            recorded_at: versions.next_time(),
+            recorded_by: &ctx.actor,
+            reason: ctx.reason.as_deref(),
+        };
+        let stored = normalized
+            .iter()
+            .zip(&stamped_ops)
+            .map(|(batch, ops)| now_or_internal(model::stamp(def, batch, ops, &stamp)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let record = wal::encode_record(id as u8, &stored)?;
+        let rows = self
+            .commit(id, stored, record, |rows| ctx.write_event(def.name, rows))
+            .await?;
+        versions.live[id]
+            .as_mut()
+            .expect("versioned table has keys")
+            .extend(fresh);
+        Ok(rows)
+    }
+
+    /// `UPDATE` (op Update) or `DELETE` (op Delete, tombstones) of a versioned
+    /// table: `change` maps the current rows to the rows to append. Runs under
+    /// the version lock, so the current rows cannot change meanwhile.
+    /// Audited as an `update` or `delete` with `ctx`'s user and reason.
+    pub async fn change(
+        &self,
+        ctx: &WriteContext,
+        def: &'static TableDef,
+        op: Op,
+        change: ChangeFn,
+    ) -> Result<usize, IngestError> {
+        assert!(
+            def.is_versioned() && op.needs_reason(),
+            "{op:?} on {}",
+            def.name
+        );
+        let id = table_id(def);
+        let mut versions = self.versions.lock().await;
+        let current = self.current_rows(def).await?;
+        let rows = change(current).map_err(IngestError::Statement)?;
+        if rows.num_rows() == 0 {
+            return Ok(0);
+        }
+        let rows = model::normalize_batch(def, &rows, 0)?;
+        if ctx.reason.is_none() {
+            return Err(IngestError::ReasonRequired {
+                table: def.name,
+                key: model::describe_key(def, &rows, 0),
+                op: if op == Op::Delete {
+                    "deleting"
+                } else {
+                    "updating"
+                },
+            });
+        }
+        let hashes = key_hashes(def, &rows)?;
+        let live = versions.live[id]
+            .as_ref()
+            .expect("versioned table has keys");
+        assert!(
+            hashes.iter().all(|h| live.contains(h)),
+            "changes apply to current rows only"
+        );
+        let stamp = Stamp {
+            recorded_at: versions.next_time(),
+            recorded_by: &ctx.actor,
+            reason: ctx.reason.as_deref(),
+        };
+        let ops = vec![op; rows.num_rows()];
+        let stored = now_or_internal(model::stamp(def, &rows, &ops, &stamp))?;
+        let record = wal::encode_record(id as u8, std::slice::from_ref(&stored))?;
+        let written = self
+            .commit(id, vec![stored], record, |rows| {
+                ctx.event(op.as_str(), def.name, rows)
+            })
+            .await?;
+        if op == Op::Delete {
+            let live = versions.live[id]
+                .as_mut()
+                .expect("versioned table has keys");
+            for hash in &hashes {
+                live.remove(hash);
+            }
+            self.reload_genealogy_if(id).await?;
+        }
+        Ok(written)
+    }
+
+    /// Every stored row of `def` (stored schema), in write order: segments
+    /// in manifest order, then the buffer.
+    pub async fn all_versions(
+        &self,
+        def: &'static TableDef,
+    ) -> Result<Vec<RecordBatch>, IngestError> {
+        let snapshot = self.snapshot(def);
+        let data_dir = self.data_dir().to_path_buf();
+        tokio::task::spawn_blocking(move || read_versions(&data_dir, snapshot))
+            .await
+            .map_err(|e| IngestError::Internal(e.to_string()))?
+    }
+
+    /// The current version of every key of a versioned table (user schema).
+    pub async fn current_rows(&self, def: &'static TableDef) -> Result<RecordBatch, IngestError> {
+        let all = self.all_versions(def).await?;
+        now_or_internal(model::resolve_current(def, &all))
+    }
+
+    /// Rebuilds the genealogy index from current rows when `id` is its
+    /// table: the index has no removal, and deletes are rare.
+    pub(super) async fn reload_genealogy_if(&self, id: usize) -> Result<(), IngestError> {
+        let Some((table, index)) = self.genealogy.as_ref().filter(|(t, _)| *t == id) else {
+            return Ok(());
+        };
+        let current = self.current_rows(model::tables()[*table]).await?;
+        let rebuilt = GenealogyIndex::load([&current]);
+        *index.write().expect("genealogy index lock") = rebuilt;
+        Ok(())
+    }
+}
+
+/// Reads a snapshot's segments (in manifest order) and buffered rows.
+pub(super) fn read_versions(
+    data_dir: &Path,
+    snapshot: TableSnapshot,
+) -> Result<Vec<RecordBatch>, IngestError> {
+    let mut all = Vec::new();
+    for meta in &snapshot.segments {
+        all.extend(segment::read_segment(data_dir, meta)?);
+    }
+    all.extend(snapshot.buffered);
+    Ok(all)
+}
+
+/// The genealogy index over current rows only, for a table that has
+/// tombstones (the streaming rebuild on start would keep deleted edges).
+pub(super) fn genealogy_without_tombstones(
+    data_dir: &Path,
+    def: &TableDef,
+    snapshot: TableSnapshot,
+) -> Result<GenealogyIndex, IngestError> {
+    let all = read_versions(data_dir, snapshot)?;
+    let current = now_or_internal(model::resolve_current(def, &all))?;
+    Ok(GenealogyIndex::load([&current]))
+}
