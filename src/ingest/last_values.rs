@@ -38,6 +38,10 @@ pub struct LastValues {
     time_column: usize,
     entries: FastMap<String, Entry>,
     batches: Vec<Arc<RecordBatch>>,
+    /// [`Self::to_batch`]'s result until the next change: readers of all tags
+    /// (dashboards polling the snapshot) then share one gather of the rows,
+    /// the bulk of a `last_values` scan, instead of repeating it per query.
+    materialized: Option<RecordBatch>,
 }
 
 impl LastValues {
@@ -56,6 +60,7 @@ impl LastValues {
             time_column: def.column_index(time).expect("time column"),
             entries: FastMap::default(),
             batches: Vec::new(),
+            materialized: None,
         })
     }
 
@@ -108,6 +113,7 @@ impl LastValues {
             }
         }
         if used {
+            self.materialized = None;
             self.batches.push(Arc::new(batch.clone()));
             if self.batches.len() > MAX_PINNED_BATCHES {
                 self.compact();
@@ -118,7 +124,7 @@ impl LastValues {
     /// Rewrites the cache as one batch holding exactly its rows, releasing
     /// the batches it pinned.
     fn compact(&mut self) {
-        let batch = self.to_batch();
+        let batch = self.batch();
         self.batches = vec![Arc::new(batch)];
         for (row, entry) in self.entries.values_mut().enumerate() {
             entry.batch = 0;
@@ -129,6 +135,18 @@ impl LastValues {
     /// The time of `key`'s newest row, if it has one.
     pub fn newest_ts(&self, key: &str) -> Option<i64> {
         self.entries.get(key).map(|e| e.ts)
+    }
+
+    /// All entries as one batch, shared by callers until the next change
+    /// (the same rows as [`Self::to_batch`]).
+    pub fn batch(&mut self) -> RecordBatch {
+        if let Some(batch) = &self.materialized {
+            debug_assert_eq!(batch.num_rows(), self.entries.len());
+            return batch.clone();
+        }
+        let batch = self.to_batch();
+        self.materialized = Some(batch.clone());
+        batch
     }
 
     /// All entries as one batch (in no particular order).
@@ -174,8 +192,11 @@ mod tests {
         model::normalize_batch(model::samples(), &batch, 0).unwrap()
     }
 
-    fn sorted(cache: &LastValues) -> Vec<(String, i64, f64)> {
-        let b = cache.to_batch();
+    /// The cache's rows through the shared batch, so the tests also check
+    /// that every change invalidates it.
+    fn sorted(cache: &mut LastValues) -> Vec<(String, i64, f64)> {
+        let b = cache.batch();
+        assert_eq!(b, cache.to_batch(), "shared batch out of date");
         let mut out: Vec<_> = (0..b.num_rows())
             .map(|i| {
                 (
@@ -199,12 +220,12 @@ mod tests {
         cache.merge(&samples(&[("a", 5, 1.0), ("b", 1, 2.0), ("a", 3, 9.0)]));
         cache.merge(&samples(&[("a", 4, 7.0), ("b", 2, 3.0)]));
         let expected = vec![("a".to_string(), 5, 1.0), ("b".to_string(), 2, 3.0)];
-        assert_eq!(sorted(&cache), expected);
+        assert_eq!(sorted(&mut cache), expected);
         // Replaying the same data again changes nothing; an equal time rewrites.
         cache.merge(&samples(&[("a", 5, 1.0), ("b", 1, 2.0), ("a", 3, 9.0)]));
-        assert_eq!(sorted(&cache), expected);
+        assert_eq!(sorted(&mut cache), expected);
         cache.merge(&samples(&[("a", 5, 6.5)]));
-        assert_eq!(sorted(&cache)[0], ("a".to_string(), 5, 6.5));
+        assert_eq!(sorted(&mut cache)[0], ("a".to_string(), 5, 6.5));
     }
 
     #[test]
@@ -214,7 +235,7 @@ mod tests {
             cache.merge(&samples(&[(&format!("t{}", i % 10), i, i as f64)]));
         }
         assert!(cache.batches.len() <= MAX_PINNED_BATCHES);
-        let got = sorted(&cache);
+        let got = sorted(&mut cache);
         assert_eq!(got.len(), 10);
         let last = MAX_PINNED_BATCHES as i64 * 3 - 1;
         assert!(

@@ -452,7 +452,7 @@ impl Engine {
     pub fn last_values(&self, def: &TableDef) -> Option<RecordBatch> {
         self.last_values[table_id(def)]
             .as_ref()
-            .map(|c| c.lock().expect("last values lock").to_batch())
+            .map(|c| c.lock().expect("last values lock").batch())
     }
 
     /// The time of the newest row of `key` in `def` (from the last-value
@@ -569,7 +569,7 @@ impl Engine {
             .iter()
             .map(|c| {
                 c.as_ref()
-                    .map(|c| c.lock().expect("last values lock").to_batch())
+                    .map(|c| c.lock().expect("last values lock").batch())
             })
             .collect();
         drop(gate);
