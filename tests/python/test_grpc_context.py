@@ -241,3 +241,21 @@ def test_readers_are_refused_writers_may(pb, server, api):
     assert reply.accepted_events == 1
     history = server.client.query("SELECT recorded_by FROM lots_history").to_pylist()
     assert history == [{"recorded_by": "wim"}]
+
+
+def test_requests_of_a_stream_apply_in_order(pb, server, api):
+    """A stream of status changes of one lot ends with the last one: the
+    requests are not reordered (which a concurrent write could do). The
+    request's reason wins over the call's metadata."""
+    statuses = [f"step-{i}" for i in range(12)]
+    requests = [
+        context_request(pb, [event(pb, lot=pb.ingest.Lot(id="LOT-1", status=s))], reason=f"MES {s}" if i % 2 else None)
+        for i, s in enumerate(statuses)
+    ]
+    reply = write_context(api, requests, metadata=api.auth + [(REASON_METADATA, "status sync")])
+    assert (reply.accepted_requests, list(reply.errors)) == (12, [])
+    history = server.client.query("SELECT status, op, reason FROM lots_history ORDER BY recorded_at").to_pylist()
+    assert [r["status"] for r in history] == statuses
+    assert [r["op"] for r in history] == ["insert"] + ["update"] * 11
+    assert [r["reason"] for r in history] == [f"MES {s}" if i % 2 else "status sync" for i, s in enumerate(statuses)]
+    assert server.client.scalar("SELECT status FROM lots") == "step-11"
