@@ -25,7 +25,8 @@ use crate::storage::{Manifest, segment};
 pub struct WriteContext {
     /// The authenticated user, or "anonymous" without authentication.
     pub actor: String,
-    /// e.g. `flight_sql.ingest`, `flight_sql.dml`, `grpc.ingest`, `http.line_protocol`.
+    /// e.g. `flight_sql.ingest`, `flight_sql.dml`, `grpc.ingest`, `grpc.context`,
+    /// `http.line_protocol`.
     pub interface: &'static str,
     /// The caller's `x-lotline-reason` (or `SET lotline.reason` prefix), if
     /// any; trimmed, never empty. A change to an existing versioned record

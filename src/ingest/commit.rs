@@ -4,9 +4,10 @@
 //! same thread applies rows and rotates the WAL, a rotation point splits the
 //! buffer exactly where it splits the log.
 //!
-//! The same thread seals the group's audit entries (one per request, in
+//! The same thread seals the group's audit entries (a request's events, in
 //! queue order; see [`super::audit`]) and writes the group's data records
-//! and their audit record as one WAL group record.
+//! and their audit record as one WAL group record. A request may carry
+//! records of several tables: they are always in the same group.
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, RwLock};
@@ -19,15 +20,21 @@ use super::State;
 use super::wal::{self, WalError, WalFile};
 use crate::audit::{Chain, Event};
 
+/// One table's part of a request: its encoded WAL record and the rows
+/// (stored schema) that go to the buffer of table `table` once durable.
+pub(crate) struct Part {
+    pub table: usize,
+    pub record: Vec<u8>,
+    pub batches: Vec<RecordBatch>,
+}
+
 pub(crate) enum Command {
-    /// Append one encoded record (empty: none, an audit event alone) and its
-    /// audit entry; once durable, its rows to the buffer of table `table`.
-    /// Replies with the entry's seq.
+    /// Append the records of `parts` (none: audit events alone) and an audit
+    /// entry per event; once durable, the parts' rows to their buffers.
+    /// Replies with the seq of the first event's entry.
     Append {
-        table: usize,
-        record: Vec<u8>,
-        batches: Vec<RecordBatch>,
-        event: Event,
+        parts: Vec<Part>,
+        events: Vec<Event>,
         reply: oneshot::Sender<Result<u64, WalError>>,
     },
     /// Start a new WAL file and freeze every table's buffer; replies with the
@@ -62,10 +69,8 @@ pub(crate) fn spawn(writer: Writer, state: Arc<RwLock<State>>) -> Sender<Command
 }
 
 struct Pending {
-    table: usize,
-    record: Vec<u8>,
-    batches: Vec<RecordBatch>,
-    event: Event,
+    parts: Vec<Part>,
+    events: Vec<Event>,
     reply: oneshot::Sender<Result<u64, WalError>>,
 }
 
@@ -77,16 +82,12 @@ fn run(rx: Receiver<Command>, mut writer: Writer, state: Arc<RwLock<State>>) {
         while let Some(command) = next.take().or_else(|| rx.try_recv().ok()) {
             match command {
                 Command::Append {
-                    table,
-                    record,
-                    batches,
-                    event,
+                    parts,
+                    events,
                     reply,
                 } => pending.push(Pending {
-                    table,
-                    record,
-                    batches,
-                    event,
+                    parts,
+                    events,
                     reply,
                 }),
                 Command::Rotate { reply } => {
@@ -110,13 +111,18 @@ fn commit(
     if pending.is_empty() {
         return;
     }
-    let events = pending.iter().map(|p| p.event.clone()).collect();
+    let events: Vec<Event> = pending
+        .iter()
+        .flat_map(|p| p.events.iter().cloned())
+        .collect();
+    let entries = events.len() as u64;
     let started = Instant::now();
     let result = super::audit::seal(&writer.head, events)
         .map_err(|e| WalError::Encode(format!("audit entry: {e}")))
         .and_then(|(head, audit_batch, audit_record)| {
             let mut records: Vec<&[u8]> = pending
                 .iter()
+                .flat_map(|p| &p.parts)
                 .map(|p| p.record.as_slice())
                 .filter(|r| !r.is_empty())
                 .collect();
@@ -134,23 +140,27 @@ fn commit(
             let first_seq = writer.head.seq + 1;
             assert_eq!(
                 head.seq,
-                writer.head.seq + pending.len() as u64,
-                "one audit entry per request"
+                writer.head.seq + entries,
+                "one audit entry per event"
             );
             writer.head = head;
             let mut state = state.write().expect("state lock");
             let mut replies = Vec::with_capacity(pending.len());
+            let mut seq = first_seq;
             for p in pending.drain(..) {
-                if !p.batches.is_empty() {
-                    state.buffers[p.table].append(p.batches);
+                for part in p.parts {
+                    if !part.batches.is_empty() {
+                        state.buffers[part.table].append(part.batches);
+                    }
                 }
-                replies.push(p.reply);
+                replies.push((p.reply, seq));
+                seq += p.events.len() as u64;
             }
             let audit_id = super::audit::audit_table_id() as usize;
             state.buffers[audit_id].append(vec![audit_batch]);
             drop(state);
-            for (i, reply) in replies.into_iter().enumerate() {
-                let _ = reply.send(Ok(first_seq + i as u64));
+            for (reply, seq) in replies {
+                let _ = reply.send(Ok(seq));
             }
         }
         Err(e) => {

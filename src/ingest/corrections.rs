@@ -85,6 +85,7 @@ pub(super) fn stamp(
     batch: &RecordBatch,
     ctx: &WriteContext,
     now: i64,
+    row_offset: usize,
 ) -> Result<RecordBatch, IngestError> {
     let n = batch.num_rows();
     let given = column(batch, "reason").as_string::<i32>();
@@ -100,6 +101,7 @@ pub(super) fn stamp(
                 table: def.name,
                 key: model::describe_key(def, batch, i),
                 op: "correcting a sample in",
+                row: row_offset + i,
             });
         };
         reasons.push(reason);
@@ -254,14 +256,22 @@ mod tests {
     fn stamping_needs_a_reason_and_overrides_who_and_when() {
         let def = model::sample_corrections();
         let meta = WriteContext::new("carol", "test");
-        let err = stamp(def, &correction(&[("a", 1, 1.0)], None), &meta, 5).unwrap_err();
+        let err = stamp(def, &correction(&[("a", 1, 1.0)], None), &meta, 5, 0).unwrap_err();
         assert!(err.to_string().contains("needs a reason"), "{err}");
-        let given = stamp(def, &correction(&[("a", 1, 1.0)], Some("drift")), &meta, 5).unwrap();
+        let given = stamp(
+            def,
+            &correction(&[("a", 1, 1.0)], Some("drift")),
+            &meta,
+            5,
+            0,
+        )
+        .unwrap();
         let by_request = stamp(
             def,
             &correction(&[("a", 1, 1.0)], None),
             &WriteContext::new("carol", "test").with_reason(Some("calibration".into())),
             5,
+            0,
         )
         .unwrap();
         for (batch, why) in [(given, "drift"), (by_request, "calibration")] {

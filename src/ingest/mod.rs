@@ -46,7 +46,7 @@ pub use audit::{REASON_HEADER, WriteContext};
 pub use commit::WalObserver;
 pub use restamp::RestampReport;
 use versions::Versions;
-pub use versions::{ChangeFn, reason_hint};
+pub use versions::{ChangeFn, TablePart, reason_hint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -75,6 +75,17 @@ pub enum IngestError {
         table: &'static str,
         key: String,
         op: &'static str,
+        /// The row of the request, counted as validation errors count them.
+        row: usize,
+    },
+    /// A problem with one table's rows of a request spanning several tables
+    /// ([`Engine::write_tables_as`]); row numbers in `source` count within
+    /// that part.
+    #[error("{table}: {source}")]
+    InPart {
+        part: usize,
+        table: &'static str,
+        source: Box<IngestError>,
     },
     #[error("{0}")]
     Statement(String),
@@ -85,6 +96,9 @@ pub enum IngestError {
 impl IngestError {
     /// True when the client sent something wrong (as opposed to a server fault).
     pub fn is_client_error(&self) -> bool {
+        if let Self::InPart { source, .. } = self {
+            return source.is_client_error();
+        }
         matches!(
             self,
             Self::Invalid(_)
@@ -94,6 +108,22 @@ impl IngestError {
                 | Self::ReasonRequired { .. }
                 | Self::Statement(_)
         )
+    }
+
+    /// The problem itself, without the part of a multi-table request it is in.
+    pub fn without_part(self) -> Self {
+        match self {
+            Self::InPart { source, .. } => *source,
+            e => e,
+        }
+    }
+
+    fn in_part(self, part: usize, def: &TableDef) -> Self {
+        Self::InPart {
+            part,
+            table: def.name,
+            source: Box::new(self),
+        }
     }
 }
 
@@ -175,6 +205,28 @@ pub struct Engine {
 /// Bytes a request occupies in memory, the measure `max_request_bytes` limits.
 pub fn request_bytes(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::get_array_memory_size).sum()
+}
+
+/// A request's batches checked and converted to `def`'s schema (empty ones
+/// dropped; row numbers in errors count across the batches), and for
+/// corrections stamped with `correction`'s caller and reason.
+fn normalize_request(
+    def: &'static TableDef,
+    batches: &[RecordBatch],
+    correction: Option<&WriteContext>,
+) -> Result<Vec<RecordBatch>, IngestError> {
+    let mut offset = 0;
+    let mut normalized = Vec::with_capacity(batches.len());
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        let mut checked = model::normalize_batch(def, batch, offset)?;
+        if let Some(ctx) = correction {
+            checked = corrections::stamp(def, &checked, ctx, now, offset)?;
+        }
+        normalized.push(checked);
+        offset += batch.num_rows();
+    }
+    Ok(normalized)
 }
 
 fn table_id(def: &TableDef) -> usize {
@@ -313,17 +365,7 @@ impl Engine {
             .then(|| self.stamp_index.clone());
         let (normalized, record) =
             tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
-                let mut offset = 0;
-                let mut normalized = Vec::with_capacity(batches.len());
-                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-                for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-                    let mut checked = model::normalize_batch(def, batch, offset)?;
-                    if let Some(ctx) = &correction {
-                        checked = corrections::stamp(def, &checked, ctx, now)?;
-                    }
-                    normalized.push(checked);
-                    offset += batch.num_rows();
-                }
+                let mut normalized = normalize_request(def, &batches, correction.as_ref())?;
                 // Versioned rows are encoded once stamped, under the version lock.
                 if normalized.is_empty() || versioned {
                     return Ok((normalized, Vec::new()));
@@ -341,7 +383,11 @@ impl Engine {
             return Ok(0);
         }
         if versioned {
-            return self.write_versioned(ctx, def, normalized).await;
+            return self
+                .write_versioned(ctx, vec![(def, normalized)])
+                .await
+                .map(|rows| rows[0])
+                .map_err(IngestError::without_part);
         }
         // A correction's audit entry gives the reasons its rows were stored
         // with (their own, else the request's).
@@ -370,28 +416,54 @@ impl Engine {
         if rows == 0 {
             return Ok(0);
         }
+        let part = commit::Part {
+            table: id,
+            record,
+            batches: normalized,
+        };
+        self.commit_parts(vec![part], vec![event(rows)]).await?;
+        Ok(rows)
+    }
+
+    /// Appends the encoded records of `parts` and the audit `events` to the
+    /// WAL as one group record (after a crash all of it is there or none)
+    /// and, once durable, the parts' rows to their buffers (under one state
+    /// lock) and to the caches.
+    async fn commit_parts(
+        &self,
+        parts: Vec<commit::Part>,
+        events: Vec<crate::audit::Event>,
+    ) -> Result<(), IngestError> {
         self.wait_for_buffer_room().await;
         let _gate = self.merge_gate.read().await;
+        let applied: Vec<(usize, Vec<RecordBatch>)> =
+            parts.iter().map(|p| (p.table, p.batches.clone())).collect();
         let (reply, done) = oneshot::channel();
         self.wal
             .send(commit::Command::Append {
-                table: id,
-                record,
-                batches: normalized.clone(),
-                event: event(rows),
+                parts,
+                events,
                 reply,
             })
             .map_err(|_| WalError::Closed)?;
         done.await.map_err(|_| WalError::Closed)??;
+        for (id, normalized) in applied {
+            self.merge_caches(id, &normalized)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds durable rows of table `id` (stored schema) to its caches.
+    fn merge_caches(&self, id: usize, normalized: &[RecordBatch]) -> Result<(), IngestError> {
         if let Some(cache) = &self.last_values[id] {
             let mut cache = cache.lock().expect("last values lock");
-            for batch in &normalized {
+            for batch in normalized {
                 cache.merge(batch);
             }
         }
         if let Some((_, index)) = self.genealogy.as_ref().filter(|(t, _)| *t == id) {
             let mut index = index.write().expect("genealogy index lock");
-            for batch in &normalized {
+            for batch in normalized {
                 index.merge(batch);
             }
         }
@@ -399,18 +471,18 @@ impl Engine {
             // Copy on write: queries hold the previous map while they run.
             let mut map = map.write().expect("corrections lock");
             let map = Arc::make_mut(&mut map);
-            for batch in &normalized {
+            for batch in normalized {
                 corrections::merge(map, batch);
             }
         }
         let def = model::tables()[id];
         if def.has_cache(Cache::Stamping) {
             let mut index = self.stamp_index.write().expect("stamp index lock");
-            for batch in &normalized {
+            for batch in normalized {
                 index.merge(def, batch)?;
             }
         }
-        Ok(rows)
+        Ok(())
     }
 
     /// Appends `event` (a user change, a refused login) to `audit_log`.
@@ -419,10 +491,8 @@ impl Engine {
         let (reply, done) = oneshot::channel();
         self.wal
             .send(commit::Command::Append {
-                table: audit::audit_table_id() as usize,
-                record: Vec::new(),
-                batches: Vec::new(),
-                event,
+                parts: Vec::new(),
+                events: vec![event],
                 reply,
             })
             .map_err(|_| WalError::Closed)?;

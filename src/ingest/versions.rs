@@ -19,7 +19,8 @@ use arrow::array::{AsArray, RecordBatch};
 use super::buffer::TableBuffer;
 use super::genealogy_index::GenealogyIndex;
 use super::{
-    Engine, IngestError, REASON_HEADER, TableSnapshot, WriteContext, replay_table, table_id, wal,
+    Engine, IngestError, REASON_HEADER, TableSnapshot, WriteContext, commit, replay_table,
+    table_id, wal,
 };
 use crate::model::{self, Op, Stamp, TableDef};
 use crate::storage::{Manifest, segment};
@@ -119,25 +120,27 @@ fn now_or_internal<T>(r: Result<T, arrow::error::ArrowError>) -> Result<T, Inges
     r.map_err(|e| IngestError::Internal(e.to_string()))
 }
 
-impl Engine {
-    /// Writes validated rows of a versioned table: a row whose key is current
-    /// (or appears earlier in the same request) is an update and needs
-    /// `ctx.reason`; the request is refused whole otherwise. Audited as a
-    /// `write` (inserts and updates alike).
-    pub(super) async fn write_versioned(
+/// One table's rows of a request.
+pub type TablePart = (&'static TableDef, Vec<RecordBatch>);
+
+impl Versions {
+    /// The op of every row of `normalized` (validated rows of `def`): an
+    /// update when its key is current or appears earlier in the same rows,
+    /// which needs `ctx.reason`. Returns the ops per batch and the hashes of
+    /// the keys that become current.
+    fn plan(
         &self,
-        ctx: &WriteContext,
         def: &'static TableDef,
-        normalized: Vec<RecordBatch>,
-    ) -> Result<usize, IngestError> {
-        let id = table_id(def);
-        let mut versions = self.versions.lock().await;
-        let live = versions.live[id]
+        normalized: &[RecordBatch],
+        ctx: &WriteContext,
+    ) -> Result<(Vec<Vec<Op>>, HashSet<u64>), IngestError> {
+        let live = self.live[table_id(def)]
             .as_ref()
             .expect("versioned table has keys");
         let mut fresh: HashSet<u64> = HashSet::new();
-        let mut stamped_ops = Vec::with_capacity(normalized.len());
-        for batch in &normalized {
+        let mut planned = Vec::with_capacity(normalized.len());
+        let mut offset = 0;
+        for batch in normalized {
             let mut ops = Vec::with_capacity(batch.num_rows());
             for (row, hash) in key_hashes(def, batch)?.into_iter().enumerate() {
                 let exists = live.contains(&hash) || !fresh.insert(hash);
@@ -146,31 +149,127 @@ impl Engine {
                         table: def.name,
                         key: model::describe_key(def, batch, row),
                         op: "rewriting",
+                        row: offset + row,
                     });
                 }
                 ops.push(if exists { Op::Update } else { Op::Insert });
             }
-            stamped_ops.push(ops);
+            offset += batch.num_rows();
+            planned.push(ops);
+        }
+        Ok((planned, fresh))
+    }
+}
+
+impl Engine {
+    /// Validates and writes rows of several versioned tables (`parts`, each
+    /// table at most once) for `ctx`'s caller as one atomic request: the
+    /// rules of [`Engine::write_as`] apply per table (validation; a reason
+    /// for rows whose key is current or earlier in the same part).
+    ///
+    /// On `Ok` (rows written per part) every part is durable (per the WAL
+    /// sync policy) in one WAL group record, so after a crash all parts are
+    /// there or none; all rows carry the same `recorded_at`; each table got
+    /// one `audit_log` entry; and all of it is visible to queries and in the
+    /// caches (genealogy, stamping). On `Err` nothing was written; a problem
+    /// with one part's rows is [`IngestError::InPart`], naming the part.
+    pub async fn write_tables_as(
+        &self,
+        ctx: &WriteContext,
+        parts: Vec<TablePart>,
+    ) -> Result<Vec<usize>, IngestError> {
+        let mut seen = HashSet::new();
+        if let Some((def, _)) = parts
+            .iter()
+            .find(|(def, _)| !def.is_versioned() || !seen.insert(def.name))
+        {
+            return Err(IngestError::Internal(format!(
+                "a multi-table write takes each versioned table once, not '{}' here",
+                def.name
+            )));
+        }
+        for (part, (def, _)) in parts.iter().enumerate() {
+            if !model::client_writable(def) {
+                return Err(IngestError::ReadOnly(def.name).in_part(part, def));
+            }
+        }
+        let bytes = parts.iter().map(|(_, b)| super::request_bytes(b)).sum();
+        if bytes > self.config.max_request_bytes {
+            return Err(IngestError::TooLarge {
+                bytes,
+                limit: self.config.max_request_bytes,
+            });
+        }
+        let normalized = tokio::task::spawn_blocking(move || {
+            parts
+                .into_iter()
+                .enumerate()
+                .map(|(part, (def, batches))| {
+                    super::normalize_request(def, &batches, None)
+                        .map(|rows| (def, rows))
+                        .map_err(|e| e.in_part(part, def))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| IngestError::Internal(e.to_string()))??;
+        self.write_versioned(ctx, normalized).await
+    }
+
+    /// Writes validated rows of versioned tables as one atomic request: every
+    /// row becomes a version stamped with one server time, `ctx`'s user and
+    /// reason; the request is refused whole if a row needs a reason it lacks
+    /// ([`IngestError::InPart`]). Audited as a `write` per table (inserts
+    /// and updates alike).
+    pub(super) async fn write_versioned(
+        &self,
+        ctx: &WriteContext,
+        parts: Vec<TablePart>,
+    ) -> Result<Vec<usize>, IngestError> {
+        let mut versions = self.versions.lock().await;
+        let mut planned = Vec::with_capacity(parts.len());
+        for (part, (def, normalized)) in parts.into_iter().enumerate() {
+            let (ops, fresh) = versions
+                .plan(def, &normalized, ctx)
+                .map_err(|e| e.in_part(part, def))?;
+            planned.push((def, normalized, ops, fresh));
         }
         let stamp = Stamp {
             recorded_at: versions.next_time(),
             recorded_by: &ctx.actor,
             reason: ctx.reason.as_deref(),
         };
-        let stored = normalized
-            .iter()
-            .zip(&stamped_ops)
-            .map(|(batch, ops)| now_or_internal(model::stamp(def, batch, ops, &stamp)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let record = wal::encode_record(id as u8, &stored)?;
-        let rows = self
-            .commit(id, stored, record, |rows| ctx.write_event(def.name, rows))
-            .await?;
-        versions.live[id]
-            .as_mut()
-            .expect("versioned table has keys")
-            .extend(fresh);
-        Ok(rows)
+        let (mut commits, mut events, mut written) = (Vec::new(), Vec::new(), Vec::new());
+        for (def, normalized, ops, _) in &planned {
+            let stored = normalized
+                .iter()
+                .zip(ops)
+                .map(|(batch, ops)| now_or_internal(model::stamp(def, batch, ops, &stamp)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows: usize = stored.iter().map(RecordBatch::num_rows).sum();
+            written.push(rows);
+            if rows == 0 {
+                continue;
+            }
+            let id = table_id(def);
+            let record = wal::encode_record(id as u8, &stored)?;
+            events.push(ctx.write_event(def.name, rows));
+            commits.push(commit::Part {
+                table: id,
+                record,
+                batches: stored,
+            });
+        }
+        if !commits.is_empty() {
+            self.commit_parts(commits, events).await?;
+        }
+        for (def, _, _, fresh) in planned {
+            versions.live[table_id(def)]
+                .as_mut()
+                .expect("versioned table has keys")
+                .extend(fresh);
+        }
+        Ok(written)
     }
 
     /// `UPDATE` (op Update) or `DELETE` (op Delete, tombstones) of a versioned
@@ -206,6 +305,7 @@ impl Engine {
                 } else {
                     "updating"
                 },
+                row: 0,
             });
         }
         let hashes = key_hashes(def, &rows)?;

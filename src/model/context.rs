@@ -41,7 +41,7 @@ pub(super) static EQUIPMENT: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     range_column: "id",
     bloom_columns: &["id"],
     key_policy: CONTEXT_KEY_POLICY,
-    rules: &[Rule::OneOf("level", ISA95_LEVELS)],
+    rules: &[Rule::NotEmpty("id"), Rule::OneOf("level", ISA95_LEVELS)],
     caches: &[],
 });
 
@@ -64,6 +64,7 @@ pub(super) static WORK_ORDERS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     bloom_columns: &["id"],
     key_policy: CONTEXT_KEY_POLICY,
     rules: &[
+        Rule::NotEmpty("id"),
         Rule::NonNegative("quantity"),
         Rule::NotBeforeEpoch("planned_start"),
         Rule::NotBeforeEpoch("planned_end"),
@@ -98,6 +99,7 @@ pub(super) static LOTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     bloom_columns: &["id", "work_order"],
     key_policy: CONTEXT_KEY_POLICY,
     rules: &[
+        Rule::NotEmpty("id"),
         Rule::NonNegative("quantity"),
         Rule::NotBeforeEpoch("created_at"),
     ],
@@ -121,6 +123,7 @@ pub(super) static PRODUCTION_RUNS: LazyLock<TableDef> = LazyLock::new(|| TableDe
     bloom_columns: &["equipment", "lot", "work_order"],
     key_policy: CONTEXT_KEY_POLICY,
     rules: &[
+        Rule::NotEmpty("equipment"),
         Rule::NotBeforeEpoch("start_ts"),
         Rule::NotBeforeEpoch("end_ts"),
         Rule::NotBefore {
@@ -147,7 +150,12 @@ pub(super) static GENEALOGY: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     range_column: "input_lot",
     bloom_columns: &["input_lot", "output_lot", "work_order"],
     key_policy: CONTEXT_KEY_POLICY,
-    rules: &[Rule::NonNegative("quantity"), Rule::NotBeforeEpoch("ts")],
+    rules: &[
+        Rule::NotEmpty("input_lot"),
+        Rule::NotEmpty("output_lot"),
+        Rule::NonNegative("quantity"),
+        Rule::NotBeforeEpoch("ts"),
+    ],
     caches: &[Cache::Genealogy],
 });
 

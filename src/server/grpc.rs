@@ -6,6 +6,8 @@
 //!   or rejected whole, a rejected one listed in the response's errors while
 //!   the others land. The response comes when the client half-closes and
 //!   every accepted request is durable.
+//! - `IngestService.WriteContext`: the same for context events, each request
+//!   atomic across the context tables it touches (see [`context`]).
 //! - `AdminService`: `Flush`, `Stats`, `Health` (the only call that needs no
 //!   authentication, like HTTP `/health`).
 //!
@@ -13,6 +15,9 @@
 //! Flight handshake, or `Basic <base64 user:password>` checked on every call
 //! (argon2: fine for a gateway's few calls a second, not for many).
 
+mod context;
+
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,16 +34,19 @@ use crate::model::{self, SampleRow, SampleRows, ValidationError};
 use crate::proto::admin_service_server::{AdminService, AdminServiceServer};
 use crate::proto::ingest_service_server::{IngestService, IngestServiceServer};
 use crate::proto::{
-    Context, FlushRequest, FlushResponse, HealthRequest, HealthResponse, RowError, StatsRequest,
-    StatsResponse, TableStats, WriteRequest, WriteResponse,
+    Context, ContextRequest, EventError, FlushRequest, FlushResponse, HealthRequest,
+    HealthResponse, RowError, StatsRequest, StatsResponse, TableStats, WriteContextResponse,
+    WriteRequest, WriteResponse,
 };
 
 /// The `interface` label of gRPC writes in the metrics.
 pub const INTERFACE: &str = "grpc";
 
-/// Requests of one stream written concurrently: they share WAL group commits
-/// instead of each waiting for the previous one's fsync, while a fast client
-/// still cannot queue unbounded work.
+/// Requests of one `Write` stream written concurrently: they share WAL group
+/// commits instead of each waiting for the previous one's fsync, while a
+/// fast client still cannot queue unbounded work. (Samples are append-only,
+/// so their order does not matter; context requests are written one after
+/// the other, see `WriteContext`.)
 const IN_FLIGHT: usize = 4;
 
 /// Both services over one engine; cheap to clone.
@@ -51,15 +59,51 @@ pub struct GrpcServices {
     started: Instant,
 }
 
-/// What became of one request of a write stream.
-enum Outcome {
+/// What became of one request of a write stream; `E` is the response's
+/// error entry.
+enum Outcome<E> {
     Written(usize),
     Rejected {
-        error: RowError,
+        error: E,
         rows: usize,
     },
     /// The server could not write it (WAL, storage): not the client's fault.
     Failed(IngestError),
+}
+
+/// The error entry of a rejected request in a write stream's response.
+trait RequestError {
+    /// Index of the request on the stream.
+    fn request(&self) -> u64;
+    fn reason(&self) -> &str;
+}
+
+impl RequestError for RowError {
+    fn request(&self) -> u64 {
+        self.request
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl RequestError for EventError {
+    fn request(&self) -> u64 {
+        self.request
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// What a write stream did, for its response.
+struct Tally<E> {
+    requests: u64,
+    accepted_requests: u64,
+    accepted_rows: u64,
+    rejected_rows: u64,
+    /// In request order.
+    errors: Vec<E>,
 }
 
 impl GrpcServices {
@@ -122,8 +166,107 @@ impl GrpcServices {
         })
     }
 
+    /// Runs a write stream for its authenticated caller, who needs
+    /// `permission`: up to `in_flight` requests at a time through
+    /// `write_one` (given the writer, audited as `interface`, and each
+    /// request's index), every outcome awaited even after a failure (a write
+    /// handed to the WAL finishes, and the counts stay true). A server
+    /// failure or a broken stream ends the call with an error status saying
+    /// how many requests (and `rows`, e.g. "samples") were written durably.
+    async fn drive<M, E, Fut>(
+        &self,
+        request: Request<Streaming<M>>,
+        interface: &'static str,
+        permission: Permission<'_>,
+        in_flight: usize,
+        rows: &str,
+        write_one: impl Fn(WriteContext, u64, M) -> Fut,
+    ) -> Result<Tally<E>, Status>
+    where
+        Fut: Future<Output = Outcome<E>>,
+        E: RequestError,
+    {
+        let principal = &self.authorize(&request).await?;
+        let who = &super::reason::write_context(principal, interface, request.metadata())?;
+        super::actions::require(&self.metrics, INTERFACE, principal, permission)?;
+        let write_one = &write_one;
+        let mut outcomes = request
+            .into_inner()
+            .zip(futures::stream::iter(0u64..))
+            .map(|(message, index)| async move {
+                match message {
+                    Ok(request) => Ok(write_one(who.clone(), index, request).await),
+                    Err(status) => Err(status),
+                }
+            })
+            .buffer_unordered(in_flight);
+        let mut tally = Tally {
+            requests: 0,
+            accepted_requests: 0,
+            accepted_rows: 0,
+            rejected_rows: 0,
+            errors: Vec::new(),
+        };
+        let (mut broken, mut failed) = (None, None);
+        while let Some(outcome) = outcomes.next().await {
+            tally.requests += 1;
+            match outcome {
+                Ok(Outcome::Written(written)) => {
+                    tally.accepted_requests += 1;
+                    tally.accepted_rows += written as u64;
+                }
+                Ok(Outcome::Rejected { error, rows }) => {
+                    tally.rejected_rows += rows as u64;
+                    tally.errors.push(error);
+                }
+                Ok(Outcome::Failed(e)) => {
+                    failed.get_or_insert(e);
+                }
+                Err(status) => {
+                    tally.requests -= 1;
+                    broken.get_or_insert(status);
+                }
+            }
+        }
+        tally.errors.sort_by_key(E::request);
+        let written = format!(
+            "{} of the stream's {} request(s) ({} {rows}) were written durably",
+            tally.accepted_requests, tally.requests, tally.accepted_rows
+        );
+        if let Some(e) = failed {
+            tracing::error!("gRPC write by {} failed: {e}", principal.user);
+            let status = ingest_status(e);
+            return Err(Status::new(
+                status.code(),
+                format!("{}; {written}", status.message()),
+            ));
+        }
+        if let Some(status) = broken {
+            warn!("gRPC write stream of {} broke: {status}", principal.user);
+            return Err(Status::new(
+                status.code(),
+                format!("{}; {written}", status.message()),
+            ));
+        }
+        if let Some(first) = tally.errors.first() {
+            warn!(
+                "gRPC write by {}: rejected {} of {} request(s); first: {}",
+                principal.user,
+                tally.errors.len(),
+                tally.requests,
+                first.reason()
+            );
+        }
+        Ok(tally)
+    }
+
     /// Validates and writes one request of a stream.
-    async fn write_one(&self, who: &WriteContext, index: u64, request: WriteRequest) -> Outcome {
+    async fn write_one(
+        &self,
+        who: WriteContext,
+        index: u64,
+        request: WriteRequest,
+    ) -> Outcome<RowError> {
         let rows = request.samples.len();
         if rows == 0 {
             return Outcome::Written(0);
@@ -134,7 +277,7 @@ impl GrpcServices {
             Err(e) => return Outcome::Failed(IngestError::Internal(e.to_string())),
         };
         let samples = model::samples();
-        let result = self.engine.write_as(who, samples, vec![batch]).await;
+        let result = self.engine.write_as(&who, samples, vec![batch]).await;
         self.metrics.record_write(INTERFACE, samples.name, &result);
         match result {
             Ok(written) => Outcome::Written(written),
@@ -219,79 +362,49 @@ impl IngestService for GrpcServices {
         &self,
         request: Request<Streaming<WriteRequest>>,
     ) -> Result<Response<WriteResponse>, Status> {
-        let principal = self.authorize(&request).await?;
-        let who = &super::reason::write_context(&principal, "grpc.ingest", request.metadata())?;
         let table = model::samples().name;
-        super::actions::require(
-            &self.metrics,
-            INTERFACE,
-            &principal,
-            Permission::Write { table },
-        )?;
-        let mut outcomes = request
-            .into_inner()
-            .zip(futures::stream::iter(0u64..))
-            .map(|(message, index)| async move {
-                match message {
-                    Ok(request) => Ok(self.write_one(who, index, request).await),
-                    Err(status) => Err(status),
-                }
-            })
-            .buffer_unordered(IN_FLIGHT);
-        let mut response = WriteResponse::default();
-        let (mut broken, mut failed) = (None, None);
-        // Every outcome is awaited, even after a failure: a write already
-        // handed to the WAL finishes, and the counts stay true.
-        while let Some(outcome) = outcomes.next().await {
-            response.requests += 1;
-            match outcome {
-                Ok(Outcome::Written(rows)) => {
-                    response.accepted_requests += 1;
-                    response.accepted_rows += rows as u64;
-                }
-                Ok(Outcome::Rejected { error, rows }) => {
-                    response.rejected_rows += rows as u64;
-                    response.errors.push(error);
-                }
-                Ok(Outcome::Failed(e)) => {
-                    failed.get_or_insert(e);
-                }
-                Err(status) => {
-                    response.requests -= 1;
-                    broken.get_or_insert(status);
-                }
-            }
-        }
-        response.errors.sort_by_key(|e| e.request);
-        let written = format!(
-            "{} of the stream's {} request(s) ({} samples) were written durably",
-            response.accepted_requests, response.requests, response.accepted_rows
-        );
-        if let Some(e) = failed {
-            tracing::error!("gRPC write by {} failed: {e}", principal.user);
-            let status = ingest_status(e);
-            return Err(Status::new(
-                status.code(),
-                format!("{}; {written}", status.message()),
-            ));
-        }
-        if let Some(status) = broken {
-            warn!("gRPC write stream of {} broke: {status}", principal.user);
-            return Err(Status::new(
-                status.code(),
-                format!("{}; {written}", status.message()),
-            ));
-        }
-        if !response.errors.is_empty() {
-            warn!(
-                "gRPC write by {}: rejected {} of {} request(s); first: {}",
-                principal.user,
-                response.errors.len(),
-                response.requests,
-                response.errors[0].reason
-            );
-        }
-        Ok(Response::new(response))
+        let tally = self
+            .drive(
+                request,
+                "grpc.ingest",
+                Permission::Write { table },
+                IN_FLIGHT,
+                "samples",
+                |who, index, request| self.write_one(who, index, request),
+            )
+            .await?;
+        Ok(Response::new(WriteResponse {
+            requests: tally.requests,
+            accepted_requests: tally.accepted_requests,
+            accepted_rows: tally.accepted_rows,
+            rejected_rows: tally.rejected_rows,
+            errors: tally.errors,
+        }))
+    }
+
+    async fn write_context(
+        &self,
+        request: Request<Streaming<ContextRequest>>,
+    ) -> Result<Response<WriteContextResponse>, Status> {
+        let tally = self
+            .drive(
+                request,
+                context::AUDIT_INTERFACE,
+                Permission::WriteContext,
+                // In order: a later event about a key (the run ended)
+                // must not be overtaken by an earlier one (it started).
+                1,
+                "events",
+                |who, index, request| self.write_context_one(who, index, request),
+            )
+            .await?;
+        Ok(Response::new(WriteContextResponse {
+            requests: tally.requests,
+            accepted_requests: tally.accepted_requests,
+            accepted_events: tally.accepted_rows,
+            rejected_events: tally.rejected_rows,
+            errors: tally.errors,
+        }))
     }
 }
 

@@ -257,6 +257,7 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
         IngestError::Locked { .. } => "locked",
         IngestError::Stamp(_) => "stamping",
         IngestError::Internal(_) => "internal",
+        IngestError::InPart { source, .. } => ingest_error_kind(source),
     }
 }
 

@@ -58,6 +58,8 @@ GOOD = {
 BAD = [
     ("equipment", pa.table({"id": ["a", "b"], "level": ["site", "plant"]}), ["row 1", "'level'", "plant", "work_center"]),
     ("equipment", pa.table({"id": ["a", None], "level": ["site", "area"]}), ["row 1", "'id'", "null"]),
+    ("lots", pa.table({"id": ["L", ""]}), ["row 1", "'id'", "empty"]),
+    ("genealogy", pa.table({"input_lot": ["a"], "output_lot": [""], "ts": ts([T0])}), ["row 0", "'output_lot'", "empty"]),
     ("work_orders", pa.table({"id": ["W"], "quantity": [-1.0]}), ["row 0", "'quantity'", "-1"]),
     (
         "work_orders",

@@ -53,6 +53,9 @@ pub enum Permission<'a> {
     Query,
     /// Write rows into a table (bulk ingest, INSERT, line protocol).
     Write { table: &'a str },
+    /// Write context events over gRPC (`IngestService.WriteContext`): rows
+    /// of any of the context tables, which a request may mix.
+    WriteContext,
     /// Flush write buffers to segments. A writer's business: it changes
     /// storage, and a writer can force the same by writing anyway.
     Flush,
@@ -70,7 +73,10 @@ impl Permission<'_> {
     fn least_role(&self) -> Role {
         match self {
             Permission::Query => Role::Reader,
-            Permission::Write { .. } | Permission::Flush | Permission::Restamp => Role::Writer,
+            Permission::Write { .. }
+            | Permission::WriteContext
+            | Permission::Flush
+            | Permission::Restamp => Role::Writer,
             Permission::ManageUsers | Permission::SetPassword { .. } => Role::Admin,
         }
     }
@@ -79,6 +85,9 @@ impl Permission<'_> {
         match self {
             Permission::Query => "run queries".into(),
             Permission::Write { table } => format!("write to table '{table}'"),
+            Permission::WriteContext => "write context events (equipment, work orders, lots, \
+                 production runs, genealogy)"
+                .into(),
             Permission::Flush => "flush write buffers".into(),
             Permission::Restamp => "restamp samples".into(),
             Permission::ManageUsers => "manage users".into(),
@@ -145,6 +154,7 @@ mod tests {
         let cases = [
             (Permission::Query, [true, true, true]),
             (write, [false, true, true]),
+            (Permission::WriteContext, [false, true, true]),
             (Permission::Flush, [false, true, true]),
             (Permission::Restamp, [false, true, true]),
             (Permission::ManageUsers, [false, false, true]),
