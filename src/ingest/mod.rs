@@ -279,7 +279,7 @@ impl Engine {
         let manifest = Manifest::load(dir)?;
         for orphan in storage::remove_orphans(dir, &manifest)? {
             warn!(
-                "removed {} (not in the manifest: left by an interrupted flush or restamp)",
+                "removed {} (not in the manifest: left by an interrupted flush or restamp, or replaced by a compaction or restamp)",
                 orphan.display()
             );
         }
