@@ -90,7 +90,7 @@ pub struct ServeArgs {
     /// Consecutive small segments a date partition needs before they are merged [default: 8]
     #[arg(long, env = "LOTLINE_COMPACTION_MIN_SEGMENTS")]
     pub compaction_min_segments: Option<usize>,
-    /// Most segments merged at once (memory: about one batch per input) [default: 64]
+    /// Most segments merged at once (memory: about 5 MB per input) [default: 32]
     #[arg(long, env = "LOTLINE_COMPACTION_MAX_INPUTS")]
     pub compaction_max_inputs: Option<usize>,
     /// Seconds between background checks for segments to compact [default: 30]

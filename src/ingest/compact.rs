@@ -13,7 +13,8 @@
 //! last query that planned with them is done. Only `samples` is compacted:
 //! its rows are never resolved by segment order, and it is what grows.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -74,6 +75,8 @@ pub(crate) struct Counters {
     rows: AtomicU64,
     bytes_written: AtomicU64,
     failures: AtomicU64,
+    /// Set on shutdown: a running merge gives up at its next batch.
+    stop: Arc<AtomicBool>,
 }
 
 /// Compaction totals since the server started.
@@ -131,6 +134,11 @@ impl Engine {
     async fn compact_inner(&self, started: Instant) -> Result<CompactReport, IngestError> {
         let def = model::samples();
         let _rewrite = self.rewrite_lock.lock().await;
+        if self.compaction_totals.stop.load(Ordering::Relaxed) {
+            return Err(IngestError::Internal(
+                "compaction refused: the server is shutting down".into(),
+            ));
+        }
         let mut report = CompactReport::default();
         // Plan and reserve ids under the flush lock: a flush takes its ids
         // from the manifest after this, so none collide.
@@ -152,6 +160,7 @@ impl Engine {
         let data_dir = self.config.data_dir.clone();
         let options = self.config.segment.clone();
         let stamp_index = self.config.stamping.then(|| self.stamp_index.clone());
+        let stop = self.compaction_totals.stop.clone();
         let (merges, stamped) = tokio::task::spawn_blocking(move || {
             let mut written: Vec<SegmentMeta> = Vec::new();
             let mut stamped = 0u64;
@@ -169,6 +178,9 @@ impl Engine {
                         &options,
                         &mut written,
                         |batch| match &stamp_index {
+                            _ if stop.load(Ordering::Relaxed) => Err(IngestError::Internal(
+                                "compaction stopped: the server is shutting down".into(),
+                            )),
                             Some(index) => {
                                 let index = index.read().expect("stamp index lock");
                                 Ok::<_, IngestError>(match index.stamp(&batch)? {
@@ -277,6 +289,13 @@ impl Engine {
                 }
             }
         })
+    }
+
+    /// Makes a running compaction give up (nothing of it goes live) and
+    /// later ones refuse: called on shutdown, so stopping does not wait for
+    /// a long merge.
+    pub fn stop_compaction(&self) {
+        self.compaction_totals.stop.store(true, Ordering::Relaxed);
     }
 
     /// Compaction totals since start.

@@ -117,8 +117,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     );
     // One stop signal for both listeners.
     let (stop, stop_rx) = tokio::sync::watch::channel(());
+    let stopping = engine.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        // A long merge (a running `lotline compact` included) gives up now
+        // instead of holding the shutdown; nothing of it goes live.
+        stopping.stop_compaction();
         let _ = stop.send(());
     });
     let http_stop = stopped(stop_rx.clone());

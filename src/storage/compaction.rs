@@ -35,7 +35,7 @@ impl Default for CompactionPolicy {
         Self {
             target_rows: 16_000_000,
             min_segments: 8,
-            max_inputs: 64,
+            max_inputs: 32,
         }
     }
 }
