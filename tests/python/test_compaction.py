@@ -285,7 +285,7 @@ def test_compaction_killed_at_any_point_is_all_or_nothing(server_factory):
 
 
 def test_query_started_before_compaction_finishes_with_its_files(server_factory):
-    policy = ("--compaction-target-rows", "200000", "--compaction-min-segments", "2")
+    policy = ("--compaction-target-rows", "200000", "--compaction-min-segments", "2", "--compaction-max-inputs", "64")
     server = server_factory(*MANUAL_FLUSH, *policy)
     segments = 48
     for f in range(segments):
