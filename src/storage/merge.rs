@@ -226,47 +226,58 @@ pub fn merge_segments<E: From<StorageError>>(
     let mut outputs = Vec::new();
     let mut writer: Option<SegmentWriter> = None;
     let mut rows = 0u64;
-    while let Some(batch) = merger.next_batch()? {
-        let n = batch.num_rows();
-        let mut batch = transform(batch)?;
-        assert_eq!(batch.num_rows(), n, "the transform keeps every row");
-        rows += n as u64;
-        while batch.num_rows() > 0 {
-            let w = match &mut writer {
-                Some(w) => w,
-                None => {
-                    let id = *ids.next().expect("enough output ids for the rows");
-                    writer.insert(SegmentWriter::create(data_dir, dir, def, id, options)?)
-                }
-            };
-            let room = (per_file - w.rows()) as usize;
-            let take = room.min(batch.num_rows());
-            w.write(&batch.slice(0, take))?;
-            batch = batch.slice(take, batch.num_rows() - take);
-            if w.rows() == per_file {
-                let meta = writer.take().expect("open writer").finish()?;
-                written.push(meta.clone());
-                outputs.push(meta);
-            }
-        }
-    }
-    if let Some(w) = writer {
-        let meta = w.finish()?;
-        written.push(meta.clone());
-        outputs.push(meta);
-    }
-    // Every row exactly once: a shortfall means an input was shorter than
-    // its manifest entry says, which must not go live.
-    if rows != total {
-        return Err(StorageError::Io {
+    let miscount = |rows: u64| {
+        // Every row exactly once: a count that differs from the manifest's
+        // means an input is not what its entry says, which must not go live.
+        StorageError::Io {
             path: data_dir.join(dir),
             source: std::io::Error::other(format!(
                 "merge read {rows} rows from {} segment(s) whose manifest entries list {total}",
                 inputs.len()
             )),
         }
-        .into());
+    };
+    let mut run = || -> Result<(), E> {
+        while let Some(batch) = merger.next_batch()? {
+            let n = batch.num_rows();
+            let mut batch = transform(batch)?;
+            assert_eq!(batch.num_rows(), n, "the transform keeps every row");
+            rows += n as u64;
+            while batch.num_rows() > 0 {
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => {
+                        let id = *ids.next().ok_or_else(|| miscount(rows))?;
+                        writer.insert(SegmentWriter::create(data_dir, dir, def, id, options)?)
+                    }
+                };
+                let room = (per_file - w.rows()) as usize;
+                let take = room.min(batch.num_rows());
+                w.write(&batch.slice(0, take))?;
+                batch = batch.slice(take, batch.num_rows() - take);
+                if w.rows() == per_file {
+                    let meta = writer.take().expect("open writer").finish()?;
+                    written.push(meta.clone());
+                    outputs.push(meta);
+                }
+            }
+        }
+        if let Some(w) = writer.take() {
+            let meta = w.finish()?;
+            written.push(meta.clone());
+            outputs.push(meta);
+        }
+        if rows != total {
+            return Err(miscount(rows).into());
+        }
+        Ok(())
+    };
+    let result = run();
+    if let Some(w) = writer {
+        // Failed midway: no temporary file is left behind.
+        w.abandon();
     }
+    result?;
     Ok(outputs)
 }
 

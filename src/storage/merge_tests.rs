@@ -147,16 +147,41 @@ fn a_short_input_fails_the_merge() {
         &SegmentOptions::default(),
     )
     .unwrap();
-    metas[0].rows += 1; // the manifest claims more than the file holds
-    let err = merge_segments::<StorageError>(
-        dir.path(),
-        model::samples(),
-        &metas,
-        &[9],
-        &SegmentOptions::default(),
-        &mut Vec::new(),
-        Ok,
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("10 rows"), "{err}");
+    let merge = |metas: &[SegmentMeta]| {
+        let mut written = Vec::new();
+        let err = merge_segments::<StorageError>(
+            dir.path(),
+            model::samples(),
+            metas,
+            &[9],
+            &SegmentOptions::default(),
+            &mut written,
+            Ok,
+        )
+        .unwrap_err();
+        for meta in &written {
+            std::fs::remove_file(dir.path().join(&meta.file)).unwrap();
+        }
+        err.to_string()
+    };
+    // The manifest claims more rows than the file holds, then fewer.
+    metas[0].rows = 11;
+    let err = merge(&metas);
+    assert!(
+        err.contains("read 10 rows") && err.contains("list 11"),
+        "{err}"
+    );
+    metas[0].rows = 9;
+    let err = merge(&metas);
+    assert!(
+        err.contains("read 10 rows") && err.contains("list 9"),
+        "{err}"
+    );
+    // No temporary file is left behind.
+    let partition = dir.path().join("tables/samples/date=1970-01-01");
+    let left: Vec<_> = std::fs::read_dir(partition)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, vec![format!("{:016}.parquet", metas[0].id)]);
 }

@@ -169,6 +169,12 @@ impl SegmentWriter {
             })
     }
 
+    /// Gives the file up: removes the temporary file (best effort: a
+    /// leftover is an orphan the next start removes).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+
     /// Closes, fsyncs and renames the file; returns its manifest entry.
     pub fn finish(self) -> Result<SegmentMeta, StorageError> {
         let parquet_err = |source| StorageError::Parquet {
