@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ingest::EngineConfig;
+use crate::ingest::{CompactionConfig, EngineConfig};
 use crate::query::QueryOptions;
+use crate::storage::compaction::CompactionPolicy;
 use crate::storage::segment::SegmentOptions;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,21 @@ pub struct ServeArgs {
     /// production run at ingest and flush (`lotline restamp` still does)
     #[arg(long, env = "LOTLINE_NO_STAMPING")]
     pub no_stamping: bool,
+    /// Do not compact `samples` segments in the background (`lotline compact` still does)
+    #[arg(long, env = "LOTLINE_NO_COMPACTION")]
+    pub no_compaction: bool,
+    /// Rows a compacted segment aims at; segments below half of it are merged [default: 16000000]
+    #[arg(long, env = "LOTLINE_COMPACTION_TARGET_ROWS")]
+    pub compaction_target_rows: Option<u64>,
+    /// Consecutive small segments a date partition needs before they are merged [default: 8]
+    #[arg(long, env = "LOTLINE_COMPACTION_MIN_SEGMENTS")]
+    pub compaction_min_segments: Option<usize>,
+    /// Most segments merged at once (memory: about 5 MB per input) [default: 32]
+    #[arg(long, env = "LOTLINE_COMPACTION_MAX_INPUTS")]
+    pub compaction_max_inputs: Option<usize>,
+    /// Seconds between background checks for segments to compact [default: 30]
+    #[arg(long, env = "LOTLINE_COMPACTION_INTERVAL_SECS")]
+    pub compaction_interval_secs: Option<u64>,
     /// Write the demo plant through the ingest path before serving
     #[arg(long)]
     pub demo: bool,
@@ -103,6 +119,11 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     without_auth: Option<bool>,
     no_stamping: Option<bool>,
+    no_compaction: Option<bool>,
+    compaction_target_rows: Option<u64>,
+    compaction_min_segments: Option<usize>,
+    compaction_max_inputs: Option<usize>,
+    compaction_interval_secs: Option<u64>,
 }
 
 /// Certificate and key files of `--tls-cert` / `--tls-key`.
@@ -174,6 +195,49 @@ impl ServeArgs {
             .token_ttl_secs
             .or(file.token_ttl_secs)
             .unwrap_or(86_400);
+        let compaction_defaults = CompactionConfig::default();
+        let compaction = CompactionConfig {
+            background: !(self.no_compaction || file.no_compaction.unwrap_or(false)),
+            policy: CompactionPolicy {
+                target_rows: self
+                    .compaction_target_rows
+                    .or(file.compaction_target_rows)
+                    .unwrap_or(compaction_defaults.policy.target_rows),
+                min_segments: self
+                    .compaction_min_segments
+                    .or(file.compaction_min_segments)
+                    .unwrap_or(compaction_defaults.policy.min_segments),
+                max_inputs: self
+                    .compaction_max_inputs
+                    .or(file.compaction_max_inputs)
+                    .unwrap_or(compaction_defaults.policy.max_inputs),
+            },
+            interval: self
+                .compaction_interval_secs
+                .or(file.compaction_interval_secs)
+                .map_or(compaction_defaults.interval, Duration::from_secs),
+        };
+        for (name, value, least) in [
+            (
+                "compaction_target_rows",
+                compaction.policy.target_rows as usize,
+                2,
+            ),
+            ("compaction_min_segments", compaction.policy.min_segments, 2),
+            ("compaction_max_inputs", compaction.policy.max_inputs, 2),
+            (
+                "compaction_interval_secs",
+                compaction.interval.as_secs() as usize,
+                1,
+            ),
+        ] {
+            if value < least {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("must be at least {least}"),
+                });
+            }
+        }
         for (name, value) in [
             ("flush_rows", flush_rows),
             ("row_group_rows", row_group_rows),
@@ -222,6 +286,7 @@ impl ServeArgs {
                     ..SegmentOptions::default()
                 },
                 stamping: !(self.no_stamping || file.no_stamping.unwrap_or(false)),
+                compaction,
             },
             query: QueryOptions {
                 max_history_intervals: self

@@ -74,6 +74,12 @@ enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Merge the small `samples` segments of each date partition into few
+    /// large ones now (role admin); prints a JSON report once they are live
+    Compact {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Manage the users of a running server (admin; anyone may change their own password)
     User {
         #[command(subcommand)]
@@ -156,6 +162,7 @@ async fn main() -> ExitCode {
             }
             Command::Flush { connect } => println!("{}", client::run_flush(&connect).await?),
             Command::Restamp { connect } => println!("{}", client::run_restamp(&connect).await?),
+            Command::Compact { connect } => println!("{}", client::run_compact(&connect).await?),
             Command::User { command } => print!("{}", client::run_user(&command).await?),
             Command::VerifyAudit { data_dir, json } => {
                 if !data_dir

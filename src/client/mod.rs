@@ -36,7 +36,7 @@ pub use sql::{OutputFormat, run_sql};
 pub use users::{UserCommand, run_user};
 
 /// The name of the custom Flight action that flushes the write buffer.
-pub use crate::server::actions::{FLUSH_ACTION, RESTAMP_ACTION};
+pub use crate::server::actions::{COMPACT_ACTION, FLUSH_ACTION, RESTAMP_ACTION};
 
 /// How to reach and log in to a lotline server.
 #[derive(clap::Args, Debug, Clone)]
@@ -475,6 +475,12 @@ pub async fn run_flush(args: &ConnectArgs) -> Result<String, ClientError> {
 /// report once the rewritten segments are live.
 pub async fn run_restamp(args: &ConnectArgs) -> Result<String, ClientError> {
     run_report_action(args, RESTAMP_ACTION).await
+}
+
+/// Ask the server to compact segments (`lotline.compact`); returns its JSON
+/// report once the merged segments are live.
+pub async fn run_compact(args: &ConnectArgs) -> Result<String, ClientError> {
+    run_report_action(args, COMPACT_ACTION).await
 }
 
 /// Runs a body-less action whose answer is a JSON report (`{}` if none).

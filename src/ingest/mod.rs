@@ -11,6 +11,7 @@
 mod audit;
 pub mod buffer;
 mod commit;
+mod compact;
 pub mod corrections;
 pub mod genealogy_index;
 pub mod last_values;
@@ -20,6 +21,7 @@ pub mod stamping;
 pub mod versions;
 pub mod wal;
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -30,8 +32,9 @@ use tokio::sync::{Mutex, oneshot};
 use tracing::{info, warn};
 
 use crate::model::{self, Cache, TableDef, ValidationError};
+use crate::storage::compaction::CompactionError;
 use crate::storage::segment::{self, SegmentOptions};
-use crate::storage::{self, Manifest, SegmentMeta, StorageError};
+use crate::storage::{self, Manifest, Pins, SegmentFile, SegmentMeta, StorageError};
 use buffer::TableBuffer;
 use genealogy_index::GenealogyIndex;
 use last_values::LastValues;
@@ -44,6 +47,7 @@ use wal::{WalError, WalFile};
 
 pub use audit::{REASON_HEADER, WriteContext};
 pub use commit::WalObserver;
+pub use compact::{CompactReport, CompactionConfig, CompactionTotals};
 pub use restamp::RestampReport;
 use versions::Versions;
 pub use versions::{ChangeFn, TablePart, reason_hint};
@@ -68,6 +72,8 @@ pub enum IngestError {
     Storage(#[from] StorageError),
     #[error("stamping: {0}")]
     Stamp(#[from] StampError),
+    #[error("compaction: {0}")]
+    Compaction(#[from] CompactionError),
     #[error("data directory {path} is in use by another lotline process")]
     Locked { path: PathBuf },
     #[error("{op} an existing {table} record ({key}) needs a reason: {hint}", hint = reason_hint())]
@@ -143,6 +149,8 @@ pub struct EngineConfig {
     /// Stamp samples with the work order and lot of their equipment's run at
     /// ingest and flush (`--no-stamping` turns it off; `restamp` still works).
     pub stamping: bool,
+    /// Merging of small `samples` segments (background and on demand).
+    pub compaction: CompactionConfig,
 }
 
 /// Everything readers see, changed only under the lock: live segments and
@@ -150,13 +158,72 @@ pub struct EngineConfig {
 pub(crate) struct State {
     manifest: Manifest,
     buffers: Vec<TableBuffer>,
+    /// One handle per live segment file; snapshots pin them (see [`Pins`]).
+    files: HashMap<String, Arc<SegmentFile>>,
 }
 
-/// A consistent view of one table for a query.
+impl State {
+    fn new(manifest: Manifest, buffers: Vec<TableBuffer>, data_dir: &Path) -> Self {
+        let mut state = Self {
+            manifest: Manifest::default(),
+            buffers,
+            files: HashMap::new(),
+        };
+        let retired = state.set_manifest(manifest, data_dir);
+        debug_assert!(retired.is_empty());
+        state
+    }
+
+    /// Makes `manifest` current: adds handles for the segments it adds and
+    /// retires those it no longer lists. Returns the retired handles, to be
+    /// dropped after the state lock (a file is deleted with its last handle).
+    #[must_use = "drop the retired handles after releasing the state lock"]
+    fn set_manifest(&mut self, manifest: Manifest, data_dir: &Path) -> Vec<Arc<SegmentFile>> {
+        let live: HashSet<&str> = manifest
+            .tables
+            .values()
+            .flatten()
+            .map(|s| s.file.as_str())
+            .collect();
+        let gone: Vec<String> = self
+            .files
+            .keys()
+            .filter(|f| !live.contains(f.as_str()))
+            .cloned()
+            .collect();
+        let mut retired = Vec::with_capacity(gone.len());
+        for file in gone {
+            let handle = self.files.remove(&file).expect("listed handle");
+            handle.retire();
+            retired.push(handle);
+        }
+        for segment in manifest.tables.values().flatten() {
+            self.files
+                .entry(segment.file.clone())
+                .or_insert_with(|| SegmentFile::new(data_dir.join(&segment.file)));
+        }
+        self.manifest = manifest;
+        retired
+    }
+
+    fn pins(&self, segments: &[SegmentMeta]) -> Pins {
+        Pins::new(
+            segments
+                .iter()
+                .filter_map(|s| self.files.get(&s.file).cloned())
+                .collect(),
+        )
+    }
+}
+
+/// A consistent view of one table for a query. Its segment files stay on
+/// disk while `pins` (or a clone) is held, even if a compaction or restamp
+/// replaces them meanwhile: hold it until the files are read.
 #[derive(Debug, Clone)]
 pub struct TableSnapshot {
     pub segments: Vec<SegmentMeta>,
     pub buffered: Vec<RecordBatch>,
+    pub pins: Pins,
 }
 
 /// One table's write buffer, as [`Engine::buffer_usage`] reports it.
@@ -184,6 +251,10 @@ pub struct Engine {
     state: Arc<RwLock<State>>,
     wal: std::sync::mpsc::Sender<commit::Command>,
     flush_lock: Mutex<()>,
+    /// Held by compaction and restamp for their whole run (one segment
+    /// rewrite at a time); taken before `flush_lock`.
+    rewrite_lock: Mutex<()>,
+    compaction_totals: compact::Counters,
     /// Last-value cache per table (tables with a time column).
     last_values: Vec<Option<std::sync::Mutex<LastValues>>>,
     /// The lot graph, for the table with [`Cache::Genealogy`].
@@ -260,7 +331,7 @@ impl Engine {
         let manifest = Manifest::load(dir)?;
         for orphan in storage::remove_orphans(dir, &manifest)? {
             warn!(
-                "removed {} (not in the manifest: left by an interrupted flush or restamp)",
+                "removed {} (not in the manifest: left by an interrupted flush or restamp, or replaced by a compaction or restamp)",
                 orphan.display()
             );
         }
@@ -291,11 +362,12 @@ impl Engine {
             let snapshot = TableSnapshot {
                 segments: manifest.segments(def.name).to_vec(),
                 buffered: buffers[*id].batches(),
+                pins: Pins::default(),
             };
             *index.get_mut().expect("genealogy index lock") =
                 versions::genealogy_without_tombstones(dir, def, snapshot)?;
         }
-        let state = Arc::new(RwLock::new(State { manifest, buffers }));
+        let state = Arc::new(RwLock::new(State::new(manifest, buffers, dir)));
         let writer = commit::Writer {
             wal_dir,
             file,
@@ -308,6 +380,8 @@ impl Engine {
             state,
             wal,
             flush_lock: Mutex::new(()),
+            rewrite_lock: Mutex::new(()),
+            compaction_totals: compact::Counters::default(),
             last_values,
             genealogy,
             stamp_index,
@@ -551,8 +625,10 @@ impl Engine {
     /// A consistent view of a table: its live segments and buffered rows.
     pub fn snapshot(&self, def: &TableDef) -> TableSnapshot {
         let state = self.state.read().expect("state lock");
+        let segments = state.manifest.segments(def.name).to_vec();
         TableSnapshot {
-            segments: state.manifest.segments(def.name).to_vec(),
+            pins: state.pins(&segments),
+            segments,
             buffered: state.buffers[table_id(def)].batches(),
         }
     }
@@ -706,7 +782,8 @@ impl Engine {
         .map_err(|e| IngestError::Internal(e.to_string()))??;
         {
             let mut state = self.state.write().expect("state lock");
-            state.manifest = manifest;
+            let retired = state.set_manifest(manifest, &self.config.data_dir);
+            assert!(retired.is_empty(), "a flush only adds segments");
             for buffer in &mut state.buffers {
                 buffer.frozen.clear();
             }

@@ -1,13 +1,15 @@
 //! `restamp`: stamps the samples that were written before their production
-//! run (or their tag's equipment) was recorded, so stamping converges
-//! until compaction does it as part of rewriting segments.
+//! run (or their tag's equipment) was recorded, in every segment at once.
+//! Compaction stamps the rows it merges as well (see [`super::compact`]),
+//! so stamping also converges as segments are compacted.
 //!
 //! First a flush, which stamps the buffered samples as it writes them; then
 //! every live `samples` segment whose Parquet statistics show rows that may
 //! need context (null `work_order`/`lot`, or null `equipment`) is read,
 //! stamped with the current [`StampIndex`](super::stamping::StampIndex) and,
 //! if any row changed, written as a new segment. All replacements go live in
-//! one manifest switch; the old files are removed after it. A crash before
+//! one manifest switch; the old files are removed after it, once no running
+//! query reads them (see [`crate::storage::pins`]). A crash before
 //! the switch leaves the old segments live (the new files are orphans,
 //! removed on start); after it, the new ones (the old files are the
 //! orphans). Never both, never half.
@@ -17,7 +19,7 @@ use tracing::info;
 
 use super::{Engine, FlushReport, IngestError};
 use crate::model;
-use crate::storage::{self, SegmentMeta, segment};
+use crate::storage::{SegmentMeta, segment};
 
 /// What a restamp did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -45,10 +47,12 @@ impl Engine {
     /// Flushes, then rewrites every `samples` segment with rows that the
     /// current runs and tags now stamp. When this returns `Ok`, those rows
     /// carry their work order and lot in the live segments (durably: the
-    /// manifest is stored) and the replaced files are gone. On error nothing
+    /// manifest is stored); the replaced files are gone, or go when the last
+    /// query that planned with them finishes. On error nothing
     /// changed. Writes and queries go on meanwhile; flushes wait.
     pub async fn restamp(&self) -> Result<RestampReport, IngestError> {
         let flush = self.flush().await?;
+        let _rewrite = self.rewrite_lock.lock().await;
         // Only a flush changes the manifest otherwise: holding its lock keeps
         // the base of this rewrite current until the switch.
         let _guard = self.flush_lock.lock().await;
@@ -112,13 +116,20 @@ impl Engine {
             .await
             .map_err(|e| IngestError::Internal(e.to_string()))??;
         if !replaced.is_empty() {
-            self.state.write().expect("state lock").manifest = manifest;
-            // After the switch: a crash from here on leaves orphans, which
-            // the next start removes.
-            for old in &replaced {
-                let path = self.config.data_dir.join(&old.file);
-                std::fs::remove_file(&path).map_err(storage::io_err(&path))?;
-            }
+            // After the switch the replaced files are retired: deleted when
+            // the last query that planned with them is done (a crash from
+            // here on leaves them as orphans, which the next start removes).
+            let retired = self
+                .state
+                .write()
+                .expect("state lock")
+                .set_manifest(manifest, &self.config.data_dir);
+            assert_eq!(
+                retired.len(),
+                replaced.len(),
+                "restamp retires what it replaced"
+            );
+            drop(retired);
         }
         report.flush = flush;
         info!(

@@ -10,6 +10,7 @@ pub mod historian;
 pub mod history;
 pub mod last_values;
 pub mod lot_samples;
+mod pinned;
 pub mod quality;
 pub mod sink;
 pub mod table;

@@ -32,11 +32,12 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
 use super::corrected;
+use super::pinned::PinnedReaderFactory;
 use super::sink::IngestSink;
 use crate::ingest::Engine;
 use crate::ingest::corrections::CorrectionMap;
 use crate::model::{self, Rule, TableDef};
-use crate::storage::SegmentMeta;
+use crate::storage::{Pins, SegmentMeta};
 
 #[derive(Debug)]
 pub struct LotlineTable {
@@ -334,7 +335,8 @@ impl LotlineTable {
             .collect();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {
-            inputs.push(self.parquet_scan(state, files, projection.clone(), filters)?);
+            let pins = snapshot.pins.clone();
+            inputs.push(self.parquet_scan(state, files, pins, projection.clone(), filters)?);
         }
         if !snapshot.buffered.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(
@@ -382,6 +384,7 @@ impl LotlineTable {
         &self,
         state: &dyn Session,
         files: Vec<PartitionedFile>,
+        pins: Pins,
         projection: Option<Vec<usize>>,
         filters: &[Expr],
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
@@ -389,10 +392,12 @@ impl LotlineTable {
         // Footers and page indexes come from the runtime's metadata cache,
         // shared by all sessions (see `query::session_with`).
         let runtime = state.runtime_env();
-        let reader = CachedParquetFileReaderFactory::new(
+        let cached = CachedParquetFileReaderFactory::new(
             runtime.object_store(ObjectStoreUrl::local_filesystem())?,
             runtime.cache_manager.get_file_metadata_cache(),
         );
+        // The plan and its readers keep the snapshot's files until done.
+        let reader = PinnedReaderFactory::new(Arc::new(cached), pins);
         let mut source = ParquetSource::new(schema.clone())
             .with_table_parquet_options(state.table_options().parquet.clone())
             .with_parquet_file_reader_factory(Arc::new(reader));

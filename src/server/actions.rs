@@ -1,4 +1,4 @@
-//! The custom Flight actions: `lotline.flush`, `lotline.restamp` and user management
+//! The custom Flight actions: `lotline.flush`, `lotline.restamp`, `lotline.compact` and user management
 //! (`lotline.user.add|list|remove|passwd`, what `lotline user` sends).
 //!
 //! Bodies and results are JSON (the types below, shared with the client), so
@@ -19,6 +19,7 @@ use crate::ingest::Engine;
 
 pub const FLUSH_ACTION: &str = "lotline.flush";
 pub const RESTAMP_ACTION: &str = "lotline.restamp";
+pub const COMPACT_ACTION: &str = "lotline.compact";
 pub const USER_ADD: &str = "lotline.user.add";
 pub const USER_LIST: &str = "lotline.user.list";
 pub const USER_REMOVE: &str = "lotline.user.remove";
@@ -64,6 +65,11 @@ pub fn action_types() -> Vec<ActionType> {
             RESTAMP_ACTION,
             "Stamp samples written before their production run (or their tag's equipment) was \
              recorded: flush, then rewrite the segments concerned (writer or admin); returns a JSON report",
+        ),
+        (
+            COMPACT_ACTION,
+            "Merge small samples segments per date partition now (admin); returns a JSON report \
+             once the merged segments are live",
         ),
         (
             USER_ADD,
@@ -142,6 +148,14 @@ pub async fn run(
             .map_err(auth_status)?;
         let report = engine.restamp().await.map_err(ingest_status)?;
         info!("restamp requested by {}: {report:?}", principal.user);
+        return Ok(serde_json::to_vec(&report).expect("report serializes"));
+    }
+    if action.r#type == COMPACT_ACTION {
+        principal
+            .require(Permission::Compact)
+            .map_err(auth_status)?;
+        let report = engine.compact().await.map_err(ingest_status)?;
+        info!("compaction requested by {}: {report:?}", principal.user);
         return Ok(serde_json::to_vec(&report).expect("report serializes"));
     }
     if ![USER_ADD, USER_LIST, USER_REMOVE, USER_PASSWD].contains(&action.r#type.as_str()) {

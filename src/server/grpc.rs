@@ -8,7 +8,7 @@
 //!   every accepted request is durable.
 //! - `IngestService.WriteContext`: the same for context events, each request
 //!   atomic across the context tables it touches (see [`context`]).
-//! - `AdminService`: `Flush`, `Stats`, `Health` (the only call that needs no
+//! - `AdminService`: `Flush`, `Compact`, `Stats`, `Health` (the only call that needs no
 //!   authentication, like HTTP `/health`).
 //!
 //! Authentication is Flight SQL's: `authorization: Bearer <token>` from a
@@ -34,9 +34,9 @@ use crate::model::{self, SampleRow, SampleRows, ValidationError};
 use crate::proto::admin_service_server::{AdminService, AdminServiceServer};
 use crate::proto::ingest_service_server::{IngestService, IngestServiceServer};
 use crate::proto::{
-    Context, ContextRequest, EventError, FlushRequest, FlushResponse, HealthRequest,
-    HealthResponse, RowError, StatsRequest, StatsResponse, TableStats, WriteContextResponse,
-    WriteRequest, WriteResponse,
+    CompactRequest, CompactResponse, Context, ContextRequest, EventError, FlushRequest,
+    FlushResponse, HealthRequest, HealthResponse, RowError, StatsRequest, StatsResponse,
+    TableStats, WriteContextResponse, WriteRequest, WriteResponse,
 };
 
 /// The `interface` label of gRPC writes in the metrics.
@@ -425,6 +425,31 @@ impl AdminService for GrpcServices {
             segments_written: report.segments_written as u64,
             rows_written: report.rows_written,
             wal_files_removed: report.wal_files_removed as u64,
+        }))
+    }
+
+    async fn compact(
+        &self,
+        request: Request<CompactRequest>,
+    ) -> Result<Response<CompactResponse>, Status> {
+        let principal = self.authorize(&request).await?;
+        super::actions::require(&self.metrics, INTERFACE, &principal, Permission::Compact)?;
+        let r = self.engine.compact().await.map_err(ingest_status)?;
+        info!(
+            "compaction requested by {} over gRPC: {r:?}",
+            principal.user
+        );
+        Ok(Response::new(CompactResponse {
+            partitions: r.partitions as u64,
+            segments_before: r.segments_before as u64,
+            segments_after: r.segments_after as u64,
+            segments_merged: r.segments_merged as u64,
+            segments_written: r.segments_written as u64,
+            rows: r.rows,
+            bytes_before: r.bytes_before,
+            bytes_after: r.bytes_after,
+            rows_stamped: r.rows_stamped,
+            seconds: r.seconds,
         }))
     }
 

@@ -14,6 +14,7 @@
 //! | `lotline_queries_total`, `lotline_query_duration_seconds` | SQL queries executed, and their time to the last batch |
 //! | `lotline_buffer_rows`, `lotline_buffer_bytes` | `table`: acknowledged rows not yet in segments |
 //! | `lotline_segments`, `lotline_segment_bytes` | `table`: live Parquet segments |
+//! | `lotline_compaction` | `what` (`runs`, `segments_merged`, `segments_written`, `rows`, `bytes_written`, `failures`): totals since start |
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,11 @@ struct TableLabels {
     table: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabels {
+    what: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -65,6 +71,7 @@ pub struct Metrics {
     buffer_bytes: Family<TableLabels, Gauge>,
     segments: Family<TableLabels, Gauge>,
     segment_bytes: Family<TableLabels, Gauge>,
+    compaction: Family<WhatLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -133,8 +140,16 @@ impl Metrics {
             "segment_bytes",
             "Bytes of the live Parquet segments",
         );
+        // Totals the engine keeps; read at scrape time like the segment gauges.
+        let compaction = Family::<WhatLabels, Gauge>::default();
+        registry.register(
+            "compaction",
+            "Compaction totals since start: runs, segments merged and written, rows, bytes written, failures",
+            compaction.clone(),
+        );
         Self {
             registry,
+            compaction,
             rows_ingested,
             rejected,
             errors,
@@ -225,6 +240,19 @@ impl Metrics {
             let bytes: u64 = live.iter().map(|s| s.bytes).sum();
             self.segment_bytes.get_or_create(&table).set(bytes as i64);
         }
+        let totals = engine.compaction_totals();
+        for (what, value) in [
+            ("runs", totals.runs),
+            ("segments_merged", totals.segments_merged),
+            ("segments_written", totals.segments_written),
+            ("rows", totals.rows),
+            ("bytes_written", totals.bytes_written),
+            ("failures", totals.failures),
+        ] {
+            self.compaction
+                .get_or_create(&WhatLabels { what })
+                .set(value as i64);
+        }
         let mut text = String::new();
         prometheus_text::encode(&mut text, &self.registry).expect("writing to a String");
         text
@@ -256,6 +284,7 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
         IngestError::Storage(_) => "storage",
         IngestError::Locked { .. } => "locked",
         IngestError::Stamp(_) => "stamping",
+        IngestError::Compaction(_) => "compaction",
         IngestError::Internal(_) => "internal",
         IngestError::InPart { source, .. } => ingest_error_kind(source),
     }

@@ -81,6 +81,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         crate::demo::load_demo(&engine).await?;
     }
     let flusher = engine.spawn_flusher();
+    let compactor = config
+        .engine
+        .compaction
+        .background
+        .then(|| engine.spawn_compactor());
     let (listener, bound) = bind(addr).await?;
     let (http_listener, http_bound) = bind(http_addr).await?;
     let http_state = Arc::new(http::HttpState {
@@ -112,8 +117,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     );
     // One stop signal for both listeners.
     let (stop, stop_rx) = tokio::sync::watch::channel(());
+    let stopping = engine.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        // A long merge (a running `lotline compact` included) gives up now
+        // instead of holding the shutdown; nothing of it goes live.
+        stopping.stop_compaction();
         let _ = stop.send(());
     });
     let http_stop = stopped(stop_rx.clone());
@@ -145,6 +154,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         Err(_) => warn!("HTTP requests still running after 30 s; stopping anyway"),
     }
     flusher.abort();
+    if let Some(compactor) = compactor {
+        compactor.abort();
+    }
     info!("shutting down: flushing buffers");
     if let Err(e) = engine.flush().await {
         warn!("final flush failed (rows are safe in the WAL and replay on next start): {e}");

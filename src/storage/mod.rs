@@ -1,8 +1,13 @@
-//! Files on disk: Parquet segments, the manifest, and clean-up of anything a
-//! crash left behind. Knows nothing of the network or of SQL.
+//! Files on disk: Parquet segments, the manifest, compaction's planning and
+//! merging, the reference counts that keep replaced files until their last
+//! reader is done, and clean-up of anything a crash left behind. Knows
+//! nothing of the network or of SQL.
 
+pub mod compaction;
 pub mod digest;
 pub mod manifest;
+pub mod merge;
+pub mod pins;
 pub mod segment;
 
 use std::collections::HashSet;
@@ -11,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, SegmentMeta};
+pub use pins::{Pins, SegmentFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

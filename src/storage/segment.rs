@@ -77,6 +77,153 @@ pub fn write_segments(
     Ok(metas)
 }
 
+/// Writes one segment file batch by batch (compaction's output): only the
+/// row group being encoded is held in memory. Rows must arrive sorted by
+/// the table key and lie in one date partition. The file is durable when
+/// [`SegmentWriter::finish`] returns, but not live until a manifest lists it.
+pub struct SegmentWriter {
+    def: &'static TableDef,
+    id: u64,
+    file: String,
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+    writer: ArrowWriter<HashingWriter<File>>,
+    rows: u64,
+    min_time: Option<i64>,
+    max_time: Option<i64>,
+    min_key: Option<String>,
+    max_key: Option<String>,
+}
+
+impl SegmentWriter {
+    /// Starts segment `id` in directory `dir` (relative to `data_dir`, e.g.
+    /// `tables/samples/date=2026-01-01`), under a temporary name.
+    pub fn create(
+        data_dir: &Path,
+        dir: &str,
+        def: &'static TableDef,
+        id: u64,
+        options: &SegmentOptions,
+    ) -> Result<Self, StorageError> {
+        let abs_dir = data_dir.join(dir);
+        std::fs::create_dir_all(&abs_dir).map_err(io_err(&abs_dir))?;
+        let file = format!("{dir}/{id:016}.parquet");
+        let path = data_dir.join(&file);
+        let tmp = path.with_extension("parquet.tmp");
+        let out = HashingWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
+        let writer = ArrowWriter::try_new(
+            out,
+            model::stored_schema(def),
+            Some(writer_properties(def, options)),
+        )
+        .map_err(|source| StorageError::Parquet {
+            path: tmp.clone(),
+            source,
+        })?;
+        Ok(Self {
+            def,
+            id,
+            file,
+            tmp,
+            path,
+            writer,
+            rows: 0,
+            min_time: None,
+            max_time: None,
+            min_key: None,
+            max_key: None,
+        })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some(time) = self.def.time_column {
+            let ts = batch
+                .column(self.def.column_index(time).expect("time column"))
+                .as_primitive::<TimestampNanosecondType>();
+            let fold = |a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64| match (a, b) {
+                (Some(a), Some(b)) => Some(f(a, b)),
+                (a, b) => a.or(b),
+            };
+            self.min_time = fold(self.min_time, min(ts), i64::min);
+            self.max_time = fold(self.max_time, max(ts), i64::max);
+        }
+        let (first, last) = range_keys(self.def, batch);
+        if self.rows == 0 {
+            self.min_key = first;
+        }
+        self.max_key = last;
+        self.rows += n as u64;
+        self.writer
+            .write(batch)
+            .map_err(|source| StorageError::Parquet {
+                path: self.tmp.clone(),
+                source,
+            })
+    }
+
+    /// Gives the file up: removes the temporary file (best effort: a
+    /// leftover is an orphan the next start removes).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+
+    /// Closes, fsyncs and renames the file; returns its manifest entry.
+    pub fn finish(self) -> Result<SegmentMeta, StorageError> {
+        let parquet_err = |source| StorageError::Parquet {
+            path: self.tmp.clone(),
+            source,
+        };
+        let (out, sha256) = self.writer.into_inner().map_err(parquet_err)?.finish();
+        out.sync_all().map_err(io_err(&self.tmp))?;
+        let bytes = out.metadata().map_err(io_err(&self.tmp))?.len();
+        std::fs::rename(&self.tmp, &self.path).map_err(io_err(&self.path))?;
+        sync_dir(self.path.parent().expect("file in a directory"))?;
+        Ok(SegmentMeta {
+            id: self.id,
+            file: self.file,
+            rows: self.rows,
+            bytes,
+            min_time: self.min_time,
+            max_time: self.max_time,
+            min_key: self.min_key,
+            max_key: self.max_key,
+            sha256: Some(sha256),
+        })
+    }
+}
+
+/// The range column's value in the first and last row of a key-sorted batch
+/// (only string range columns: see [`describe`]).
+fn range_keys(def: &TableDef, batch: &RecordBatch) -> (Option<String>, Option<String>) {
+    let range = batch
+        .column(def.column_index(def.range_column).expect("range column"))
+        .as_string_opt::<i32>();
+    let key_at = |i: usize| {
+        range
+            .filter(|r| r.is_valid(i))
+            .map(|r| r.value(i).to_string())
+    };
+    let n = batch.num_rows();
+    if n == 0 {
+        return (None, None);
+    }
+    (key_at(0), key_at(n - 1))
+}
+
+/// The Hive partition directory of a segment file (relative to the data
+/// directory), e.g. `tables/samples/date=2026-01-01`.
+pub fn partition_dir(meta: &SegmentMeta) -> &str {
+    meta.file.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
 /// Reads a whole segment (used for small latest-wins tables and `inspect`).
 pub fn read_segment(data_dir: &Path, meta: &SegmentMeta) -> Result<Vec<RecordBatch>, StorageError> {
     read_parquet(&data_dir.join(&meta.file))
@@ -304,24 +451,16 @@ fn describe(
     // Rows are sorted by key, whose first column is the range column. Key
     // pruning compares strings, so only a string range column gets bounds
     // (`audit_log.seq` does not: "10" < "9" as text).
-    let range = batch
-        .column(def.column_index(def.range_column).expect("range column"))
-        .as_string_opt::<i32>();
-    let key_at = |i: usize| {
-        range
-            .filter(|r| r.is_valid(i))
-            .map(|r| r.value(i).to_string())
-    };
-    let n = batch.num_rows();
+    let (min_key, max_key) = range_keys(def, batch);
     Ok(SegmentMeta {
         id,
         file,
-        rows: n as u64,
+        rows: batch.num_rows() as u64,
         bytes,
         min_time,
         max_time,
-        min_key: key_at(0),
-        max_key: key_at(n - 1),
+        min_key,
+        max_key,
         sha256: None,
     })
 }

@@ -421,7 +421,8 @@ class LotlineServer:
 
     `tls`: (certificate, key) PEM files to serve both listeners over TLS
     with; the certificate must be self-signed, as clients here trust it as
-    their CA (`tls_ca`)."""
+    their CA (`tls_ca`). Background compaction is off unless
+    `background_compaction` (`lotline compact` works either way)."""
 
     def __init__(
         self,
@@ -431,11 +432,16 @@ class LotlineServer:
         args: Iterable[str] = (),
         password: Optional[str] = DEFAULT_PASSWORD,
         tls: Optional[tuple[Path, Path]] = None,
+        background_compaction: bool = False,
     ):
         self.binary = Path(binary)
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.args = [str(a) for a in args]
+        if not background_compaction:
+            # Tests count segments; only test_compaction lets the server
+            # merge them on its own.
+            self.args.append("--no-compaction")
         self.tls_ca: Optional[Path] = None
         if tls is not None:
             cert, key = tls

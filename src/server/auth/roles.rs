@@ -62,6 +62,9 @@ pub enum Permission<'a> {
     /// Rewrite segments so samples carry the context of runs recorded after
     /// them (`lotline restamp`): storage maintenance, like a flush.
     Restamp,
+    /// Merge small segments now (`lotline compact`): rewrites the whole
+    /// history's files and costs I/O for minutes, so an administrator's call.
+    Compact,
     /// Add, list or remove users, or set another user's password.
     ManageUsers,
     /// Set the password of `user` (anyone may set their own).
@@ -77,7 +80,9 @@ impl Permission<'_> {
             | Permission::WriteContext
             | Permission::Flush
             | Permission::Restamp => Role::Writer,
-            Permission::ManageUsers | Permission::SetPassword { .. } => Role::Admin,
+            Permission::Compact | Permission::ManageUsers | Permission::SetPassword { .. } => {
+                Role::Admin
+            }
         }
     }
 
@@ -90,6 +95,7 @@ impl Permission<'_> {
                 .into(),
             Permission::Flush => "flush write buffers".into(),
             Permission::Restamp => "restamp samples".into(),
+            Permission::Compact => "compact segments".into(),
             Permission::ManageUsers => "manage users".into(),
             Permission::SetPassword { user } => format!("set the password of user '{user}'"),
         }
@@ -157,6 +163,7 @@ mod tests {
             (Permission::WriteContext, [false, true, true]),
             (Permission::Flush, [false, true, true]),
             (Permission::Restamp, [false, true, true]),
+            (Permission::Compact, [false, false, true]),
             (Permission::ManageUsers, [false, false, true]),
             (other_password, [false, false, true]),
             (Permission::SetPassword { user: "u" }, [true, true, true]),

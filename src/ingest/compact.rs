@@ -1,0 +1,321 @@
+//! Compaction of `samples`: merges runs of small segments (one per flush)
+//! into few large ones per date partition, so a query opens few files, and
+//! stamps the rows it rewrites, so stamping converges as segments are merged.
+//!
+//! Which segments merge is [`crate::storage::compaction`]'s policy; the
+//! streaming merge is [`crate::storage::merge`]. This module runs them
+//! against the engine: the plan is taken and its segment ids reserved under
+//! the flush lock, the merge runs without it (flushes go on), and all
+//! replacements of one compaction go live in one manifest store under the
+//! flush lock again. A crash before that store leaves the old segments live
+//! (the new files are orphans, removed on start); after it, the new ones
+//! (the old files are the orphans). The replaced files are deleted when the
+//! last query that planned with them is done. Only `samples` is compacted:
+//! its rows are never resolved by segment order, and it is what grows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::info;
+
+use super::{Engine, IngestError};
+use crate::model;
+use crate::storage::SegmentMeta;
+use crate::storage::compaction::{self, CompactionPolicy};
+use crate::storage::merge::merge_segments;
+
+/// Settings of compaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionConfig {
+    /// Compact in the background when a partition crosses the policy's
+    /// threshold (`--no-compaction` turns it off; `lotline compact` still works).
+    pub background: bool,
+    pub policy: CompactionPolicy,
+    /// How often the background task checks the policy.
+    pub interval: Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            background: true,
+            policy: CompactionPolicy::default(),
+            interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one compaction did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompactReport {
+    /// Date partitions that had segments merged.
+    pub partitions: usize,
+    /// Live `samples` segments before and after.
+    pub segments_before: usize,
+    pub segments_after: usize,
+    pub segments_merged: usize,
+    pub segments_written: usize,
+    /// Rows rewritten (every row of the merged segments, exactly once).
+    pub rows: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Rewritten rows that got their work order and lot (or equipment) now.
+    pub rows_stamped: u64,
+    pub seconds: f64,
+}
+
+/// Totals since start, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    runs: AtomicU64,
+    segments_merged: AtomicU64,
+    segments_written: AtomicU64,
+    rows: AtomicU64,
+    bytes_written: AtomicU64,
+    failures: AtomicU64,
+    /// Set on shutdown: a running merge gives up at its next batch.
+    stop: Arc<AtomicBool>,
+}
+
+/// Compaction totals since the server started.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CompactionTotals {
+    /// Compactions that merged anything.
+    pub runs: u64,
+    pub segments_merged: u64,
+    pub segments_written: u64,
+    pub rows: u64,
+    pub bytes_written: u64,
+    pub failures: u64,
+}
+
+impl Engine {
+    /// Whether the live `samples` segments call for a compaction.
+    pub fn needs_compaction(&self) -> bool {
+        let state = self.state.read().expect("state lock");
+        let segments = state.manifest.segments(model::samples().name);
+        !compaction::plan(segments, &self.config.compaction.policy).is_empty()
+    }
+
+    /// Merges the small `samples` segments the policy selects. When this
+    /// returns `Ok` the merged segments are live and durable (the manifest
+    /// is stored) and hold every row of the replaced ones exactly once; the
+    /// replaced files are gone, or go when the last query that planned with
+    /// them finishes. On error nothing changed. Writes, flushes and queries
+    /// go on meanwhile; a restamp waits.
+    pub async fn compact(&self) -> Result<CompactReport, IngestError> {
+        let started = Instant::now();
+        let result = self.compact_inner(started).await;
+        let totals = &self.compaction_totals;
+        match &result {
+            Ok(report) if report.segments_merged > 0 => {
+                totals.runs.fetch_add(1, Ordering::Relaxed);
+                totals
+                    .segments_merged
+                    .fetch_add(report.segments_merged as u64, Ordering::Relaxed);
+                totals
+                    .segments_written
+                    .fetch_add(report.segments_written as u64, Ordering::Relaxed);
+                totals.rows.fetch_add(report.rows, Ordering::Relaxed);
+                totals
+                    .bytes_written
+                    .fetch_add(report.bytes_after, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                totals.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    async fn compact_inner(&self, started: Instant) -> Result<CompactReport, IngestError> {
+        let def = model::samples();
+        let _rewrite = self.rewrite_lock.lock().await;
+        if self.compaction_totals.stop.load(Ordering::Relaxed) {
+            return Err(IngestError::Internal(
+                "compaction refused: the server is shutting down".into(),
+            ));
+        }
+        let mut report = CompactReport::default();
+        // Plan and reserve ids under the flush lock: a flush takes its ids
+        // from the manifest after this, so none collide.
+        let (groups, first_id) = {
+            let _flush = self.flush_lock.lock().await;
+            let mut state = self.state.write().expect("state lock");
+            let segments = state.manifest.segments(def.name);
+            report.segments_before = segments.len();
+            let groups = compaction::plan(segments, &self.config.compaction.policy);
+            let first_id = state.manifest.next_segment_id;
+            state.manifest.next_segment_id += groups.iter().map(|g| g.outputs as u64).sum::<u64>();
+            (groups, first_id)
+        };
+        if groups.is_empty() {
+            report.segments_after = report.segments_before;
+            report.seconds = started.elapsed().as_secs_f64();
+            return Ok(report);
+        }
+        let data_dir = self.config.data_dir.clone();
+        let options = self.config.segment.clone();
+        let stamp_index = self.config.stamping.then(|| self.stamp_index.clone());
+        let stop = self.compaction_totals.stop.clone();
+        let (merges, stamped) = tokio::task::spawn_blocking(move || {
+            let mut written: Vec<SegmentMeta> = Vec::new();
+            let mut stamped = 0u64;
+            let mut merges = Vec::with_capacity(groups.len());
+            let mut next_id = first_id;
+            let result = (|| -> Result<(), IngestError> {
+                for group in &groups {
+                    let ids: Vec<u64> = (next_id..next_id + group.outputs as u64).collect();
+                    next_id += group.outputs as u64;
+                    let outputs = merge_segments(
+                        &data_dir,
+                        def,
+                        &group.inputs,
+                        &ids,
+                        &options,
+                        &mut written,
+                        |batch| match &stamp_index {
+                            _ if stop.load(Ordering::Relaxed) => Err(IngestError::Internal(
+                                "compaction stopped: the server is shutting down".into(),
+                            )),
+                            Some(index) => {
+                                let index = index.read().expect("stamp index lock");
+                                Ok::<_, IngestError>(match index.stamp(&batch)? {
+                                    Some((batch, counts)) => {
+                                        stamped += counts.stamped + counts.equipment_filled;
+                                        batch
+                                    }
+                                    None => batch,
+                                })
+                            }
+                            None => Ok(batch),
+                        },
+                    )?;
+                    merges.push((group.inputs.clone(), outputs));
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                remove_files(&data_dir, &written);
+                return Err(e);
+            }
+            Ok((merges, stamped))
+        })
+        .await
+        .map_err(|e| IngestError::Internal(e.to_string()))??;
+        let outputs: Vec<SegmentMeta> = merges.iter().flat_map(|(_, o)| o.clone()).collect();
+        if let Err(e) = self.switch(&merges).await {
+            remove_files(&self.config.data_dir, &outputs);
+            return Err(e);
+        }
+        let mut partitions: Vec<&str> = merges
+            .iter()
+            .map(|(inputs, _)| crate::storage::segment::partition_dir(&inputs[0]))
+            .collect();
+        partitions.dedup();
+        report.partitions = partitions.len();
+        for (inputs, outputs) in &merges {
+            report.segments_merged += inputs.len();
+            report.segments_written += outputs.len();
+            report.rows += inputs.iter().map(|m| m.rows).sum::<u64>();
+            report.bytes_before += inputs.iter().map(|m| m.bytes).sum::<u64>();
+            report.bytes_after += outputs.iter().map(|m| m.bytes).sum::<u64>();
+        }
+        report.rows_stamped = stamped;
+        report.segments_after = self.manifest().segments(def.name).len();
+        report.seconds = started.elapsed().as_secs_f64();
+        info!(
+            "compaction: {} segment(s) in {} partition(s) merged into {} ({} rows, {} -> {} bytes, {} stamped) in {:.1}s",
+            report.segments_merged,
+            report.partitions,
+            report.segments_written,
+            report.rows,
+            report.bytes_before,
+            report.bytes_after,
+            report.rows_stamped,
+            report.seconds
+        );
+        Ok(report)
+    }
+
+    /// Puts every merge live in one manifest store (under the flush lock,
+    /// so no flush switches in between), then retires the replaced files.
+    async fn switch(
+        &self,
+        merges: &[(Vec<SegmentMeta>, Vec<SegmentMeta>)],
+    ) -> Result<(), IngestError> {
+        let def = model::samples();
+        let _flush = self.flush_lock.lock().await;
+        let mut manifest = self.manifest();
+        let live = compaction::apply(manifest.segments(def.name), merges)?;
+        manifest.tables.insert(def.name.to_string(), live);
+        let data_dir = self.config.data_dir.clone();
+        let manifest =
+            tokio::task::spawn_blocking(move || manifest.store(&data_dir).map(|()| manifest))
+                .await
+                .map_err(|e| IngestError::Internal(e.to_string()))??;
+        let retired = self
+            .state
+            .write()
+            .expect("state lock")
+            .set_manifest(manifest, &self.config.data_dir);
+        drop(retired);
+        Ok(())
+    }
+
+    /// Compacts in the background whenever the policy finds work (checked
+    /// every `compaction.interval`); never at the same time as a restamp,
+    /// and switching only between flushes.
+    pub fn spawn_compactor(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = std::sync::Arc::downgrade(self);
+        let interval = self.config.compaction.interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
+                if engine.needs_compaction() {
+                    if let Err(e) = engine.compact().await {
+                        tracing::error!(
+                            "background compaction failed (the old segments stay live): {e}"
+                        );
+                    }
+                }
+            }
+        })
+    }
+
+    /// Makes a running compaction give up (nothing of it goes live) and
+    /// later ones refuse: called on shutdown, so stopping does not wait for
+    /// a long merge.
+    pub fn stop_compaction(&self) {
+        self.compaction_totals.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Compaction totals since start.
+    pub fn compaction_totals(&self) -> CompactionTotals {
+        let t = &self.compaction_totals;
+        CompactionTotals {
+            runs: t.runs.load(Ordering::Relaxed),
+            segments_merged: t.segments_merged.load(Ordering::Relaxed),
+            segments_written: t.segments_written.load(Ordering::Relaxed),
+            rows: t.rows.load(Ordering::Relaxed),
+            bytes_written: t.bytes_written.load(Ordering::Relaxed),
+            failures: t.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Removes outputs that never went live (best effort: leftovers are orphans
+/// the next start removes).
+fn remove_files(data_dir: &std::path::Path, metas: &[SegmentMeta]) {
+    for meta in metas {
+        let _ = std::fs::remove_file(data_dir.join(&meta.file));
+    }
+}
