@@ -388,7 +388,10 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authorize(&request)?;
-        let batch = metadata::tables(query).map_err(|e| Status::internal(e.to_string()))?;
+        let session = query::session_with(&self.engine, &self.query_options);
+        let batch = metadata::tables(query, &session)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(one_batch(batch.schema(), Ok(batch)))
     }
 
@@ -408,7 +411,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authorize(&request)?;
         let mut builder = query.into_builder();
-        builder.append(metadata::TABLE_TYPE);
+        for table_type in metadata::TABLE_TYPES {
+            builder.append(table_type);
+        }
         let schema = builder.schema();
         Ok(one_batch(
             schema,
