@@ -254,3 +254,50 @@ def test_chain_holds_exactly_the_writes_after_sigkill(server_factory):
     assert n == top, "seq is gap-free"
     found = sql_findings(server)
     assert found[0]["ok"], found
+
+
+def user_entries(server) -> list[tuple[str, str, str]]:
+    return [(r["actor"], r["action"], r["detail"]) for r in entries(server, "action LIKE 'user.%'")]
+
+
+def user_names(server) -> set[str]:
+    out = server.cli("user", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    return {u["name"] for u in json.loads(out.stdout)["users"]}
+
+
+def test_user_changes_are_audited_before_they_take_effect(server_factory, monkeypatch):
+    server = server_factory(*MANUAL_FLUSH)
+    for args, stdin in (
+        (("add", "ursula", "--role", "reader", "--password-stdin"), "ursula-Pass-1\n"),
+        (("passwd", "ursula", "--password-stdin"), "ursula-Pass-2\n"),
+        (("remove", "ursula"), None),
+    ):
+        out = server.cli("user", *args, input=stdin)
+        assert out.returncode == 0, out.stderr
+    assert user_entries(server) == [
+        (ADMIN_USER, "user.add", "user=ursula role=reader"),
+        (ADMIN_USER, "user.passwd", "user=ursula"),
+        (ADMIN_USER, "user.remove", "user=ursula"),
+    ]
+
+    # A crash after the entry is durable and before users.json is saved (a
+    # debug-build hook aborts there): the entry survives, the change does not
+    # take effect; no crash point leaves a change without its entry.
+    server.stop()
+    monkeypatch.setenv("LOTLINE_TEST_ABORT_AT", "user-change-recorded")
+    server.start()
+    out = server.cli("user", "add", "crashy", "--role", "writer", "--password-stdin", input="crashy-Pass-1\n")
+    assert out.returncode != 0, out.stdout
+    assert server.proc.wait(timeout=30) != 0
+    server._expected_exit = True
+    assert "LOTLINE_TEST_ABORT_AT=user-change-recorded: aborting" in server.run_log()
+    monkeypatch.delenv("LOTLINE_TEST_ABORT_AT")
+    server.start()
+    assert user_names(server) == {ADMIN_USER}
+    assert user_entries(server)[-1] == (ADMIN_USER, "user.add", "user=crashy role=writer")
+    # The change can be made again, with an entry of its own.
+    out = server.cli("user", "add", "crashy", "--role", "writer", "--password-stdin", input="crashy-Pass-1\n")
+    assert out.returncode == 0, out.stderr
+    assert user_names(server) == {ADMIN_USER, "crashy"}
+    assert [e[1] for e in user_entries(server)[-2:]] == ["user.add", "user.add"]
