@@ -205,7 +205,7 @@ impl Engine {
             .try_lock()
             .map_err(|_| IngestError::Locked { path: dir.clone() })?;
 
-        let manifest = Manifest::load(dir)?;
+        let manifest = Manifest::open(dir)?;
         for orphan in storage::remove_orphans(dir, &manifest)? {
             warn!(
                 "removed {} (not in the manifest: left by an interrupted flush or restamp)",

@@ -16,6 +16,19 @@ pub use manifest::{Manifest, SegmentMeta};
 pub enum StorageError {
     #[error("I/O on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "data directory {dir} has format version {found}, and this lotline reads format \
+         {supported} only. Export its tables with the lotline that wrote it (its segments \
+         under tables/ are Parquet that DuckDB or pyarrow read directly; flush first so the \
+         WAL is in them), then load them into a new data directory with \
+         `lotline load FILE.parquet --table TABLE`",
+        dir = dir.display()
+    )]
+    Format {
+        dir: PathBuf,
+        found: String,
+        supported: u32,
+    },
     #[error("manifest {path} is unreadable: {reason}")]
     Manifest { path: PathBuf, reason: String },
     #[error("parquet {path}: {source}")]
