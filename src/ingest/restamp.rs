@@ -53,6 +53,7 @@ impl Engine {
         // the base of this rewrite current until the switch.
         let _guard = self.flush_lock.lock().await;
         let manifest = self.manifest();
+        let before = manifest.clone();
         let data_dir = self.config.data_dir.clone();
         let options = self.config.segment.clone();
         let index = self.stamp_index.clone();
@@ -112,7 +113,8 @@ impl Engine {
             .await
             .map_err(|e| IngestError::Internal(e.to_string()))??;
         if !replaced.is_empty() {
-            self.state.write().expect("state lock").manifest = manifest;
+            self.state.write().expect("state lock").manifest = manifest.clone();
+            self.record_segments(&before, &manifest, "restamp").await;
             // After the switch: a crash from here on leaves orphans, which
             // the next start removes.
             for old in &replaced {

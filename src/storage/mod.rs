@@ -47,6 +47,18 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_
     }
 }
 
+/// Test hook, compiled into debug builds only: `LOTLINE_TEST_ABORT_AT=<point>`
+/// aborts the process at `point`, to show what a crash there leaves behind.
+pub fn crash_point(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("LOTLINE_TEST_ABORT_AT").is_ok_and(|p| p == point) {
+        eprintln!("LOTLINE_TEST_ABORT_AT={point}: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
+}
+
 /// Makes a directory entry change (create, rename, delete) durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)

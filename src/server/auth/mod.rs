@@ -81,18 +81,6 @@ pub struct UserChange {
 /// after its entry is durable, and an error here leaves the users unchanged.
 pub type RecordChange<'a> = &'a (dyn Fn(&UserChange) -> Result<(), String> + Sync);
 
-/// Test hook, compiled into debug builds only: `LOTLINE_TEST_ABORT_AT=<point>`
-/// aborts the process at `point`, to show what a crash there leaves behind.
-pub fn crash_point(point: &str) {
-    #[cfg(debug_assertions)]
-    if std::env::var("LOTLINE_TEST_ABORT_AT").is_ok_and(|p| p == point) {
-        eprintln!("LOTLINE_TEST_ABORT_AT={point}: aborting");
-        std::process::abort();
-    }
-    #[cfg(not(debug_assertions))]
-    let _ = point;
-}
-
 /// What first start did about the admin password.
 pub enum AdminBootstrap {
     Existing,
@@ -229,7 +217,7 @@ impl Auth {
         let mut next = self.users.lock().expect("users lock").clone();
         change(&mut next)?;
         record(&what).map_err(AuthError::Audit)?;
-        crash_point("user-change-recorded");
+        crate::storage::crash_point("user-change-recorded");
         store::save(&self.path, &next)?;
         *self.users.lock().expect("users lock") = next;
         Ok(())
