@@ -223,7 +223,9 @@ fn load_query_kill_restart_flush_inspect() {
         .iter()
         .map(|w| w["rows"].as_u64().unwrap())
         .sum();
-    assert_eq!(wal_rows, 0, "flushed rows must leave the WAL");
+    // Only the flush's own audit entry (the segments it wrote) is left: it
+    // goes out with the next flush of data (docs/AUDIT.md, segment lineage).
+    assert_eq!(wal_rows, 1, "flushed rows must leave the WAL");
     drop(server);
 }
 

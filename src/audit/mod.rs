@@ -11,6 +11,7 @@
 //! This module is pure (no files, no network): the write path seals entries
 //! with [`Chain::seal`], [`verify`] reads a data directory and checks it.
 
+pub mod lineage;
 pub mod verify;
 
 use std::sync::Arc;

@@ -1,7 +1,9 @@
 //! `lotline verify-audit` and `verify_audit()`: checks the audit chain
 //! (every entry's hash, every `prev_hash` link, seq gap-free from 1) and
 //! every live segment file's SHA-256 against the manifest, and names the
-//! first broken entry (seq) and every file that does not match (path).
+//! first broken entry (seq) and every file that does not match (path). It
+//! also replays the chain's segment lineage ([`super::lineage`]) and names
+//! every file where the manifest and the chain disagree.
 //!
 //! Offline ([`verify_data_dir`]) it reads the files directly: the manifest,
 //! the immutable segments it lists, and the WAL read-only. That is safe
@@ -15,6 +17,7 @@ use std::path::Path;
 use arrow::array::RecordBatch;
 use serde::Serialize;
 
+use super::lineage::Lineage;
 use super::{AuditError, Break, ChainCheck, from_batch};
 use crate::ingest::wal;
 use crate::model;
@@ -37,6 +40,8 @@ pub struct Report {
     pub first_broken_seq: Option<u64>,
     pub broken_reason: Option<String>,
     pub bad_files: Vec<BadFile>,
+    /// Segments where the manifest and the chain's lineage entries disagree.
+    pub lineage: Vec<BadFile>,
     /// Things worth knowing that are not failures (a torn WAL tail: an
     /// unacknowledged write that recovery will drop).
     pub notes: Vec<String>,
@@ -44,7 +49,7 @@ pub struct Report {
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.first_broken_seq.is_none() && self.bad_files.is_empty()
+        self.first_broken_seq.is_none() && self.bad_files.is_empty() && self.lineage.is_empty()
     }
 
     /// One line: what was checked and whether it passed.
@@ -58,10 +63,15 @@ impl Report {
             },
             self.entries_checked,
             self.segments_checked,
-            match (self.first_broken_seq, self.bad_files.len()) {
-                (None, 0) => String::new(),
-                (seq, files) => format!(
-                    "; first broken entry: {}; files not matching the manifest: {files}",
+            match (
+                self.first_broken_seq,
+                self.bad_files.len(),
+                self.lineage.len()
+            ) {
+                (None, 0, 0) => String::new(),
+                (seq, files, lineage) => format!(
+                    "; first broken entry: {}; files not matching the manifest: {files}; \
+                     segments not matching the audit chain: {lineage}",
                     seq.map_or("none".to_string(), |s| format!("seq {s}"))
                 ),
             }
@@ -82,6 +92,9 @@ pub fn render(report: &Report) -> String {
     }
     for f in &report.bad_files {
         out.push_str(&format!("BROKEN file {}: {}\n", f.file, f.reason));
+    }
+    for f in &report.lineage {
+        out.push_str(&format!("BROKEN lineage {}: {}\n", f.file, f.reason));
     }
     for note in &report.notes {
         out.push_str(&format!("note: {note}\n"));
@@ -174,6 +187,7 @@ pub fn verify_parts(
         }
     }
     let mut chain = ChainCheck::default();
+    let mut lineage = Lineage::default();
     let mut unreadable: Option<String> = None;
     for meta in manifest.segments(model::audit_log().name) {
         let names: Vec<&str> = model::audit_log()
@@ -188,7 +202,10 @@ pub fn verify_parts(
                 &data_dir.join(&meta.file),
                 &names,
                 |b| match from_batch(&b) {
-                    Ok(entries) => entries.iter().for_each(|e| chain.push(e)),
+                    Ok(entries) => entries.iter().for_each(|e| {
+                        chain.push(e);
+                        lineage.push(e);
+                    }),
                     Err(e) => shape_error = shape_error.take().or(Some(e.to_string())),
                 },
             );
@@ -204,8 +221,27 @@ pub fn verify_parts(
     }
     if unreadable.is_none() {
         for batch in unflushed {
-            from_batch(batch)?.iter().for_each(|e| chain.push(e));
+            from_batch(batch)?.iter().for_each(|e| {
+                chain.push(e);
+                lineage.push(e);
+            });
         }
+        for (seq, added, removed) in lineage.recovered() {
+            report.notes.push(format!(
+                "audit entry seq {seq} recorded at start {added} segment(s) added and {removed} removed \
+                 that the chain lacked: a crash between a manifest commit and its entry, segments \
+                 from before lineage was recorded, or a change made outside lotline"
+            ));
+        }
+        // Without the whole chain, lineage would name files it has not seen.
+        report.lineage = lineage
+            .check(manifest)
+            .into_iter()
+            .map(|f| BadFile {
+                file: f.file,
+                reason: f.reason,
+            })
+            .collect();
     }
     report.entries_checked = chain.checked();
     let next_seq = chain.next_seq();

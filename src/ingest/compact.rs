@@ -242,7 +242,8 @@ impl Engine {
     }
 
     /// Puts every merge live in one manifest store (under the flush lock,
-    /// so no flush switches in between), then retires the replaced files.
+    /// so no flush switches in between), retires the replaced files and
+    /// records the change in the audit chain's segment lineage.
     async fn switch(
         &self,
         merges: &[(Vec<SegmentMeta>, Vec<SegmentMeta>)],
@@ -250,6 +251,7 @@ impl Engine {
         let def = model::samples();
         let _flush = self.flush_lock.lock().await;
         let mut manifest = self.manifest();
+        let before = manifest.clone();
         let live = compaction::apply(manifest.segments(def.name), merges)?;
         manifest.tables.insert(def.name.to_string(), live);
         let data_dir = self.config.data_dir.clone();
@@ -261,8 +263,9 @@ impl Engine {
             .state
             .write()
             .expect("state lock")
-            .set_manifest(manifest, &self.config.data_dir);
+            .set_manifest(manifest.clone(), &self.config.data_dir);
         drop(retired);
+        self.record_segments(&before, &manifest, "compaction").await;
         Ok(())
     }
 

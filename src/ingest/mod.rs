@@ -15,6 +15,7 @@ mod compact;
 pub mod corrections;
 pub mod genealogy_index;
 pub mod last_values;
+mod lineage;
 mod recovery;
 mod restamp;
 pub mod stamping;
@@ -328,7 +329,7 @@ impl Engine {
             .try_lock()
             .map_err(|_| IngestError::Locked { path: dir.clone() })?;
 
-        let manifest = Manifest::load(dir)?;
+        let manifest = Manifest::open(dir)?;
         for orphan in storage::remove_orphans(dir, &manifest)? {
             warn!(
                 "removed {} (not in the manifest: left by an interrupted flush or restamp, or replaced by a compaction or restamp)",
@@ -689,13 +690,20 @@ impl Engine {
         let _ = self.wal.send(commit::Command::Observe(observer));
     }
 
+    /// A buffer's size makes a flush due; so does the age of any buffer, or
+    /// rows left frozen by a failed flush, but `audit_log`'s: every flush
+    /// appends an audit entry (its segment lineage), and if that alone made
+    /// a flush due, each flush would cause the next. Audit entries are
+    /// durable in the WAL meanwhile and go out with the next flush of data.
     fn needs_flush(&self) -> bool {
         let state = self.state.read().expect("state lock");
-        state.buffers.iter().any(|b| {
+        let audit = audit::audit_table_id() as usize;
+        state.buffers.iter().enumerate().any(|(id, b)| {
             b.active_rows >= self.config.flush_rows
-                || !b.frozen.is_empty()
-                || b.active_since
-                    .is_some_and(|t| t.elapsed() >= self.config.flush_age)
+                || (id != audit
+                    && (!b.frozen.is_empty()
+                        || b.active_since
+                            .is_some_and(|t| t.elapsed() >= self.config.flush_age)))
         })
     }
 
@@ -703,7 +711,24 @@ impl Engine {
     /// truncates the WAL. Rows stay visible throughout; on error nothing
     /// becomes live and the rows stay buffered and in the WAL for a retry.
     pub async fn flush(&self) -> Result<FlushReport, IngestError> {
-        let _guard = self.flush_lock.lock().await;
+        let guard = self.flush_lock.lock().await;
+        self.flush_locked(guard).await
+    }
+
+    /// [`Self::flush`] if one is still due once the flush lock is ours (a
+    /// flush that ran meanwhile may have written everything).
+    async fn flush_if_due(&self) -> Result<(), IngestError> {
+        let guard = self.flush_lock.lock().await;
+        if self.needs_flush() {
+            self.flush_locked(guard).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_locked(
+        &self,
+        _guard: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Result<FlushReport, IngestError> {
         let gate = self.merge_gate.write().await;
         let (reply, rotated) = oneshot::channel();
         self.wal
@@ -725,6 +750,7 @@ impl Engine {
                 state.buffers.iter().map(|b| b.frozen.clone()).collect();
             (state.manifest.clone(), frozen)
         };
+        let before = manifest.clone();
         let data_dir = self.config.data_dir.clone();
         let options = self.config.segment.clone();
         let stamp_index = self.config.stamping.then(|| self.stamp_index.clone());
@@ -782,12 +808,14 @@ impl Engine {
         .map_err(|e| IngestError::Internal(e.to_string()))??;
         {
             let mut state = self.state.write().expect("state lock");
-            let retired = state.set_manifest(manifest, &self.config.data_dir);
+            let retired = state.set_manifest(manifest.clone(), &self.config.data_dir);
             assert!(retired.is_empty(), "a flush only adds segments");
             for buffer in &mut state.buffers {
                 buffer.frozen.clear();
             }
         }
+        storage::crash_point("segments-committed");
+        self.record_segments(&before, &manifest, "flush").await;
         let mut report = report;
         last_values::remove_stale_snapshots(&self.config.data_dir, &self.manifest())?;
         report.wal_files_removed =
@@ -813,7 +841,7 @@ impl Engine {
                     break;
                 };
                 if engine.needs_flush() {
-                    if let Err(e) = engine.flush().await {
+                    if let Err(e) = engine.flush_if_due().await {
                         tracing::error!(
                             "background flush failed (rows stay in the WAL and buffer): {e}"
                         );

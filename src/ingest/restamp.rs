@@ -57,6 +57,7 @@ impl Engine {
         // the base of this rewrite current until the switch.
         let _guard = self.flush_lock.lock().await;
         let manifest = self.manifest();
+        let before = manifest.clone();
         let data_dir = self.config.data_dir.clone();
         let options = self.config.segment.clone();
         let index = self.stamp_index.clone();
@@ -123,13 +124,14 @@ impl Engine {
                 .state
                 .write()
                 .expect("state lock")
-                .set_manifest(manifest, &self.config.data_dir);
+                .set_manifest(manifest.clone(), &self.config.data_dir);
             assert_eq!(
                 retired.len(),
                 replaced.len(),
                 "restamp retires what it replaced"
             );
             drop(retired);
+            self.record_segments(&before, &manifest, "restamp").await;
         }
         report.flush = flush;
         info!(

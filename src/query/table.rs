@@ -230,8 +230,13 @@ impl TableProvider for LotlineTable {
         self.def.schema.clone()
     }
 
+    /// `samples_raw` is another view of `samples`' rows, not a table of its own.
     fn table_type(&self) -> TableType {
-        TableType::Base
+        if self.raw {
+            TableType::View
+        } else {
+            TableType::Base
+        }
     }
 
     fn get_column_default(&self, column: &str) -> Option<&Expr> {

@@ -5,7 +5,8 @@
 //! Rows: first a `summary` row (`ok` for the whole check, the first broken
 //! `seq` and first bad `file` if any, and the counts), then one `chain` row
 //! if the chain is broken, one `segment` row per file that does not match,
-//! and `note` rows for what is worth knowing but no failure.
+//! one `lineage` row per segment where the manifest and the chain's segment
+//! entries disagree, and `note` rows for what is worth knowing but no failure.
 
 use std::sync::Arc;
 
@@ -112,7 +113,12 @@ fn report_batch(report: &Report) -> DfResult<RecordBatch> {
         check: "summary",
         ok: report.ok(),
         seq: report.first_broken_seq,
-        file: report.bad_files.first().map(|f| f.file.clone()),
+        file: report
+            .bad_files
+            .iter()
+            .chain(&report.lineage)
+            .next()
+            .map(|f| f.file.clone()),
         detail: report.summary(),
     }];
     if let (Some(seq), Some(reason)) = (report.first_broken_seq, &report.broken_reason) {
@@ -124,8 +130,10 @@ fn report_batch(report: &Report) -> DfResult<RecordBatch> {
             detail: reason.clone(),
         });
     }
-    rows.extend(report.bad_files.iter().map(|f| Row {
-        check: "segment",
+    let files = (report.bad_files.iter().map(|f| ("segment", f)))
+        .chain(report.lineage.iter().map(|f| ("lineage", f)));
+    rows.extend(files.map(|(check, f)| Row {
+        check,
         ok: false,
         seq: None,
         file: Some(f.file.clone()),

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use tonic::Status;
 use tracing::info;
 
-use super::auth::{Auth, AuthError, Permission, Principal, Role, UserInfo};
+use super::auth::{
+    Auth, AuthError, Permission, Principal, RecordChange, Role, UserChange, UserInfo,
+};
 use super::flight::ingest_status;
 use super::metrics::Metrics;
 use crate::ingest::Engine;
@@ -120,7 +122,7 @@ pub fn auth_status(e: AuthError) -> Status {
         AuthError::UserExists(_) => Status::already_exists(text),
         AuthError::NoSuchUser(_) => Status::not_found(text),
         AuthError::LastAdmin(_) => Status::failed_precondition(text),
-        AuthError::Store { .. } => Status::internal(text),
+        AuthError::Store { .. } | AuthError::Audit(_) => Status::internal(text),
     }
 }
 
@@ -131,7 +133,7 @@ fn body<T: for<'de> Deserialize<'de>>(action: &Action) -> Result<T, Status> {
 
 /// Runs one custom action for `principal`; returns the JSON result body.
 pub async fn run(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     auth: Option<&Arc<Auth>>,
     principal: Principal,
     action: Action,
@@ -171,55 +173,54 @@ pub async fn run(
             "user management needs authentication, and this server runs with --without-auth",
         )
     })?;
-    // Hashing passwords is slow on purpose: off the async workers.
-    let by = principal.clone();
-    let (result, change) =
-        tokio::task::spawn_blocking(move || user_action(&auth, &principal, &action))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
-    // The change is saved; the answer waits until its audit entry is durable.
-    if let Some((what, detail)) = change {
-        super::audit::user_change(engine, &by, what, detail)
-            .await
-            .map_err(ingest_status)?;
-    }
-    Ok(result)
+    // Hashing passwords is slow on purpose: off the async workers. A change
+    // takes effect only once its audit entry is durable (`Auth::change`).
+    let engine = engine.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let record = |change: &UserChange| {
+            runtime
+                .block_on(super::audit::user_change(&engine, &principal, change))
+                .map_err(|e| e.to_string())
+        };
+        user_action(&auth, &principal, &action, &record)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
 }
 
-/// The JSON answer, and the audit action and detail of a change it made.
-type UserOutcome = (Vec<u8>, Option<(&'static str, String)>);
-
-fn user_action(auth: &Auth, principal: &Principal, action: &Action) -> Result<UserOutcome, Status> {
+/// Runs a user action; returns the JSON answer.
+fn user_action(
+    auth: &Auth,
+    principal: &Principal,
+    action: &Action,
+    record: RecordChange<'_>,
+) -> Result<Vec<u8>, Status> {
     let by = &principal.user;
-    let change;
     match action.r#type.as_str() {
         USER_ADD => {
             let add: UserAdd = body(action)?;
-            auth.add_user(principal, &add.name, &add.password, add.role)
+            auth.add_user(principal, &add.name, &add.password, add.role, record)
                 .map_err(auth_status)?;
             info!("user '{}' ({}) added by {by}", add.name, add.role);
-            change = Some(("user.add", format!("user={} role={}", add.name, add.role)));
         }
         USER_REMOVE => {
             let remove: UserRemove = body(action)?;
-            auth.remove_user(principal, &remove.name)
+            auth.remove_user(principal, &remove.name, record)
                 .map_err(auth_status)?;
             info!("user '{}' removed by {by}", remove.name);
-            change = Some(("user.remove", format!("user={}", remove.name)));
         }
         USER_PASSWD => {
             let passwd: UserPasswd = body(action)?;
             let name = passwd.name.as_deref().unwrap_or(by);
-            auth.set_password(principal, name, &passwd.password)
+            auth.set_password(principal, name, &passwd.password, record)
                 .map_err(auth_status)?;
             info!("password of user '{name}' set by {by}");
             // Not a user list: a writer may set their own password but not list users.
-            let answer = serde_json::to_vec(&UserRemove { name: name.into() }).expect("serializes");
-            return Ok((answer, Some(("user.passwd", format!("user={name}")))));
+            return Ok(serde_json::to_vec(&UserRemove { name: name.into() }).expect("serializes"));
         }
-        _ => change = None,
+        _ => {}
     }
     let users = auth.list_users(principal).map_err(auth_status)?;
-    let answer = serde_json::to_vec(&UserList { users }).expect("users serialize");
-    Ok((answer, change))
+    Ok(serde_json::to_vec(&UserList { users }).expect("users serialize"))
 }

@@ -4,7 +4,7 @@
 
 use tracing::warn;
 
-use super::auth::{AuthError, Principal, basic_credentials};
+use super::auth::{AuthError, Principal, UserChange, basic_credentials};
 use crate::audit::Event;
 use crate::ingest::Engine;
 
@@ -35,16 +35,16 @@ pub fn claimed_user(authorization: Option<&str>) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Records a user change `action` (`user.add`, `user.remove`, `user.passwd`)
-/// made by `by`. Durable when this returns `Ok`.
+/// Records a user change made by `by`. Durable when this returns `Ok`;
+/// [`super::auth::Auth`] calls it (through [`super::auth::RecordChange`])
+/// before the change takes effect.
 pub async fn user_change(
     engine: &Engine,
     by: &Principal,
-    action: &str,
-    detail: String,
+    change: &UserChange,
 ) -> Result<(), crate::ingest::IngestError> {
     engine
-        .audit(Event::new(&by.user, action).detail(detail))
+        .audit(Event::new(&by.user, change.action).detail(change.detail.clone()))
         .await
         .map(|_| ())
 }

@@ -233,12 +233,13 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&query.transaction_id)?;
-        let frame = self
-            .plan(&query.query, &principal, reason::dml(&principal, &request)?)
-            .await?;
+        let who = reason::dml(&principal, &request)?;
+        // DoGet runs the ticket's text: it carries this call's reason.
+        let carried = reason::carry(&query.query, &who)?;
+        let frame = self.plan(&query.query, &principal, who).await?;
         let schema = frame.schema().as_arrow().clone();
         let ticket = TicketStatementQuery {
-            statement_handle: query.query.into_bytes().into(),
+            statement_handle: carried.into_bytes().into(),
         };
         Ok(Response::new(info_for(
             ticket,
@@ -388,7 +389,10 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authorize(&request)?;
-        let batch = metadata::tables(query).map_err(|e| Status::internal(e.to_string()))?;
+        let session = query::session_with(&self.engine, &self.query_options);
+        let batch = metadata::tables(query, &session)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(one_batch(batch.schema(), Ok(batch)))
     }
 
@@ -408,7 +412,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authorize(&request)?;
         let mut builder = query.into_builder();
-        builder.append(metadata::TABLE_TYPE);
+        for table_type in metadata::TABLE_TYPES {
+            builder.append(table_type);
+        }
         let schema = builder.schema();
         Ok(one_batch(
             schema,
@@ -536,7 +542,8 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&query.transaction_id)?;
-        self.create_prepared(query.query, &principal).await
+        let who = reason::dml(&principal, &request)?;
+        self.create_prepared(query.query, &principal, who).await
     }
 
     async fn do_action_close_prepared_statement(
@@ -565,19 +572,18 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.authorize(&request)?;
-        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        let who = reason::dml(&principal, &request)?;
+        let handle = Handle::decode(&query.prepared_statement_handle)?.carrying(&who)?;
         // Plans and binds now so that a bad statement fails here, not in DoGet.
         let (schema, _) = self
-            .bound_frames(
-                &handle.sql,
-                handle.parameters.as_ref(),
-                &principal,
-                reason::dml(&principal, &request)?,
-            )
+            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, who)
             .await?;
         // The ticket is the command: the handle holds all DoGet needs.
+        let ticket = CommandPreparedStatementQuery {
+            prepared_statement_handle: handle.encode()?,
+        };
         Ok(Response::new(info_for(
-            query,
+            ticket,
             &schema,
             request.into_inner(),
         )?))

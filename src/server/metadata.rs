@@ -1,4 +1,4 @@
-//! Catalog metadata for Flight SQL clients: tables with their Arrow schemas,
+//! Catalog metadata for Flight SQL clients: tables and views with their Arrow schemas,
 //! primary keys, the SQL types lotline uses (XDBC type info), and the SqlInfo
 //! the server reports about itself.
 
@@ -15,21 +15,52 @@ use arrow_flight::sql::{
     SqlOuterJoinsSupportLevel, SqlSupportedCaseSensitivity, SqlSupportedTransaction,
     SqlSupportedUnions, XdbcDataType, XdbcDatetimeSubcode,
 };
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::TableType;
+use datafusion::prelude::SessionContext;
 
 use crate::{model, query};
 
+/// Flight SQL's name for a base table.
 pub const TABLE_TYPE: &str = "TABLE";
+/// Flight SQL's name for a view (`X_history`, `samples_raw`, `last_values`).
+pub const VIEW_TYPE: &str = "VIEW";
 
-/// The tables matching a GetTables request (the builder applies the filters).
-pub fn tables(query: CommandGetTables) -> Result<RecordBatch, FlightError> {
+/// The table types GetTables reports, for GetTableTypes.
+pub const TABLE_TYPES: [&str; 2] = [TABLE_TYPE, VIEW_TYPE];
+
+/// The Flight SQL table type of a DataFusion table provider.
+fn table_type_name(table_type: TableType) -> &'static str {
+    match table_type {
+        TableType::Base => TABLE_TYPE,
+        TableType::View => VIEW_TYPE,
+        TableType::Temporary => "LOCAL TEMPORARY",
+    }
+}
+
+/// The tables matching a GetTables request (the builder applies the filters):
+/// every table `session` can query, read from its catalog, the same list
+/// `information_schema.tables` shows for schema `public`.
+pub async fn tables(
+    query: CommandGetTables,
+    session: &SessionContext,
+) -> Result<RecordBatch, FlightError> {
+    let external = |e: DataFusionError| FlightError::ExternalError(Box::new(e));
+    let schema = session
+        .catalog(query::CATALOG)
+        .and_then(|catalog| catalog.schema(query::SCHEMA))
+        .expect("every session has lotline's catalog and schema");
     let mut builder = query.into_builder();
-    for def in model::tables() {
+    for name in schema.table_names() {
+        let Some(table) = schema.table(&name).await.map_err(external)? else {
+            continue;
+        };
         builder.append(
             query::CATALOG,
             query::SCHEMA,
-            def.name,
-            TABLE_TYPE,
-            &def.schema,
+            &name,
+            table_type_name(table.table_type()),
+            &table.schema(),
         )?;
     }
     builder.build()

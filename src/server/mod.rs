@@ -49,6 +49,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let http_addr = resolve(&config.http_listen).await?;
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
     let engine = Engine::open(config.engine.clone())?;
+    engine.reconcile_segments().await?;
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.observe_engine(&engine);
     let auth = if config.without_auth {

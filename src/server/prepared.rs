@@ -1,5 +1,6 @@
 //! Flight SQL prepared statements, as stateless as statement tickets: the
-//! handle *is* the statement. It carries the SQL text and, once a client has
+//! handle *is* the statement. It carries the SQL text (with the reason of the
+//! call that made or bound it as its prefix, [`reason::carry`]) and, once a client has
 //! bound parameters for a query (DoPut `CommandPreparedStatementQuery`), those
 //! parameters as Arrow IPC; that DoPut answers with the new handle
 //! (`DoPutPreparedStatementResult`), so any replica can plan and run it and
@@ -43,6 +44,7 @@ use tonic::{Request, Status};
 use super::auth::Principal;
 use super::execute::df_status;
 use super::flight::LotlineFlightSql;
+use super::reason;
 use crate::ingest::{IngestError, WriteContext, request_bytes};
 
 /// Bumped when the handle's layout changes, so an old handle is refused
@@ -135,6 +137,15 @@ impl Handle {
             parameters,
         };
         Ok(message.encode_to_vec().into())
+    }
+
+    /// This statement with `who`'s reason carried in its text
+    /// ([`reason::carry`]), for the calls that run it later.
+    pub fn carrying(self, who: &WriteContext) -> Result<Self, Status> {
+        Ok(Self {
+            sql: reason::carry(&self.sql, who)?,
+            ..self
+        })
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, PreparedError> {
@@ -441,17 +452,18 @@ impl LotlineFlightSql {
         &self,
         sql: String,
         principal: &Principal,
+        who: WriteContext,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let who = WriteContext::new(&principal.user, "flight_sql.dml");
-        let (frame, parameters) = self.plan_prepared(&sql, principal, who).await?;
+        let handle = Handle {
+            sql,
+            parameters: None,
+        }
+        .carrying(&who)?;
+        let (frame, parameters) = self.plan_prepared(&handle.sql, principal, who).await?;
         Ok(ActionCreatePreparedStatementResult {
             dataset_schema: schema_ipc(frame.schema().as_arrow())?,
             parameter_schema: schema_ipc(&parameters.schema())?,
-            prepared_statement_handle: Handle {
-                sql,
-                parameters: None,
-            }
-            .encode()?,
+            prepared_statement_handle: handle.encode()?,
         })
     }
 
@@ -464,9 +476,9 @@ impl LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
         principal: &Principal,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let handle = Handle::decode(handle)?;
+        let who = reason::dml(principal, &request)?;
+        let handle = Handle::decode(handle)?.carrying(&who)?;
         let parameters = self.read_parameters(request).await?;
-        let who = WriteContext::new(&principal.user, "flight_sql.dml");
         let (_, placeholders) = self.plan_prepared(&handle.sql, principal, who).await?;
         if let Some(batch) = &parameters {
             placeholders.bind(batch)?;

@@ -4,6 +4,14 @@
 //! only), or for SQL from a `SET lotline.reason = '...';` prefix of the
 //! statement text itself (Flight SQL calls are stateless here, so a SET sent
 //! as a statement of its own would have nothing to apply to).
+//!
+//! One mechanism for every Flight SQL path that runs DML: the reason travels
+//! in the statement text. Every statement is planned through [`writer`]
+//! (prefix first, else the header of the call that runs it); a call that
+//! hands a statement back for a later call to run (a statement ticket, a
+//! prepared-statement handle from CreatePreparedStatement, a bind or
+//! GetFlightInfo) writes its header's reason into the text with [`carry`],
+//! so the reason reaches the write whichever of those calls carried it.
 
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
@@ -89,6 +97,20 @@ pub fn writer(sql: &str, who: WriteContext) -> Result<(WriteContext, &str), Reas
     Ok((who, sql))
 }
 
+/// `sql` carrying `who`'s reason as a `SET lotline.reason` prefix, for a
+/// statement that a later call runs (see the module comment). Text that has
+/// a prefix of its own, and a caller without a reason, stay as they are.
+pub fn carry(sql: &str, who: &WriteContext) -> Result<String, ReasonError> {
+    let (prefixed, _) = split_prefix(sql)?;
+    Ok(match (&who.reason, prefixed) {
+        (Some(reason), None) => format!(
+            "SET lotline.reason = '{}'; {sql}",
+            reason.replace('\'', "''")
+        ),
+        _ => sql.to_string(),
+    })
+}
+
 /// Splits a leading `SET lotline.reason = '...';` (or `TO '...'`) off `sql`:
 /// the reason and the statement after it. Text without the prefix is
 /// returned whole with no reason.
@@ -156,6 +178,21 @@ mod tests {
         let (reason, _) =
             split_prefix("SET lotline.reason TO 'it''s wrong'; DELETE FROM lots").unwrap();
         assert_eq!(reason.as_deref(), Some("it's wrong"));
+    }
+
+    #[test]
+    fn carried_reason_is_the_prefix_unless_the_text_has_one() {
+        let who = WriteContext::new("ann", "flight_sql.dml").with_reason(Some("it's late".into()));
+        let sql = "UPDATE lots SET status = 'x' WHERE id = ?";
+        let carried = carry(sql, &who).unwrap();
+        let (ctx, statement) =
+            writer(&carried, WriteContext::new("ann", "flight_sql.dml")).unwrap();
+        assert_eq!(ctx.reason.as_deref(), Some("it's late"));
+        assert_eq!(statement.trim(), sql);
+        let own = "SET lotline.reason = 'own'; DELETE FROM lots";
+        assert_eq!(carry(own, &who).unwrap(), own);
+        let silent = WriteContext::new("ann", "flight_sql.dml");
+        assert_eq!(carry(sql, &silent).unwrap(), sql);
     }
 
     #[test]

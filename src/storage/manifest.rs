@@ -14,6 +14,20 @@ use super::{StorageError, io_err, sync_dir};
 
 pub const FILE_NAME: &str = "manifest.json";
 
+/// The data directory layout this lotline reads and writes. Bumped when the
+/// files change in a way older data cannot be read as (2: versioned tables
+/// store version columns; the WAL's table ids follow the current table list).
+/// Format 1 named both the layout before that and the first one with it, so
+/// a format 1 directory is refused as a whole.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// What [`Manifest::load`] reads first: only the version, so that a manifest
+/// of another format is reported as such, not as unparsable.
+#[derive(Deserialize)]
+struct FormatProbe {
+    format_version: Option<u32>,
+}
+
 /// One live Parquet segment.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SegmentMeta {
@@ -54,7 +68,7 @@ pub struct Manifest {
 impl Default for Manifest {
     fn default() -> Self {
         Self {
-            format_version: 1,
+            format_version: FORMAT_VERSION,
             next_segment_id: 1,
             wal_replay_from: 0,
             tables: BTreeMap::new(),
@@ -65,16 +79,54 @@ impl Default for Manifest {
 
 impl Manifest {
     /// Loads the manifest of `data_dir`, or an empty one on first start.
+    /// A manifest of another format is refused ([`StorageError::Format`]).
     pub fn load(data_dir: &Path) -> Result<Self, StorageError> {
         let path = data_dir.join(FILE_NAME);
+        let unreadable = |e: serde_json::Error| StorageError::Manifest {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StorageError::Manifest {
-                path: path.clone(),
-                reason: e.to_string(),
-            }),
+            Ok(bytes) => {
+                let probe: FormatProbe = serde_json::from_slice(&bytes).map_err(unreadable)?;
+                if probe.format_version != Some(FORMAT_VERSION) {
+                    return Err(StorageError::Format {
+                        dir: data_dir.to_path_buf(),
+                        found: probe
+                            .format_version
+                            .map_or("none".into(), |v| v.to_string()),
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                serde_json::from_slice(&bytes).map_err(unreadable)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(io_err(&path)(e)),
         }
+    }
+
+    /// The manifest of a data directory a server is about to open: as
+    /// [`Self::load`], and on first start (no manifest, no WAL, no segments)
+    /// a new one stored at once, so that every directory names its format
+    /// from the start. Data without a manifest predates that and is refused.
+    pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        if data_dir.join(FILE_NAME).exists() {
+            return Self::load(data_dir);
+        }
+        let has_files = |sub: &str| {
+            let dir = data_dir.join(sub);
+            walk_has_file(&dir).map_err(io_err(&dir))
+        };
+        if has_files("wal")? || has_files("tables")? {
+            return Err(StorageError::Format {
+                dir: data_dir.to_path_buf(),
+                found: "none (WAL or segments without a manifest)".into(),
+                supported: FORMAT_VERSION,
+            });
+        }
+        let manifest = Self::default();
+        manifest.store(data_dir)?;
+        Ok(manifest)
     }
 
     /// Atomically replaces the manifest of `data_dir`. Durable when this returns.
@@ -97,4 +149,20 @@ impl Manifest {
     pub fn total_rows(&self, table: &str) -> u64 {
         self.segments(table).iter().map(|s| s.rows).sum()
     }
+}
+
+/// Whether `dir` (missing: no) holds a file at any depth.
+fn walk_has_file(dir: &Path) -> std::io::Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if !path.is_dir() || walk_has_file(&path)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

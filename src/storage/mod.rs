@@ -22,6 +22,19 @@ pub use pins::{Pins, SegmentFile};
 pub enum StorageError {
     #[error("I/O on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "data directory {dir} has format version {found}, and this lotline reads format \
+         {supported} only. Export its tables with the lotline that wrote it (its segments \
+         under tables/ are Parquet that DuckDB or pyarrow read directly; flush first so the \
+         WAL is in them), then load them into a new data directory with \
+         `lotline load FILE.parquet --table TABLE`",
+        dir = dir.display()
+    )]
+    Format {
+        dir: PathBuf,
+        found: String,
+        supported: u32,
+    },
     #[error("manifest {path} is unreadable: {reason}")]
     Manifest { path: PathBuf, reason: String },
     #[error("parquet {path}: {source}")]
@@ -38,6 +51,18 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Test hook, compiled into debug builds only: `LOTLINE_TEST_ABORT_AT=<point>`
+/// aborts the process at `point`, to show what a crash there leaves behind.
+pub fn crash_point(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("LOTLINE_TEST_ABORT_AT").is_ok_and(|p| p == point) {
+        eprintln!("LOTLINE_TEST_ABORT_AT={point}: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
 }
 
 /// Makes a directory entry change (create, rename, delete) durable.

@@ -124,14 +124,15 @@ def test_every_interface_and_event_is_audited(server, pb):  # noqa: F811
     users = [(r["actor"], r["action"], r["detail"]) for r in rows if r["action"].startswith("user.")]
     assert users == [("admin", "user.add", "user=auditee role=writer"), ("admin", "user.remove", "user=auditee")]
 
-    # Untouched: the CLI (beside the running server) and SQL both pass.
+    # Untouched: the CLI (beside the running server) and SQL both pass; the
+    # flush added one entry, the segments it wrote.
     server.flush()
     out = verify_cli(server)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.startswith(f"audit OK: {len(rows)} audit entries checked"), out.stdout
+    assert out.stdout.startswith(f"audit OK: {len(rows) + 1} audit entries checked"), out.stdout
     summary = server.query("SELECT * FROM verify_audit()").to_pylist()
     assert summary[0]["check"] == "summary" and summary[0]["ok"], summary
-    assert summary[0]["entries_checked"] == len(rows)
+    assert summary[0]["entries_checked"] == len(rows) + 1
 
 
 def rewrite_audit_entry(path: Path, seq: int):
@@ -171,26 +172,30 @@ def test_tampering_is_named_exactly(server):
     server.flush()
     server.stop()
     data_dir = server.data_dir
-    [audit_rel] = manifest_files(data_dir, "audit_log")
+    # The first audit segment holds the 5 writes; the second, written by the
+    # shutdown flush, the first flush's segment lineage entry.
+    audit_rel, _ = manifest_files(data_dir, "audit_log")
     [sample_rel] = manifest_files(data_dir, "samples")
     audit_path, sample_path = data_dir / audit_rel, data_dir / sample_rel
     original_audit, original_sample = audit_path.read_bytes(), sample_path.read_bytes()
     original_audit_sha = read_manifest(data_dir)["tables"]["audit_log"][0]["sha256"]
 
     out = verify_cli(server)
-    assert out.returncode == 0 and "audit OK: 5 audit entries checked, 2 segment files checked" in out.stdout, out.stdout
+    assert out.returncode == 0 and "audit OK: 7 audit entries checked, 3 segment files checked" in out.stdout, out.stdout
 
     # 1. One audit entry changed (row_count of seq 3); the file's hash in the
-    #    manifest is "fixed" too, so only the chain can tell.
+    #    manifest is "fixed" too, so only the chain can tell: the entry, and
+    #    the hash the lineage entry of the flush recorded for the file.
     rewrite_audit_entry(audit_path, 3)
     set_manifest_hash(data_dir, audit_rel, hashlib.sha256(audit_path.read_bytes()).hexdigest())
     out = verify_cli(server)
     assert out.returncode != 0, out.stdout
     assert "BROKEN entry seq 3:" in out.stdout and "BROKEN file" not in out.stdout, out.stdout
+    assert f"BROKEN lineage {audit_rel}: sha256" in out.stdout, out.stdout
     server.start()
     found = sql_findings(server)
     assert found[0]["check"] == "summary" and not found[0]["ok"] and found[0]["seq"] == 3, found
-    assert [(f["check"], f["seq"]) for f in found[1:]] == [("chain", 3)], found
+    assert [(f["check"], f["seq"], f["file"]) for f in found[1:]] == [("chain", 3, None), ("lineage", None, audit_rel)], found
     server.stop()
 
     # ... and without fixing the manifest, the file is named as well.
@@ -254,3 +259,167 @@ def test_chain_holds_exactly_the_writes_after_sigkill(server_factory):
     assert n == top, "seq is gap-free"
     found = sql_findings(server)
     assert found[0]["ok"], found
+
+
+def user_entries(server) -> list[tuple[str, str, str]]:
+    return [(r["actor"], r["action"], r["detail"]) for r in entries(server, "action LIKE 'user.%'")]
+
+
+def user_names(server) -> set[str]:
+    out = server.cli("user", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    return {u["name"] for u in json.loads(out.stdout)["users"]}
+
+
+def test_user_changes_are_audited_before_they_take_effect(server_factory, monkeypatch):
+    server = server_factory(*MANUAL_FLUSH)
+    for args, stdin in (
+        (("add", "ursula", "--role", "reader", "--password-stdin"), "ursula-Pass-1\n"),
+        (("passwd", "ursula", "--password-stdin"), "ursula-Pass-2\n"),
+        (("remove", "ursula"), None),
+    ):
+        out = server.cli("user", *args, input=stdin)
+        assert out.returncode == 0, out.stderr
+    assert user_entries(server) == [
+        (ADMIN_USER, "user.add", "user=ursula role=reader"),
+        (ADMIN_USER, "user.passwd", "user=ursula"),
+        (ADMIN_USER, "user.remove", "user=ursula"),
+    ]
+
+    # A crash after the entry is durable and before users.json is saved (a
+    # debug-build hook aborts there): the entry survives, the change does not
+    # take effect; no crash point leaves a change without its entry.
+    server.stop()
+    monkeypatch.setenv("LOTLINE_TEST_ABORT_AT", "user-change-recorded")
+    server.start()
+    out = server.cli("user", "add", "crashy", "--role", "writer", "--password-stdin", input="crashy-Pass-1\n")
+    assert out.returncode != 0, out.stdout
+    assert server.proc.wait(timeout=30) != 0
+    server.kill()  # already dead: marks the exit expected and drops stale clients
+    assert "LOTLINE_TEST_ABORT_AT=user-change-recorded: aborting" in server.run_log()
+    monkeypatch.delenv("LOTLINE_TEST_ABORT_AT")
+    server.start()
+    assert user_names(server) == {ADMIN_USER}
+    assert user_entries(server)[-1] == (ADMIN_USER, "user.add", "user=crashy role=writer")
+    # The change can be made again, with an entry of its own.
+    out = server.cli("user", "add", "crashy", "--role", "writer", "--password-stdin", input="crashy-Pass-1\n")
+    assert out.returncode == 0, out.stderr
+    assert user_names(server) == {ADMIN_USER, "crashy"}
+    assert [e[1] for e in user_entries(server)[-2:]] == ["user.add", "user.add"]
+
+
+# ---------------------------------------------------------------------------
+# segment lineage
+# ---------------------------------------------------------------------------
+
+DAY = 24 * 3600 * NS_PER_S
+
+
+def lineage_entries(server) -> list[dict]:
+    rows = entries(server, "action = 'segments'")
+    for r in rows:
+        assert r["actor"] == "lotline", r
+    return [dict(json.loads(r["detail"]), seq=r["seq"]) for r in rows]
+
+
+def live_segments(data_dir: Path) -> dict[str, str]:
+    return {s["file"]: s["sha256"] for segs in read_manifest(data_dir)["tables"].values() for s in segs}
+
+
+def remove_from_manifest(data_dir: Path, rel: str):
+    manifest = read_manifest(data_dir)
+    for table, segs in manifest["tables"].items():
+        manifest["tables"][table] = [s for s in segs if s["file"] != rel]
+    (data_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def test_segment_lineage_names_deleted_and_unrecorded_segments(server_factory):
+    server = server_factory(*MANUAL_FLUSH)
+    # Two days: two samples segments in one flush.
+    server.client.ingest(samples_table(["l.a"] * 3 + ["l.b"] * 3, [T0 + i * NS_PER_S for i in range(3)] + [T0 + DAY + i for i in range(3)], [1.0] * 6))
+    server.flush()
+    live = live_segments(server.data_dir)
+    [flush] = lineage_entries(server)
+    assert flush["action"] == "flush" and flush["removed"] == []
+    assert {a["file"]: a["sha256"] for a in flush["added"]} == live, "every file of the flush, with its hash"
+    assert len([f for f in live if "/samples/" in f]) == 2
+    server.stop()
+    out = verify_cli(server)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    # A samples segment deleted together with its manifest entry: the chain still has it.
+    data_dir = server.data_dir
+    gone = sorted(f for f in live if "/samples/" in f)[0]
+    (data_dir / gone).unlink()
+    remove_from_manifest(data_dir, gone)
+    out = verify_cli(server)
+    assert out.returncode != 0, out.stdout
+    assert f"BROKEN lineage {gone}: added by audit entry seq {flush['seq']}, but not live and removed by no later entry" in out.stdout, out.stdout
+    assert "BROKEN file" not in out.stdout and "BROKEN entry" not in out.stdout, out.stdout
+
+    # A segment slipped in with a manifest entry (and a right hash): no entry added it.
+    kept = sorted(f for f in live if "/samples/" in f)[1]
+    foreign = str(Path(kept).with_name("9999999999999999.parquet"))
+    (data_dir / foreign).write_bytes((data_dir / kept).read_bytes())
+    manifest = read_manifest(data_dir)
+    [entry] = [dict(s) for s in manifest["tables"]["samples"] if s["file"] == kept]
+    manifest["tables"]["samples"].append(dict(entry, file=foreign, id=9999999999999999))
+    (data_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    report = json.loads(verify_cli(server, "--json").stdout)
+    assert sorted((f["file"], f["reason"].split(",")[0]) for f in report["lineage"]) == sorted(
+        [(gone, f"added by audit entry seq {flush['seq']}"), (foreign, "live in the manifest")]
+    ), report
+    assert report["bad_files"] == [], report
+
+
+def test_a_crash_between_manifest_and_entry_is_recorded_at_start(server_factory, monkeypatch):
+    server = server_factory(*MANUAL_FLUSH)
+    server.client.ingest(samples_table(["c.a"] * 3, [T0 + i * NS_PER_S for i in range(3)], [1.0] * 3))
+    server.stop()
+    # The shutdown flush recorded its segments; the next flush dies after its
+    # manifest commit, before its entry (a debug-build hook aborts there).
+    monkeypatch.setenv("LOTLINE_TEST_ABORT_AT", "segments-committed")
+    server.start()
+    server.client.ingest(samples_table(["c.b"] * 3, [T0 + i * NS_PER_S for i in range(3)], [2.0] * 3))
+    with pytest.raises(Exception):
+        server.flush()
+    assert server.proc.wait(timeout=30) != 0
+    server.kill()  # already dead: marks the exit expected and drops stale clients
+    assert "LOTLINE_TEST_ABORT_AT=segments-committed: aborting" in server.run_log()
+    out = verify_cli(server)
+    assert out.returncode != 0 and "no audit entry added it" in out.stdout, out.stdout
+
+    monkeypatch.delenv("LOTLINE_TEST_ABORT_AT")
+    server.start()
+    recovered = [e for e in lineage_entries(server) if e["action"] == "recovered at start"]
+    assert len(recovered) == 1, lineage_entries(server)
+    unrecorded = {a["file"] for a in recovered[0]["added"]}
+    assert unrecorded and unrecorded <= set(live_segments(server.data_dir)), recovered
+    assert any("/samples/" in f for f in unrecorded), recovered
+    assert server.client.count("tag = 'c.b'") == 3
+    found = sql_findings(server)
+    assert found[0]["ok"], found
+    notes = server.query("SELECT detail FROM verify_audit() WHERE check = 'note'").column(0).to_pylist()
+    assert any(f"seq {recovered[0]['seq']} recorded at start" in n for n in notes), notes
+    server.stop()
+    out = verify_cli(server)
+    assert out.returncode == 0 and f"note: audit entry seq {recovered[0]['seq']} recorded at start" in out.stdout, out.stdout
+
+
+def test_lineage_entries_alone_do_not_make_a_flush_due(server_factory):
+    server = server_factory("--flush-rows", "1000000000", "--flush-age-secs", "1")
+    server.client.ingest(samples_table(["age.a"] * 2, [T0, T0 + NS_PER_S], [1.0, 2.0]))
+    deadline = time.monotonic() + 60
+    while not manifest_files(server.data_dir, "samples"):
+        assert time.monotonic() < deadline, "the age flush never came"
+        time.sleep(0.2)
+    deadline = time.monotonic() + 60
+    while not lineage_entries(server):
+        assert time.monotonic() < deadline, "the flush recorded no lineage"
+        time.sleep(0.2)
+    audit_segments = manifest_files(server.data_dir, "audit_log")
+    # Several flush ages later the flush's own entry is still only buffered:
+    # it made no flush, which would have recorded another entry, and so on.
+    time.sleep(4)
+    assert manifest_files(server.data_dir, "audit_log") == audit_segments
+    assert len(lineage_entries(server)) == 1

@@ -65,7 +65,12 @@ CORRECTIONS_COLUMNS = ["tag", "ts", "value", "text", "quality", "corrected_by", 
 AUDIT_COLUMNS = [
     "seq", "ts", "actor", "action", "table_name", "row_count", "detail", "reason", "prev_hash", "hash",
 ]
-ALL_TABLES = sorted(["samples", "tags", "sample_corrections", "audit_log", *CONTEXT_COLUMNS])
+BASE_TABLES = sorted(["samples", "tags", "sample_corrections", "audit_log", *CONTEXT_COLUMNS])
+# Views: every versioned table's history, samples without corrections, the last values.
+VERSIONED = ["tags", *CONTEXT_COLUMNS]
+VIEWS = sorted([f"{name}_history" for name in VERSIONED] + ["samples_raw", "last_values"])
+ALL_TABLES = sorted(BASE_TABLES + VIEWS)
+TABLE_TYPE = {**{name: "TABLE" for name in BASE_TABLES}, **{name: "VIEW" for name in VIEWS}}
 
 # SqlInfo ids (FlightSql.proto).
 FLIGHT_SQL_SERVER_NAME = 0
@@ -177,7 +182,7 @@ def objects_tree(objects: pa.Table) -> list:
 
 
 def test_adbc_get_objects_lists_catalog_schema_tables_columns(conn):
-    objects = conn.adbc_get_objects(depth="all").read_all()
+    objects = conn.adbc_get_objects(depth="all", table_types_filter=["TABLE"]).read_all()
     assert objects_tree(objects) == [
         (
             CATALOG,
@@ -229,7 +234,45 @@ def test_adbc_get_table_schema_samples(conn):
 
 
 def test_adbc_get_table_types(conn):
-    assert conn.adbc_get_table_types() == ["TABLE"]
+    assert conn.adbc_get_table_types() == ["TABLE", "VIEW"]
+
+
+def information_schema(conn) -> dict[str, tuple[str, list[str]]]:
+    """{table: (Flight SQL table type, [column names in order])} of schema public."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT t.table_name, t.table_type, c.column_name FROM information_schema.tables t "
+            "JOIN information_schema.columns c ON c.table_name = t.table_name AND c.table_schema = t.table_schema "
+            f"WHERE t.table_schema = '{DB_SCHEMA}' ORDER BY t.table_name, c.ordinal_position"
+        )
+        rows = cur.fetch_arrow_table().to_pylist()
+    out: dict[str, tuple[str, list[str]]] = {}
+    for r in rows:
+        flight_type = {"BASE TABLE": "TABLE", "VIEW": "VIEW"}[r["table_type"]]
+        out.setdefault(r["table_name"], (flight_type, []))[1].append(r["column_name"])
+    return out
+
+
+def test_get_objects_and_information_schema_agree_on_every_queryable_table(conn):
+    """Views (X_history, samples_raw, last_values) are listed too, as VIEW."""
+    objects = conn.adbc_get_objects(depth="all").read_all()
+    [(catalog, [(schema, tables)])] = objects_tree(objects)
+    assert (catalog, schema) == (CATALOG, DB_SCHEMA)
+    listed = {name: (table_type, columns) for name, table_type, columns in tables}
+    assert listed == information_schema(conn)
+    assert {name: t for name, (t, _) in listed.items()} == TABLE_TYPE
+    views = conn.adbc_get_objects(depth="tables", table_types_filter=["VIEW"]).read_all().to_pylist()
+    assert sorted(t["table_name"] for t in views[0]["catalog_db_schemas"][0]["db_schema_tables"]) == VIEWS
+
+
+@pytest.mark.parametrize("table", ["equipment_history", "samples_raw", "last_values"])
+def test_adbc_get_table_schema_of_views_is_what_a_query_returns(conn, table):
+    schema = conn.adbc_get_table_schema(table)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {table} LIMIT 0")
+        queried = cur.fetch_arrow_table().schema
+    assert schema.names == queried.names
+    assert [f.type for f in schema] == [f.type for f in queried]
 
 
 def test_adbc_get_info_vendor(conn):
@@ -262,7 +305,18 @@ def test_raw_get_tables_without_schema(raw):
     rows = sorted(
         zip(*(table.column(n).to_pylist() for n in ("catalog_name", "db_schema_name", "table_name", "table_type")))
     )
-    assert rows == [(CATALOG, DB_SCHEMA, name, "TABLE") for name in ALL_TABLES]
+    assert rows == [(CATALOG, DB_SCHEMA, name, TABLE_TYPE[name]) for name in ALL_TABLES]
+
+
+def test_raw_get_tables_with_schema_of_a_view(raw):
+    client, opts = raw
+    cmd = cmd_get_tables(table_name_filter_pattern="%_history", table_types=["VIEW"], include_schema=True)
+    _, table = flight_get(client, cmd, opts)
+    rows = table.to_pylist()
+    assert sorted(r["table_name"] for r in rows) == sorted(f"{name}_history" for name in VERSIONED)
+    lots = next(r for r in rows if r["table_name"] == "lots_history")
+    schema = pa.ipc.read_schema(pa.py_buffer(lots["table_schema"]))
+    assert schema.names == CONTEXT_COLUMNS["lots"] + ["recorded_at", "recorded_by", "reason", "op"]
 
 
 def test_raw_get_tables_with_schema(raw):
@@ -289,7 +343,7 @@ def test_raw_get_tables_with_schema(raw):
 def test_raw_get_tables_filters_exclude(raw):
     client, opts = raw
     for cmd in (
-        cmd_get_tables(table_types=["VIEW"]),
+        cmd_get_tables(table_types=["LOCAL TEMPORARY"]),
         cmd_get_tables(table_name_filter_pattern="nope%"),
         cmd_get_tables(db_schema_filter_pattern="other"),
         cmd_get_tables(catalog="other"),

@@ -46,6 +46,8 @@ pub enum AuthError {
     NoSuchUser(String),
     #[error("user '{0}' is the last admin; add another admin before removing it")]
     LastAdmin(String),
+    #[error("recording the user change in the audit trail failed, nothing changed: {0}")]
+    Audit(String),
     #[error("user store {path}: {reason}")]
     Store { path: PathBuf, reason: String },
 }
@@ -59,10 +61,25 @@ pub struct UserInfo {
 
 pub struct Auth {
     path: PathBuf,
-    /// Held while a change is made and saved, so changes apply in order.
+    /// Held while a change is checked, recorded and saved, so changes apply
+    /// in order; the users themselves are locked only to copy and replace.
+    changing: Mutex<()>,
     users: Mutex<BTreeMap<String, User>>,
     tokens: Tokens,
 }
+
+/// A user change as the audit trail records it: action (`user.add`,
+/// `user.remove`, `user.passwd`) and detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChange {
+    pub action: &'static str,
+    pub detail: String,
+}
+
+/// Makes a user change durable in the audit trail. [`Auth`] calls it once
+/// the change is checked and before it is saved: a change takes effect only
+/// after its entry is durable, and an error here leaves the users unchanged.
+pub type RecordChange<'a> = &'a (dyn Fn(&UserChange) -> Result<(), String> + Sync);
 
 /// What first start did about the admin password.
 pub enum AdminBootstrap {
@@ -135,6 +152,7 @@ impl Auth {
         };
         let auth = Self {
             path,
+            changing: Mutex::new(()),
             users: Mutex::new(users),
             tokens: Tokens::new(token_ttl),
         };
@@ -184,17 +202,24 @@ impl Auth {
         })
     }
 
-    /// Applies `change` to a copy of the users and saves it; the live set is
-    /// replaced only once the file is safely written.
+    /// Applies `change` to a copy of the users, records `what` in the audit
+    /// trail ([`RecordChange`]), then saves the copy; the live set is replaced
+    /// only once the file is safely written. A crash after the record and
+    /// before the save leaves an entry for a change that did not happen,
+    /// never a change without an entry.
     fn change(
         &self,
+        record: RecordChange<'_>,
+        what: UserChange,
         change: impl FnOnce(&mut BTreeMap<String, User>) -> Result<(), AuthError>,
     ) -> Result<(), AuthError> {
-        let mut users = self.users.lock().expect("users lock");
-        let mut next = users.clone();
+        let _changing = self.changing.lock().expect("user change lock");
+        let mut next = self.users.lock().expect("users lock").clone();
         change(&mut next)?;
+        record(&what).map_err(AuthError::Audit)?;
+        crate::storage::crash_point("user-change-recorded");
         store::save(&self.path, &next)?;
-        *users = next;
+        *self.users.lock().expect("users lock") = next;
         Ok(())
     }
 
@@ -217,6 +242,7 @@ impl Auth {
         name: &str,
         password: &str,
         role: Role,
+        record: RecordChange<'_>,
     ) -> Result<(), AuthError> {
         caller.require(Permission::ManageUsers)?;
         check_name(name)?;
@@ -225,7 +251,11 @@ impl Auth {
             password_hash: hash_password(password),
             role,
         };
-        self.change(|users| {
+        let what = UserChange {
+            action: "user.add",
+            detail: format!("user={name} role={role}"),
+        };
+        self.change(record, what, |users| {
             if users.contains_key(name) {
                 return Err(AuthError::UserExists(name.to_string()));
             }
@@ -235,9 +265,18 @@ impl Auth {
     }
 
     /// Removes a user and ends its tokens; the last admin stays.
-    pub fn remove_user(&self, caller: &Principal, name: &str) -> Result<(), AuthError> {
+    pub fn remove_user(
+        &self,
+        caller: &Principal,
+        name: &str,
+        record: RecordChange<'_>,
+    ) -> Result<(), AuthError> {
         caller.require(Permission::ManageUsers)?;
-        self.change(|users| {
+        let what = UserChange {
+            action: "user.remove",
+            detail: format!("user={name}"),
+        };
+        self.change(record, what, |users| {
             let removed = users
                 .remove(name)
                 .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;
@@ -258,11 +297,16 @@ impl Auth {
         caller: &Principal,
         name: &str,
         password: &str,
+        record: RecordChange<'_>,
     ) -> Result<(), AuthError> {
         caller.require(Permission::SetPassword { user: name })?;
         check_password(password)?;
         let hash = hash_password(password);
-        self.change(|users| {
+        let what = UserChange {
+            action: "user.passwd",
+            detail: format!("user={name}"),
+        };
+        self.change(record, what, |users| {
             let user = users
                 .get_mut(name)
                 .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;

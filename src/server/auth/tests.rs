@@ -4,6 +4,9 @@ use super::*;
 
 const TTL: Duration = Duration::from_secs(60);
 
+/// Changes in these tests need no audit trail.
+const NO_AUDIT: RecordChange<'static> = &|_| Ok(());
+
 fn basic(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
@@ -84,12 +87,12 @@ fn generated_password_is_private() {
 #[test]
 fn users_persist_with_roles_across_restarts() {
     let (dir, auth) = opened();
-    auth.add_user(&admin(), "rita", "reader-pass", Role::Reader)
+    auth.add_user(&admin(), "rita", "reader-pass", Role::Reader, NO_AUDIT)
         .unwrap();
-    auth.add_user(&admin(), "wim", "writer-pass", Role::Writer)
+    auth.add_user(&admin(), "wim", "writer-pass", Role::Writer, NO_AUDIT)
         .unwrap();
     assert!(matches!(
-        auth.add_user(&admin(), "wim", "another-pass", Role::Admin),
+        auth.add_user(&admin(), "wim", "another-pass", Role::Admin, NO_AUDIT),
         Err(AuthError::UserExists(_))
     ));
     let (reopened, _) = Auth::open(dir.path(), None, TTL).unwrap();
@@ -112,14 +115,14 @@ fn users_persist_with_roles_across_restarts() {
 #[test]
 fn only_admins_manage_users_and_anyone_sets_their_own_password() {
     let (_dir, auth) = opened();
-    auth.add_user(&admin(), "wim", "writer-pass", Role::Writer)
+    auth.add_user(&admin(), "wim", "writer-pass", Role::Writer, NO_AUDIT)
         .unwrap();
     let wim = auth.verify("wim", "writer-pass").unwrap();
     for refused in [
-        auth.add_user(&wim, "eve", "whatever-pass", Role::Admin),
-        auth.remove_user(&wim, "admin"),
+        auth.add_user(&wim, "eve", "whatever-pass", Role::Admin, NO_AUDIT),
+        auth.remove_user(&wim, "admin", NO_AUDIT),
         auth.list_users(&wim).map(|_| ()),
-        auth.set_password(&wim, "admin", "taken-over"),
+        auth.set_password(&wim, "admin", "taken-over", NO_AUDIT),
     ] {
         assert!(
             matches!(refused, Err(AuthError::PermissionDenied(_))),
@@ -135,12 +138,13 @@ fn only_admins_manage_users_and_anyone_sets_their_own_password() {
     let (token, _) = auth
         .login_basic(Some(&basic("wim", "writer-pass")))
         .unwrap();
-    auth.set_password(&wim, "wim", "new-writer-pass").unwrap();
+    auth.set_password(&wim, "wim", "new-writer-pass", NO_AUDIT)
+        .unwrap();
     assert!(auth.check_bearer(Some(&bearer(&token))).is_err());
     assert!(auth.verify("wim", "writer-pass").is_err());
     assert!(auth.verify("wim", "new-writer-pass").is_ok());
     assert!(matches!(
-        auth.set_password(&wim, "wim", "short"),
+        auth.set_password(&wim, "wim", "short", NO_AUDIT),
         Err(AuthError::Invalid(_))
     ));
 }
@@ -148,30 +152,30 @@ fn only_admins_manage_users_and_anyone_sets_their_own_password() {
 #[test]
 fn removal_ends_tokens_and_spares_the_last_admin() {
     let (dir, auth) = opened();
-    auth.add_user(&admin(), "rita", "reader-pass", Role::Reader)
+    auth.add_user(&admin(), "rita", "reader-pass", Role::Reader, NO_AUDIT)
         .unwrap();
     let (token, _) = auth
         .login_basic(Some(&basic("rita", "reader-pass")))
         .unwrap();
-    auth.remove_user(&admin(), "rita").unwrap();
+    auth.remove_user(&admin(), "rita", NO_AUDIT).unwrap();
     assert!(matches!(
         auth.check_bearer(Some(&bearer(&token))),
         Err(AuthError::BadToken)
     ));
     assert!(auth.verify("rita", "reader-pass").is_err());
     assert!(matches!(
-        auth.remove_user(&admin(), "rita"),
+        auth.remove_user(&admin(), "rita", NO_AUDIT),
         Err(AuthError::NoSuchUser(_))
     ));
-    let err = auth.remove_user(&admin(), "admin").unwrap_err();
+    let err = auth.remove_user(&admin(), "admin", NO_AUDIT).unwrap_err();
     assert!(matches!(err, AuthError::LastAdmin(_)), "{err}");
     // The refused removal changed nothing, in memory or on disk.
     let (reopened, _) = Auth::open(dir.path(), None, TTL).unwrap();
     assert!(reopened.verify("admin", "s3cret-admin").is_ok());
     // With a second admin the first can go.
-    auth.add_user(&admin(), "ada", "admin-pass-2", Role::Admin)
+    auth.add_user(&admin(), "ada", "admin-pass-2", Role::Admin, NO_AUDIT)
         .unwrap();
-    auth.remove_user(&admin(), "admin").unwrap();
+    auth.remove_user(&admin(), "admin", NO_AUDIT).unwrap();
     let (reopened, _) = Auth::open(dir.path(), None, TTL).unwrap();
     assert!(reopened.verify("admin", "s3cret-admin").is_err());
     assert_eq!(
@@ -186,14 +190,44 @@ fn names_and_passwords_are_checked() {
     for name in ["", "a:b", "with space", &"x".repeat(65)] {
         assert!(
             matches!(
-                auth.add_user(&admin(), name, "long-enough", Role::Reader),
+                auth.add_user(&admin(), name, "long-enough", Role::Reader, NO_AUDIT),
                 Err(AuthError::Invalid(_))
             ),
             "{name:?}"
         );
     }
     assert!(matches!(
-        auth.add_user(&admin(), "ok", "short", Role::Reader),
+        auth.add_user(&admin(), "ok", "short", Role::Reader, NO_AUDIT),
         Err(AuthError::Invalid(_))
     ));
+}
+
+#[test]
+fn a_change_is_recorded_before_it_is_saved_and_not_saved_if_recording_fails() {
+    let (dir, auth) = opened();
+    let file = dir.path().join(USERS_FILE);
+    let record = |change: &UserChange| {
+        // At this point the file must not hold the change yet.
+        let saved = std::fs::read_to_string(&file).unwrap();
+        assert!(!saved.contains("\"rita\""), "saved before recorded");
+        assert_eq!(change.action, "user.add");
+        assert_eq!(change.detail, "user=rita role=reader");
+        Ok(())
+    };
+    auth.add_user(&admin(), "rita", "reader-pass", Role::Reader, &record)
+        .unwrap();
+    assert!(std::fs::read_to_string(&file).unwrap().contains("\"rita\""));
+
+    let before = std::fs::read(&file).unwrap();
+    let failing: RecordChange<'_> = &|_| Err("audit log is full".into());
+    let err = auth
+        .remove_user(&admin(), "rita", failing)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("audit log is full") && err.contains("nothing changed"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert!(auth.verify("rita", "reader-pass").is_ok());
 }
