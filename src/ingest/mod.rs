@@ -14,6 +14,7 @@ mod commit;
 pub mod corrections;
 pub mod genealogy_index;
 pub mod last_values;
+pub mod memory;
 mod recovery;
 mod restamp;
 pub mod stamping;
@@ -650,6 +651,11 @@ impl Engine {
                 "flushed {} rows into {} segment(s); removed {} WAL file(s)",
                 report.rows_written, report.segments_written, report.wal_files_removed
             );
+            // The buffer just written is free now; without this the resident
+            // size keeps the peak of every flush (see `memory`).
+            if let Ok(took) = tokio::task::spawn_blocking(memory::release_free_memory).await {
+                tracing::debug!("released free memory to the OS in {took:?}");
+            }
         }
         Ok(report)
     }
