@@ -5,9 +5,9 @@
 //! such memory in its per-thread arenas for reuse and returns only what sits
 //! at the top of a heap, so the resident size stays near the high-water mark
 //! of the largest flush even when little is live. Measured on the soak
-//! (docs/PERFORMANCE.md, "Where the memory goes"), about three quarters of
-//! the server's RSS was such freed memory. `malloc_trim` walks the arenas and
-//! releases their free pages; other allocators need nothing here.
+//! (docs/PERFORMANCE.md, "Where the memory goes"), about 70 % of the
+//! server's RSS was such freed memory. `malloc_trim` walks the arenas and
+//! releases their free pages; with another C library the call is left out.
 
 use std::time::{Duration, Instant};
 
