@@ -19,6 +19,12 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// `flush_bytes` unless set: 128 MiB. A million narrow samples (the
+/// `flush_rows` default) hold about 55 MB, so for them the row count decides;
+/// wide rows flush earlier, and four buffers' worth (`max_buffered_bytes`)
+/// stays well under a gigabyte.
+const DEFAULT_FLUSH_BYTES: usize = 128 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum WalSync {
@@ -50,12 +56,19 @@ pub struct ServeArgs {
     /// Flush a table's buffer to a segment at this many rows [default: 1000000]
     #[arg(long, env = "LOTLINE_FLUSH_ROWS")]
     pub flush_rows: Option<usize>,
+    /// Flush a table's buffer once its rows hold this many bytes of memory, whatever
+    /// their count (wide rows, long text values) [default: 134217728]
+    #[arg(long, env = "LOTLINE_FLUSH_BYTES")]
+    pub flush_bytes: Option<usize>,
     /// Flush a table's buffer when its oldest row is this old, in seconds [default: 60]
     #[arg(long, env = "LOTLINE_FLUSH_AGE_SECS")]
     pub flush_age_secs: Option<u64>,
     /// Writers wait while this many rows are buffered and not yet flushed [default: 4 x flush_rows]
     #[arg(long, env = "LOTLINE_MAX_BUFFERED_ROWS")]
     pub max_buffered_rows: Option<usize>,
+    /// Writers wait while the buffers hold this many bytes of memory [default: 4 x flush_bytes]
+    #[arg(long, env = "LOTLINE_MAX_BUFFERED_BYTES")]
+    pub max_buffered_bytes: Option<usize>,
     /// Largest accepted write request, in bytes of Arrow memory [default: 268435456]
     #[arg(long, env = "LOTLINE_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -109,9 +122,11 @@ struct FileConfig {
     http_listen: Option<String>,
     wal_sync: Option<WalSync>,
     flush_rows: Option<usize>,
+    flush_bytes: Option<usize>,
     flush_age_secs: Option<u64>,
     max_request_bytes: Option<usize>,
     max_buffered_rows: Option<usize>,
+    max_buffered_bytes: Option<usize>,
     row_group_rows: Option<usize>,
     max_history_intervals: Option<u64>,
     token_ttl_secs: Option<u64>,
@@ -187,6 +202,10 @@ impl ServeArgs {
             None => FileConfig::default(),
         };
         let flush_rows = self.flush_rows.or(file.flush_rows).unwrap_or(1_000_000);
+        let flush_bytes = self
+            .flush_bytes
+            .or(file.flush_bytes)
+            .unwrap_or(DEFAULT_FLUSH_BYTES);
         let row_group_rows = self
             .row_group_rows
             .or(file.row_group_rows)
@@ -240,6 +259,7 @@ impl ServeArgs {
         }
         for (name, value) in [
             ("flush_rows", flush_rows),
+            ("flush_bytes", flush_bytes),
             ("row_group_rows", row_group_rows),
             ("token_ttl_secs", token_ttl_secs as usize),
         ] {
@@ -270,6 +290,7 @@ impl ServeArgs {
                 wal_fsync: self.wal_sync.or(file.wal_sync).unwrap_or(WalSync::Fsync)
                     == WalSync::Fsync,
                 flush_rows,
+                flush_bytes,
                 flush_age: Duration::from_secs(
                     self.flush_age_secs.or(file.flush_age_secs).unwrap_or(60),
                 ),
@@ -281,6 +302,10 @@ impl ServeArgs {
                     .max_buffered_rows
                     .or(file.max_buffered_rows)
                     .unwrap_or(flush_rows.saturating_mul(4)),
+                max_buffered_bytes: self
+                    .max_buffered_bytes
+                    .or(file.max_buffered_bytes)
+                    .unwrap_or(flush_bytes.saturating_mul(4)),
                 segment: SegmentOptions {
                     row_group_rows,
                     ..SegmentOptions::default()
@@ -325,6 +350,8 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:6000");
         assert_eq!(c.http_listen, "0.0.0.0:6001");
         assert_eq!(c.engine.flush_rows, 7);
+        assert_eq!(c.engine.flush_bytes, DEFAULT_FLUSH_BYTES);
+        assert_eq!(c.engine.max_buffered_bytes, 4 * DEFAULT_FLUSH_BYTES);
         assert!(!c.engine.wal_fsync);
         std::fs::write(&path, "flush_rowz = 1\n").unwrap();
         let err = args.resolve().unwrap_err().to_string();

@@ -20,6 +20,12 @@ use crate::storage::{Manifest, StorageError, segment};
 
 /// Compact when entries reference more batches than this.
 const MAX_PINNED_BATCHES: usize = 64;
+/// ... or when the pinned batches hold more rows than this many per entry
+/// plus [`SPARE_PINNED_ROWS`]. A batch stays whole while one entry points
+/// into it, so 64 bulk requests of 50 000 rows would keep 3.2 M rows alive
+/// for a cache of 50 000; the bound keeps it near the cache's own size.
+const PINNED_ROWS_PER_ENTRY: usize = 4;
+const SPARE_PINNED_ROWS: usize = 1 << 18;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -38,6 +44,8 @@ pub struct LastValues {
     time_column: usize,
     entries: FastMap<String, Entry>,
     batches: Vec<Arc<RecordBatch>>,
+    /// Rows of `batches`.
+    pinned_rows: usize,
     /// [`Self::to_batch`]'s result until the next change: readers of all tags
     /// (dashboards polling the snapshot) then share one gather of the rows,
     /// the bulk of a `last_values` scan, instead of repeating it per query.
@@ -60,6 +68,7 @@ impl LastValues {
             time_column: def.column_index(time).expect("time column"),
             entries: FastMap::default(),
             batches: Vec::new(),
+            pinned_rows: 0,
             materialized: None,
         })
     }
@@ -115,7 +124,10 @@ impl LastValues {
         if used {
             self.materialized = None;
             self.batches.push(Arc::new(batch.clone()));
-            if self.batches.len() > MAX_PINNED_BATCHES {
+            self.pinned_rows += batch.num_rows();
+            if self.batches.len() > MAX_PINNED_BATCHES
+                || self.pinned_rows > self.entries.len() * PINNED_ROWS_PER_ENTRY + SPARE_PINNED_ROWS
+            {
                 self.compact();
             }
         }
@@ -125,6 +137,7 @@ impl LastValues {
     /// the batches it pinned.
     fn compact(&mut self) {
         let batch = self.batch();
+        self.pinned_rows = batch.num_rows();
         self.batches = vec![Arc::new(batch)];
         for (row, entry) in self.entries.values_mut().enumerate() {
             entry.batch = 0;
@@ -226,6 +239,37 @@ mod tests {
         assert_eq!(sorted(&mut cache), expected);
         cache.merge(&samples(&[("a", 5, 6.5)]));
         assert_eq!(sorted(&mut cache)[0], ("a".to_string(), 5, 6.5));
+    }
+
+    #[test]
+    fn large_batches_are_not_pinned_for_long() {
+        let mut cache = LastValues::for_table(model::samples()).unwrap();
+        let tags: Vec<String> = (0..1000).map(|i| format!("t{i}")).collect();
+        for round in 0..20i64 {
+            // 100 000 rows per request, all for the same 1000 tags.
+            let rows: Vec<(&str, i64, f64)> = (0..100_000)
+                .map(|i| {
+                    (
+                        tags[i % 1000].as_str(),
+                        round * 1000 + (i / 1000) as i64,
+                        i as f64,
+                    )
+                })
+                .collect();
+            cache.merge(&samples(&rows));
+            assert!(
+                cache.pinned_rows <= 1000 * PINNED_ROWS_PER_ENTRY + SPARE_PINNED_ROWS,
+                "{} rows pinned after round {round}",
+                cache.pinned_rows
+            );
+        }
+        assert_eq!(
+            cache.pinned_rows,
+            cache.batches.iter().map(|b| b.num_rows()).sum::<usize>()
+        );
+        let got = sorted(&mut cache);
+        assert_eq!(got.len(), 1000);
+        assert!(got.iter().all(|(_, ts, _)| *ts == 19 * 1000 + 99));
     }
 
     #[test]

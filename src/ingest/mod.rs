@@ -16,6 +16,7 @@ pub mod corrections;
 pub mod genealogy_index;
 pub mod last_values;
 mod lineage;
+pub mod memory;
 mod recovery;
 mod restamp;
 pub mod stamping;
@@ -141,11 +142,16 @@ pub struct EngineConfig {
     /// fsync the WAL before acknowledging (false: acknowledge after write(2)).
     pub wal_fsync: bool,
     pub flush_rows: usize,
+    /// Flush a table's buffer once its rows keep this much memory alive
+    /// ([`buffer::retained_bytes`]): wide rows reach it before `flush_rows`.
+    pub flush_bytes: usize,
     pub flush_age: Duration,
     pub max_request_bytes: usize,
     /// Writers wait while this many rows are buffered (flushes running behind):
     /// memory stays bounded and writers slow down instead of the server failing.
     pub max_buffered_rows: usize,
+    /// The same bound in bytes of buffered memory, for wide rows.
+    pub max_buffered_bytes: usize,
     pub segment: SegmentOptions,
     /// Stamp samples with the work order and lot of their equipment's run at
     /// ingest and flush (`--no-stamping` turns it off; `restamp` still works).
@@ -232,7 +238,7 @@ pub struct TableSnapshot {
 pub struct BufferUsage {
     pub table: &'static str,
     pub rows: usize,
-    /// Arrow memory of the buffered batches.
+    /// Memory the buffered batches keep alive ([`buffer::retained_bytes`]).
     pub bytes: usize,
 }
 
@@ -575,10 +581,15 @@ impl Engine {
     }
 
     /// Applies backpressure: returns once the buffers hold fewer than
-    /// `max_buffered_rows` rows (the background flusher drains them).
+    /// `max_buffered_rows` rows and `max_buffered_bytes` bytes (the
+    /// background flusher drains them).
     async fn wait_for_buffer_room(&self) {
         let mut waited = false;
-        while self.total_buffered_rows() >= self.config.max_buffered_rows {
+        loop {
+            let (rows, bytes) = self.total_buffered();
+            if rows < self.config.max_buffered_rows && bytes < self.config.max_buffered_bytes {
+                break;
+            }
             if !waited {
                 tracing::debug!("write buffer full; writer waits for a flush");
                 waited = true;
@@ -587,9 +598,12 @@ impl Engine {
         }
     }
 
-    fn total_buffered_rows(&self) -> usize {
+    /// Rows and bytes buffered in all tables.
+    fn total_buffered(&self) -> (usize, usize) {
         let state = self.state.read().expect("state lock");
-        state.buffers.iter().map(TableBuffer::rows).sum()
+        state.buffers.iter().fold((0, 0), |(rows, bytes), b| {
+            (rows + b.rows(), bytes + b.bytes())
+        })
     }
 
     /// The newest row of every key of `def` (its last-value cache), or
@@ -656,7 +670,7 @@ impl Engine {
             .collect()
     }
 
-    /// Rows and Arrow memory currently buffered (not yet in segments), per table.
+    /// Rows and memory ([`buffer::retained_bytes`]) currently buffered (not yet in segments), per table.
     pub fn buffer_usage(&self) -> Vec<BufferUsage> {
         let state = self.state.read().expect("state lock");
         model::tables()
@@ -700,6 +714,7 @@ impl Engine {
         let audit = audit::audit_table_id() as usize;
         state.buffers.iter().enumerate().any(|(id, b)| {
             b.active_rows >= self.config.flush_rows
+                || b.active_bytes >= self.config.flush_bytes
                 || (id != audit
                     && (!b.frozen.is_empty()
                         || b.active_since
@@ -811,7 +826,7 @@ impl Engine {
             let retired = state.set_manifest(manifest.clone(), &self.config.data_dir);
             assert!(retired.is_empty(), "a flush only adds segments");
             for buffer in &mut state.buffers {
-                buffer.frozen.clear();
+                buffer.clear_frozen();
             }
         }
         storage::crash_point("segments-committed");
@@ -825,12 +840,17 @@ impl Engine {
                 "flushed {} rows into {} segment(s); removed {} WAL file(s)",
                 report.rows_written, report.segments_written, report.wal_files_removed
             );
+            // The buffer just written is free now; without this the resident
+            // size keeps the peak of every flush (see `memory`).
+            if let Ok(took) = tokio::task::spawn_blocking(memory::release_free_memory).await {
+                tracing::debug!("released free memory to the OS in {took:?}");
+            }
         }
         Ok(report)
     }
 
     /// Flushes in the background whenever a table's buffer reaches
-    /// `flush_rows` or its oldest row `flush_age`.
+    /// `flush_rows` or `flush_bytes`, or its oldest row `flush_age`.
     pub fn spawn_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {

@@ -132,7 +132,7 @@ impl Metrics {
         let buffer_bytes = gauge(
             &mut registry,
             "buffer_bytes",
-            "Arrow memory of the write buffer",
+            "Memory the write buffer keeps alive, each allocation counted once",
         );
         let segments = gauge(&mut registry, "segments", "Live Parquet segments");
         let segment_bytes = gauge(
