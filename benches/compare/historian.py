@@ -281,6 +281,27 @@ def render(rows: list[dict]) -> str:
     return "\n".join([line(head), "-+-".join("-" * w for w in widths), *(line(b) for b in body)])
 
 
+def publish(rows: list[dict], res: dict, binary: Path, json_out, notes: tuple[str, ...] = ()):
+    """Prints the table, the notes, machine, versions and command; writes
+    everything as JSON to `json_out` if given."""
+    machine, vers = cmp.machine_info(Path(tempfile.gettempdir())), cmp.versions(binary)
+    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    print()
+    print(render(rows))
+    print()
+    for note in notes:
+        print(note)
+    print("ratio = lotline p50 / DuckDB p50 (lower is better for lotline); DuckDB reads lotline's Parquet files.")
+    print(f"machine:  nproc {machine['nproc']}, {machine['cpu_model']}, {machine['ram_gib']} GiB RAM")
+    print(f"versions: {vers['lotline']} ({vers['lotline_build']} build), duckdb {vers['duckdb']}, "
+          f"pyarrow {vers['pyarrow']}, adbc-driver-flightsql {vers['adbc_driver_flightsql']}")
+    print(f"command:  {command}")
+    if json_out:
+        doc = {"generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "command": command,
+               "machine": machine, "versions": vers, "table": rows, "results": res}
+        json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -318,20 +339,7 @@ def main(argv=None) -> int:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
     rows = report(res)
-    machine, vers = cmp.machine_info(Path(tempfile.gettempdir())), cmp.versions(binary)
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-    print()
-    print(render(rows))
-    print()
-    print("ratio = lotline p50 / DuckDB p50 (lower is better for lotline); DuckDB reads lotline's Parquet files.")
-    print(f"machine:  nproc {machine['nproc']}, {machine['cpu_model']}, {machine['ram_gib']} GiB RAM")
-    print(f"versions: {vers['lotline']} ({vers['lotline_build']} build), duckdb {vers['duckdb']}, "
-          f"pyarrow {vers['pyarrow']}, adbc-driver-flightsql {vers['adbc_driver_flightsql']}")
-    print(f"command:  {command}")
-    if args.json_out:
-        doc = {"generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "command": command,
-               "machine": machine, "versions": vers, "table": rows, "results": res}
-        args.json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    publish(rows, res, binary, args.json_out)
     bad = [r for r in rows if r["check"] == "ROWS DIFFER"]
     return 1 if bad else 0
 

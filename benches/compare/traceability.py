@@ -34,7 +34,6 @@ Uses compare.py's server harness and statistics. See README.md next to this file
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shlex
 import shutil
@@ -250,21 +249,8 @@ def main(argv=None) -> int:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
     rows = report(res)
-    machine, vers = cmp.machine_info(Path(tempfile.gettempdir())), cmp.versions(binary)
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-    print()
-    print(hist.render(rows))
-    print()
-    print(f"{res['data']['edges']} genealogy edges; DuckDB loaded its tables in {res['duckdb_load_s']:.2f} s.")
-    print("ratio = lotline p50 / DuckDB p50 (lower is better for lotline); DuckDB reads lotline's Parquet files.")
-    print(f"machine:  nproc {machine['nproc']}, {machine['cpu_model']}, {machine['ram_gib']} GiB RAM")
-    print(f"versions: {vers['lotline']} ({vers['lotline_build']} build), duckdb {vers['duckdb']}, "
-          f"pyarrow {vers['pyarrow']}, adbc-driver-flightsql {vers['adbc_driver_flightsql']}")
-    print(f"command:  {command}")
-    if args.json_out:
-        doc = {"generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "command": command,
-               "machine": machine, "versions": vers, "table": rows, "results": res}
-        args.json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    note = f"{res['data']['edges']} genealogy edges; DuckDB loaded its tables in {res['duckdb_load_s']:.2f} s."
+    hist.publish(rows, res, binary, args.json_out, (note,))
     return 0 if rows and all(r["all_agree"] for r in rows) else 1
 
 

@@ -182,27 +182,9 @@ impl LastValues {
 mod tests {
     use super::*;
     use crate::model;
-    use arrow::array::{Float64Array, StringArray, TimestampNanosecondArray};
 
     fn samples(rows: &[(&str, i64, f64)]) -> RecordBatch {
-        let batch = RecordBatch::try_from_iter([
-            (
-                "tag",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as _,
-            ),
-            (
-                "ts",
-                Arc::new(TimestampNanosecondArray::from_iter_values(
-                    rows.iter().map(|r| r.1),
-                )) as _,
-            ),
-            (
-                "value",
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))) as _,
-            ),
-        ])
-        .unwrap();
-        model::normalize_batch(model::samples(), &batch, 0).unwrap()
+        model::test_samples(rows)
     }
 
     /// The cache's rows through the shared batch, so the tests also check

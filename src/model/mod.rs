@@ -274,3 +274,28 @@ pub fn is_good(quality: u32) -> bool {
 pub fn is_bad(quality: u32) -> bool {
     quality & 0x8000_0000 != 0
 }
+
+/// A normalized `samples` batch of (tag, ts in ns, value) rows, the other
+/// columns null or default: the input most write-path unit tests start from.
+#[cfg(test)]
+pub fn test_samples(rows: &[(&str, i64, f64)]) -> arrow::array::RecordBatch {
+    use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+    let raw = RecordBatch::try_from_iter([
+        (
+            "tag",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as _,
+        ),
+        (
+            "ts",
+            Arc::new(TimestampNanosecondArray::from_iter_values(
+                rows.iter().map(|r| r.1),
+            )) as _,
+        ),
+        (
+            "value",
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))) as _,
+        ),
+    ])
+    .expect("test rows form a batch");
+    normalize_batch(samples(), &raw, 0).expect("test rows are valid samples")
+}

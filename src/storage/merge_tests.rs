@@ -1,6 +1,4 @@
-use std::sync::Arc;
-
-use arrow::array::{AsArray, Float64Array, StringArray, TimestampNanosecondArray};
+use arrow::array::AsArray;
 use arrow::compute::concat_batches;
 use arrow::datatypes::{Float64Type, TimestampNanosecondType};
 
@@ -11,24 +9,8 @@ use crate::storage::segment::{read_segment, write_segments};
 type Rows3 = Vec<(String, i64, f64)>;
 
 fn batch(rows: &Rows3) -> RecordBatch {
-    let raw = RecordBatch::try_from_iter([
-        (
-            "tag",
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))) as _,
-        ),
-        (
-            "ts",
-            Arc::new(TimestampNanosecondArray::from_iter_values(
-                rows.iter().map(|r| r.1),
-            )) as _,
-        ),
-        (
-            "value",
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))) as _,
-        ),
-    ])
-    .unwrap();
-    model::normalize_batch(model::samples(), &raw, 0).unwrap()
+    let rows: Vec<(&str, i64, f64)> = rows.iter().map(|r| (r.0.as_str(), r.1, r.2)).collect();
+    model::test_samples(&rows)
 }
 
 fn read_rows(dir: &Path, metas: &[SegmentMeta]) -> Rows3 {

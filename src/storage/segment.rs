@@ -469,8 +469,6 @@ fn describe(
 mod tests {
     use super::*;
     use crate::model;
-    use arrow::array::{Float64Array, StringArray, TimestampNanosecondArray};
-    use std::sync::Arc;
 
     #[test]
     fn segments_are_sorted_by_key_and_split_by_day() {
@@ -482,24 +480,7 @@ mod tests {
             ("a", day + 1, 4.0),
             ("a", 7, 5.0),
         ];
-        let batch = RecordBatch::try_from_iter([
-            (
-                "tag",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as _,
-            ),
-            (
-                "ts",
-                Arc::new(TimestampNanosecondArray::from_iter_values(
-                    rows.iter().map(|r| r.1),
-                )) as _,
-            ),
-            (
-                "value",
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))) as _,
-            ),
-        ])
-        .unwrap();
-        let batch = model::normalize_batch(model::samples(), &batch, 0).unwrap();
+        let batch = model::test_samples(&rows);
         let dir = tempfile::tempdir().unwrap();
         let mut next_id = 1;
         let metas = write_segments(
