@@ -25,9 +25,11 @@ pub struct TableBuffer {
 
 impl TableBuffer {
     pub fn append(&mut self, batches: Vec<RecordBatch>) {
+        // Once per call, not per batch: the batches of one request (or of
+        // one replayed WAL record) share their allocations.
+        self.active_bytes += retained_bytes(&batches);
         for batch in batches {
             self.active_rows += batch.num_rows();
-            self.active_bytes += retained_bytes(std::slice::from_ref(&batch));
             self.active.push(batch);
         }
         self.active_since.get_or_insert_with(Instant::now);
@@ -140,5 +142,19 @@ mod tests {
         assert_eq!(buffer.active_rows, 100);
         buffer.clear_frozen();
         assert_eq!((buffer.rows(), buffer.bytes()), (100, bytes));
+    }
+
+    #[test]
+    fn batches_of_one_append_share_their_allocations() {
+        // A replayed WAL record: several batches decoded from one buffer.
+        let values = Arc::new(Float64Array::from(vec![1.0; 1000]));
+        let part = |offset| {
+            RecordBatch::try_from_iter([("v", Arc::new(values.slice(offset, 500)) as _)]).unwrap()
+        };
+        let mut buffer = TableBuffer::default();
+        buffer.append(vec![part(0), part(500)]);
+        let whole = RecordBatch::try_from_iter([("v", values.clone() as _)]).unwrap();
+        assert_eq!(buffer.rows(), 1000);
+        assert_eq!(buffer.bytes(), retained_bytes(&[whole]));
     }
 }

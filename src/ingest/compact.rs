@@ -287,7 +287,8 @@ impl Engine {
                     break;
                 };
                 if engine.needs_compaction() {
-                    if let Err(e) = engine.compact().await {
+                    let job = engine.run_to_completion(|e| async move { e.compact().await });
+                    if let Err(e) = job.await {
                         tracing::error!(
                             "background compaction failed (the old segments stay live): {e}"
                         );

@@ -12,9 +12,22 @@ use tracing::warn;
 use super::{Engine, IngestError};
 use crate::audit::lineage::{self, Lineage, RECOVERED, SegmentChange};
 use crate::model;
-use crate::storage::{Manifest, segment};
+use crate::storage::{Manifest, Pins, segment};
 
 impl Engine {
+    /// What a check of the audit trail reads, taken together: the manifest,
+    /// the buffered `audit_log` rows and pins on every live segment. Taken
+    /// under `flush_lock`, so no switch sits between its manifest store and
+    /// its lineage entry; the pins keep files a later compaction retires
+    /// readable until the caller drops them.
+    pub async fn audit_view(&self) -> (Manifest, Vec<RecordBatch>, Pins) {
+        let _switches = self.flush_lock.lock().await;
+        let (manifest, buffered) = self.manifest_and_buffered(model::audit_log());
+        let live: Vec<_> = manifest.tables.values().flatten().cloned().collect();
+        let pins = self.state.read().expect("state lock").pins(&live);
+        (manifest, buffered, pins)
+    }
+
     /// Records in the audit trail the segment files a manifest commit added
     /// and removed (`before` -> `after`), as `action` (`flush`, `restamp`,
     /// `compaction`). Call it right after `after` is stored, still holding

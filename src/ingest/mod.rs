@@ -650,12 +650,30 @@ impl Engine {
 
     /// The manifest and `def`'s buffered rows, taken together (no flush in
     /// between: every row is in exactly one of them).
-    pub fn manifest_and_buffered(&self, def: &TableDef) -> (Manifest, Vec<RecordBatch>) {
+    fn manifest_and_buffered(&self, def: &TableDef) -> (Manifest, Vec<RecordBatch>) {
         let state = self.state.read().expect("state lock");
         (
             state.manifest.clone(),
             state.buffers[table_id(def)].batches(),
         )
+    }
+
+    /// Runs `job` (a flush, restamp or compaction) as a task of its own and
+    /// waits for it. A manifest switch must not stop half way: if the
+    /// caller's future is dropped (a client disconnects, a background loop
+    /// is aborted at shutdown), the job still runs to its end holding its
+    /// locks, so no other switch can overlap its manifest store.
+    pub async fn run_to_completion<T, Fut>(
+        self: &Arc<Self>,
+        job: impl FnOnce(Arc<Self>) -> Fut,
+    ) -> Result<T, IngestError>
+    where
+        Fut: std::future::Future<Output = Result<T, IngestError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::spawn(job(self.clone()))
+            .await
+            .map_err(|e| IngestError::Internal(format!("{e}")))?
     }
 
     pub fn manifest(&self) -> Manifest {
@@ -706,19 +724,23 @@ impl Engine {
 
     /// A buffer's size makes a flush due; so does the age of any buffer, or
     /// rows left frozen by a failed flush, but `audit_log`'s: every flush
-    /// appends an audit entry (its segment lineage), and if that alone made
-    /// a flush due, each flush would cause the next. Audit entries are
-    /// durable in the WAL meanwhile and go out with the next flush of data.
+    /// appends one audit entry (its segment lineage), and if that alone made
+    /// a flush due, each flush would cause the next (even by size, with a
+    /// tiny `flush_rows` or `flush_bytes`). Audit entries are durable in the
+    /// WAL meanwhile and go out with the next flush of data.
     fn needs_flush(&self) -> bool {
         let state = self.state.read().expect("state lock");
         let audit = audit::audit_table_id() as usize;
         state.buffers.iter().enumerate().any(|(id, b)| {
-            b.active_rows >= self.config.flush_rows
-                || b.active_bytes >= self.config.flush_bytes
-                || (id != audit
-                    && (!b.frozen.is_empty()
-                        || b.active_since
-                            .is_some_and(|t| t.elapsed() >= self.config.flush_age)))
+            let by_size = b.active_rows >= self.config.flush_rows
+                || b.active_bytes >= self.config.flush_bytes;
+            if id == audit {
+                return by_size && b.active_rows > 1;
+            }
+            by_size
+                || !b.frozen.is_empty()
+                || b.active_since
+                    .is_some_and(|t| t.elapsed() >= self.config.flush_age)
         })
     }
 
@@ -742,7 +764,7 @@ impl Engine {
 
     async fn flush_locked(
         &self,
-        _guard: tokio::sync::MutexGuard<'_, ()>,
+        guard: tokio::sync::MutexGuard<'_, ()>,
     ) -> Result<FlushReport, IngestError> {
         let gate = self.merge_gate.write().await;
         let (reply, rotated) = oneshot::channel();
@@ -841,7 +863,10 @@ impl Engine {
                 report.rows_written, report.segments_written, report.wal_files_removed
             );
             // The buffer just written is free now; without this the resident
-            // size keeps the peak of every flush (see `memory`).
+            // size keeps the peak of every flush (see `memory`). Outside the
+            // flush lock: the trim walks every arena and need not hold up a
+            // compaction's switch.
+            drop(guard);
             if let Ok(took) = tokio::task::spawn_blocking(memory::release_free_memory).await {
                 tracing::debug!("released free memory to the OS in {took:?}");
             }
@@ -861,7 +886,8 @@ impl Engine {
                     break;
                 };
                 if engine.needs_flush() {
-                    if let Err(e) = engine.flush_if_due().await {
+                    let job = engine.run_to_completion(|e| async move { e.flush_if_due().await });
+                    if let Err(e) = job.await {
                         tracing::error!(
                             "background flush failed (rows stay in the WAL and buffer): {e}"
                         );

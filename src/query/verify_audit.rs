@@ -22,7 +22,6 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::audit::verify::{Report, verify_parts};
 use crate::ingest::Engine;
-use crate::model;
 
 pub const NAME: &str = "verify_audit";
 
@@ -83,10 +82,12 @@ impl TableProvider for VerifyAuditTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let engine = self.engine.clone();
+        let (manifest, unflushed, pins) = engine.audit_view().await;
         // Hashes every segment file: blocking I/O, off the async workers.
         let report = tokio::task::spawn_blocking(move || {
-            let (manifest, unflushed) = engine.manifest_and_buffered(model::audit_log());
-            verify_parts(engine.data_dir(), &manifest, &unflushed)
+            let report = verify_parts(engine.data_dir(), &manifest, &unflushed);
+            drop(pins);
+            report
         })
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?

@@ -140,7 +140,10 @@ pub async fn run(
 ) -> Result<Vec<u8>, Status> {
     if action.r#type == FLUSH_ACTION {
         principal.require(Permission::Flush).map_err(auth_status)?;
-        let report = engine.flush().await.map_err(ingest_status)?;
+        let report = engine
+            .run_to_completion(|e| async move { e.flush().await })
+            .await
+            .map_err(ingest_status)?;
         info!("flush requested by {}: {report:?}", principal.user);
         return Ok(serde_json::to_vec(&report).expect("report serializes"));
     }
@@ -148,7 +151,10 @@ pub async fn run(
         principal
             .require(Permission::Restamp)
             .map_err(auth_status)?;
-        let report = engine.restamp().await.map_err(ingest_status)?;
+        let report = engine
+            .run_to_completion(|e| async move { e.restamp().await })
+            .await
+            .map_err(ingest_status)?;
         info!("restamp requested by {}: {report:?}", principal.user);
         return Ok(serde_json::to_vec(&report).expect("report serializes"));
     }
@@ -156,7 +162,10 @@ pub async fn run(
         principal
             .require(Permission::Compact)
             .map_err(auth_status)?;
-        let report = engine.compact().await.map_err(ingest_status)?;
+        let report = engine
+            .run_to_completion(|e| async move { e.compact().await })
+            .await
+            .map_err(ingest_status)?;
         info!("compaction requested by {}: {report:?}", principal.user);
         return Ok(serde_json::to_vec(&report).expect("report serializes"));
     }

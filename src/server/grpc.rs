@@ -416,7 +416,11 @@ impl AdminService for GrpcServices {
     ) -> Result<Response<FlushResponse>, Status> {
         let principal = self.authorize(&request).await?;
         super::actions::require(&self.metrics, INTERFACE, &principal, Permission::Flush)?;
-        let report = self.engine.flush().await.map_err(ingest_status)?;
+        let report = self
+            .engine
+            .run_to_completion(|e| async move { e.flush().await })
+            .await
+            .map_err(ingest_status)?;
         info!(
             "flush requested by {} over gRPC: {report:?}",
             principal.user
@@ -434,7 +438,11 @@ impl AdminService for GrpcServices {
     ) -> Result<Response<CompactResponse>, Status> {
         let principal = self.authorize(&request).await?;
         super::actions::require(&self.metrics, INTERFACE, &principal, Permission::Compact)?;
-        let r = self.engine.compact().await.map_err(ingest_status)?;
+        let r = self
+            .engine
+            .run_to_completion(|e| async move { e.compact().await })
+            .await
+            .map_err(ingest_status)?;
         info!(
             "compaction requested by {} over gRPC: {r:?}",
             principal.user
