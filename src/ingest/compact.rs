@@ -199,7 +199,7 @@ impl Engine {
                 Ok(())
             })();
             if let Err(e) = result {
-                remove_files(&data_dir, &written);
+                crate::storage::remove_uncommitted(&data_dir, &written);
                 return Err(e);
             }
             Ok((merges, stamped))
@@ -208,7 +208,7 @@ impl Engine {
         .map_err(|e| IngestError::Internal(e.to_string()))??;
         let outputs: Vec<SegmentMeta> = merges.iter().flat_map(|(_, o)| o.clone()).collect();
         if let Err(e) = self.switch(&merges).await {
-            remove_files(&self.config.data_dir, &outputs);
+            crate::storage::remove_uncommitted(&self.config.data_dir, &outputs);
             return Err(e);
         }
         // The merge's decoded pages and row groups are free now: give them
@@ -316,13 +316,5 @@ impl Engine {
             bytes_written: t.bytes_written.load(Ordering::Relaxed),
             failures: t.failures.load(Ordering::Relaxed),
         }
-    }
-}
-
-/// Removes outputs that never went live (best effort: leftovers are orphans
-/// the next start removes).
-fn remove_files(data_dir: &std::path::Path, metas: &[SegmentMeta]) {
-    for meta in metas {
-        let _ = std::fs::remove_file(data_dir.join(&meta.file));
     }
 }

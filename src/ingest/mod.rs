@@ -832,9 +832,7 @@ impl Engine {
                 manifest.store(&data_dir).map_err(IngestError::from)
             })();
             if let Err(e) = result {
-                for meta in &written {
-                    let _ = std::fs::remove_file(data_dir.join(&meta.file));
-                }
+                storage::remove_uncommitted(&data_dir, &written);
                 return Err(e);
             }
             report.segments_written = written.len();

@@ -106,9 +106,7 @@ impl Engine {
                     Ok::<_, IngestError>(())
                 })();
                 if let Err(e) = result {
-                    for meta in &written {
-                        let _ = std::fs::remove_file(data_dir.join(&meta.file));
-                    }
+                    crate::storage::remove_uncommitted(&data_dir, &written);
                     return Err(e);
                 }
                 report.segments_rewritten = written.len();

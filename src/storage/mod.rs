@@ -72,6 +72,26 @@ pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(io_err(dir))
 }
 
+/// Deletes the segment files of a manifest switch that failed, except any
+/// the manifest on disk lists: a store can fail after its rename (the
+/// directory fsync), and then the files are live. When the manifest cannot
+/// be read, nothing is deleted; what is left over is an orphan the next
+/// start removes. Best effort: errors are ignored for the same reason.
+pub fn remove_uncommitted(data_dir: &Path, written: &[SegmentMeta]) {
+    let Ok(on_disk) = Manifest::load(data_dir) else {
+        return;
+    };
+    let live: HashSet<&str> = on_disk
+        .tables
+        .values()
+        .flatten()
+        .map(|s| s.file.as_str())
+        .collect();
+    for meta in written.iter().filter(|m| !live.contains(m.file.as_str())) {
+        let _ = std::fs::remove_file(data_dir.join(&meta.file));
+    }
+}
+
 /// Deletes files under `data_dir/tables` that the manifest does not list:
 /// segments a crash left between writing and the manifest commit, and
 /// temporary files. Returns what it removed.
@@ -101,4 +121,40 @@ pub fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBu
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(file: &str) -> SegmentMeta {
+        SegmentMeta {
+            id: 1,
+            file: file.into(),
+            rows: 1,
+            bytes: 1,
+            min_time: None,
+            max_time: None,
+            min_key: None,
+            max_key: None,
+            sha256: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_switch_keeps_the_files_the_manifest_on_disk_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, lost) = (segment("tables/t/1.parquet"), segment("tables/t/2.parquet"));
+        std::fs::create_dir_all(dir.path().join("tables/t")).unwrap();
+        for s in [&live, &lost] {
+            std::fs::write(dir.path().join(&s.file), b"x").unwrap();
+        }
+        // The store renamed its manifest, then failed (e.g. the directory fsync).
+        let mut manifest = Manifest::default();
+        manifest.tables.insert("t".into(), vec![live.clone()]);
+        manifest.store(dir.path()).unwrap();
+        remove_uncommitted(dir.path(), &[live.clone(), lost.clone()]);
+        assert!(dir.path().join(&live.file).exists());
+        assert!(!dir.path().join(&lost.file).exists());
+    }
 }
