@@ -249,15 +249,8 @@ mod tests {
             files
                 .iter()
                 .map(|(file, sha)| SegmentMeta {
-                    id: 0,
-                    file: file.to_string(),
-                    rows: 1,
-                    bytes: 1,
-                    min_time: None,
-                    max_time: None,
-                    min_key: None,
-                    max_key: None,
                     sha256: Some(sha.to_string()),
+                    ..SegmentMeta::named(file)
                 })
                 .collect(),
         );

@@ -23,7 +23,7 @@ pub mod stamping;
 pub mod versions;
 pub mod wal;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -186,12 +186,7 @@ impl State {
     /// dropped after the state lock (a file is deleted with its last handle).
     #[must_use = "drop the retired handles after releasing the state lock"]
     fn set_manifest(&mut self, manifest: Manifest, data_dir: &Path) -> Vec<Arc<SegmentFile>> {
-        let live: HashSet<&str> = manifest
-            .tables
-            .values()
-            .flatten()
-            .map(|s| s.file.as_str())
-            .collect();
+        let live = manifest.files();
         let gone: Vec<String> = self
             .files
             .keys()

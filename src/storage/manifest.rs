@@ -49,6 +49,24 @@ pub struct SegmentMeta {
     pub sha256: Option<String>,
 }
 
+#[cfg(test)]
+impl SegmentMeta {
+    /// A segment of one row named `file`, for tests of manifest bookkeeping.
+    pub fn named(file: &str) -> Self {
+        Self {
+            id: 0,
+            file: file.into(),
+            rows: 1,
+            bytes: 1,
+            min_time: None,
+            max_time: None,
+            min_key: None,
+            max_key: None,
+            sha256: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub format_version: u32,
@@ -140,6 +158,15 @@ impl Manifest {
             .map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         sync_dir(data_dir)
+    }
+
+    /// The files of every live segment, relative to the data directory.
+    pub fn files(&self) -> std::collections::HashSet<&str> {
+        self.tables
+            .values()
+            .flatten()
+            .map(|s| s.file.as_str())
+            .collect()
     }
 
     pub fn segments(&self, table: &str) -> &[SegmentMeta] {

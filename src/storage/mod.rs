@@ -81,12 +81,7 @@ pub fn remove_uncommitted(data_dir: &Path, written: &[SegmentMeta]) {
     let Ok(on_disk) = Manifest::load(data_dir) else {
         return;
     };
-    let live: HashSet<&str> = on_disk
-        .tables
-        .values()
-        .flatten()
-        .map(|s| s.file.as_str())
-        .collect();
+    let live = on_disk.files();
     for meta in written.iter().filter(|m| !live.contains(m.file.as_str())) {
         let _ = std::fs::remove_file(data_dir.join(&meta.file));
     }
@@ -96,12 +91,7 @@ pub fn remove_uncommitted(data_dir: &Path, written: &[SegmentMeta]) {
 /// segments a crash left between writing and the manifest commit, and
 /// temporary files. Returns what it removed.
 pub fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>, StorageError> {
-    let live: HashSet<PathBuf> = manifest
-        .tables
-        .values()
-        .flatten()
-        .map(|s| data_dir.join(&s.file))
-        .collect();
+    let live: HashSet<PathBuf> = manifest.files().iter().map(|f| data_dir.join(f)).collect();
     let mut removed = Vec::new();
     let mut stack = vec![data_dir.join("tables")];
     while let Some(dir) = stack.pop() {
@@ -127,24 +117,11 @@ pub fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBu
 mod tests {
     use super::*;
 
-    fn segment(file: &str) -> SegmentMeta {
-        SegmentMeta {
-            id: 1,
-            file: file.into(),
-            rows: 1,
-            bytes: 1,
-            min_time: None,
-            max_time: None,
-            min_key: None,
-            max_key: None,
-            sha256: None,
-        }
-    }
-
     #[test]
     fn a_failed_switch_keeps_the_files_the_manifest_on_disk_lists() {
         let dir = tempfile::tempdir().unwrap();
-        let (live, lost) = (segment("tables/t/1.parquet"), segment("tables/t/2.parquet"));
+        let live = SegmentMeta::named("tables/t/1.parquet");
+        let lost = SegmentMeta::named("tables/t/2.parquet");
         std::fs::create_dir_all(dir.path().join("tables/t")).unwrap();
         for s in [&live, &lost] {
             std::fs::write(dir.path().join(&s.file), b"x").unwrap();
