@@ -302,6 +302,21 @@ def publish(rows: list[dict], res: dict, binary: Path, json_out, notes: tuple[st
         json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
 
 
+def add_run_args(p: argparse.ArgumentParser):
+    """The options every side-by-side script shares: server flags, where data goes, JSON output."""
+    p.add_argument("--serve-args", default="", help="extra arguments for `lotline serve`")
+    p.add_argument("--workdir", type=Path, default=None, help="where data goes (default: a new temp dir, removed)")
+    p.add_argument("--json-out", type=Path, default=None, help="also write all results as JSON here")
+
+
+def open_workdir(args, prefix: str) -> tuple[Path, bool]:
+    """The run's work directory and whether the script made it (and removes it)."""
+    own = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix=prefix)) if own else args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir, own
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -315,18 +330,14 @@ def parse_args(argv=None):
     p.add_argument("--average-days", type=int, default=30, help="days of the TimeAverage query (1 h)")
     p.add_argument("--runs", type=int, default=5, help="timed runs of each historian query")
     p.add_argument("--only", choices=["last-values", "history"], default=None, help="run one part")
-    p.add_argument("--serve-args", default="", help="extra arguments for `lotline serve`")
-    p.add_argument("--workdir", type=Path, default=None, help="where data goes (default: a new temp dir, removed)")
-    p.add_argument("--json-out", type=Path, default=None, help="also write all results as JSON here")
+    add_run_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     binary = (args.bin or cmp.default_binary()).expanduser().resolve()
-    own = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="lotline-historian-")) if own else args.workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, own = open_workdir(args, "lotline-historian-")
     con = duckdb.connect()
     res: dict = {}
     try:

@@ -39,7 +39,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -230,18 +229,14 @@ def parse_args(argv=None):
     p.add_argument("--runs", type=int, default=5, help="timed runs per lot and query")
     p.add_argument("--max-depth", type=int, default=10, help="depth limit of the walk")
     p.add_argument("--tag-like", default="%oven%.temperature", help="the process tag, as a LIKE pattern")
-    p.add_argument("--serve-args", default="", help="extra arguments for `lotline serve`")
-    p.add_argument("--workdir", type=Path, default=None, help="where data goes (default: a new temp dir, removed)")
-    p.add_argument("--json-out", type=Path, default=None, help="also write all results as JSON here")
+    hist.add_run_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     binary = (args.bin or cmp.default_binary()).expanduser().resolve()
-    own = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="lotline-trace-")) if own else args.workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, own = hist.open_workdir(args, "lotline-trace-")
     res: dict = {"max_depth": args.max_depth}
     try:
         run(args, binary, workdir, res)

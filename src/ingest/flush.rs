@@ -1,0 +1,191 @@
+//! Flushing: the write buffer goes to Parquet segments, the manifest is
+//! switched atomically, the WAL before the rotation point is removed; by
+//! size, bytes and age in the background, or on request.
+
+use super::*;
+
+/// What a flush did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FlushReport {
+    pub segments_written: usize,
+    pub rows_written: u64,
+    pub wal_files_removed: usize,
+    /// Buffered samples that got a work order and lot only now (their run
+    /// was recorded after them).
+    pub rows_stamped: u64,
+}
+
+impl Engine {
+    /// A buffer's size makes a flush due; so does the age of any buffer, or
+    /// rows left frozen by a failed flush, but `audit_log`'s: every flush
+    /// appends one audit entry (its segment lineage), and if that alone made
+    /// a flush due, each flush would cause the next (even by size, with a
+    /// tiny `flush_rows` or `flush_bytes`). Audit entries are durable in the
+    /// WAL meanwhile and go out with the next flush of data.
+    fn needs_flush(&self) -> bool {
+        let state = self.state.read().expect("state lock");
+        let audit = audit::audit_table_id() as usize;
+        state.buffers.iter().enumerate().any(|(id, b)| {
+            let by_size = b.active_rows >= self.config.flush_rows
+                || b.active_bytes >= self.config.flush_bytes;
+            if id == audit {
+                return by_size && b.active_rows > 1;
+            }
+            by_size
+                || !b.frozen.is_empty()
+                || b.active_since
+                    .is_some_and(|t| t.elapsed() >= self.config.flush_age)
+        })
+    }
+
+    /// Writes every buffered row to segments, commits the manifest and
+    /// truncates the WAL. Rows stay visible throughout; on error nothing
+    /// becomes live and the rows stay buffered and in the WAL for a retry.
+    pub async fn flush(&self) -> Result<FlushReport, IngestError> {
+        let guard = self.flush_lock.lock().await;
+        self.flush_locked(guard).await
+    }
+
+    /// [`Self::flush`] if one is still due once the flush lock is ours (a
+    /// flush that ran meanwhile may have written everything).
+    async fn flush_if_due(&self) -> Result<(), IngestError> {
+        let guard = self.flush_lock.lock().await;
+        if self.needs_flush() {
+            self.flush_locked(guard).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_locked(
+        &self,
+        guard: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Result<FlushReport, IngestError> {
+        let gate = self.merge_gate.write().await;
+        let (reply, rotated) = oneshot::channel();
+        self.wal
+            .send(commit::Command::Rotate { reply })
+            .map_err(|_| WalError::Closed)?;
+        let replay_from = rotated.await.map_err(|_| WalError::Closed)??;
+        let snapshots: Vec<Option<RecordBatch>> = self
+            .last_values
+            .iter()
+            .map(|c| {
+                c.as_ref()
+                    .map(|c| c.lock().expect("last values lock").batch())
+            })
+            .collect();
+        drop(gate);
+        let (mut manifest, frozen) = {
+            let state = self.state.read().expect("state lock");
+            let frozen: Vec<Vec<RecordBatch>> =
+                state.buffers.iter().map(|b| b.frozen.clone()).collect();
+            (state.manifest.clone(), frozen)
+        };
+        let before = manifest.clone();
+        let data_dir = self.config.data_dir.clone();
+        let options = self.config.segment.clone();
+        let stamp_index = self.config.stamping.then(|| self.stamp_index.clone());
+        let (manifest, report) = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
+            let mut report = FlushReport::default();
+            let mut written: Vec<SegmentMeta> = Vec::new();
+            let result = (|| {
+                for (def, batches) in model::tables().iter().zip(frozen) {
+                    // Samples written before their run was recorded: the
+                    // flush rewrites them anyway, so stamp them now.
+                    let batches = match &stamp_index {
+                        Some(index) if def.name == model::samples().name => {
+                            let index = index.read().expect("stamp index lock");
+                            let (stamped, counts) = index.stamp_all(batches)?;
+                            report.rows_stamped += counts.stamped;
+                            stamped
+                        }
+                        _ => batches,
+                    };
+                    let metas = segment::write_segments(
+                        &data_dir,
+                        def,
+                        &batches,
+                        &mut manifest.next_segment_id,
+                        &options,
+                    )?;
+                    written.extend(metas.iter().cloned());
+                    manifest
+                        .tables
+                        .entry(def.name.to_string())
+                        .or_default()
+                        .extend(metas);
+                }
+                for (def, snapshot) in model::tables().iter().zip(&snapshots) {
+                    if let Some(batch) = snapshot.as_ref().filter(|b| b.num_rows() > 0) {
+                        let file = last_values::snapshot_file(def.name, replay_from);
+                        last_values::store_snapshot(&data_dir, &file, batch)?;
+                        manifest.last_values.insert(def.name.to_string(), file);
+                    }
+                }
+                manifest.wal_replay_from = replay_from;
+                manifest.store(&data_dir).map_err(IngestError::from)
+            })();
+            if let Err(e) = result {
+                storage::remove_uncommitted(&data_dir, &written);
+                return Err(e);
+            }
+            report.segments_written = written.len();
+            report.rows_written = written.iter().map(|m| m.rows).sum();
+            Ok((manifest, report))
+        })
+        .await
+        .map_err(|e| IngestError::Internal(e.to_string()))??;
+        {
+            let mut state = self.state.write().expect("state lock");
+            let retired = state.set_manifest(manifest.clone(), &self.config.data_dir);
+            assert!(retired.is_empty(), "a flush only adds segments");
+            for buffer in &mut state.buffers {
+                buffer.clear_frozen();
+            }
+        }
+        storage::crash_point("segments-committed");
+        self.record_segments(&before, &manifest, "flush").await;
+        let mut report = report;
+        last_values::remove_stale_snapshots(&self.config.data_dir, &self.manifest())?;
+        report.wal_files_removed =
+            remove_wal_before(&self.config.data_dir.join("wal"), replay_from)?;
+        if report.rows_written > 0 {
+            info!(
+                "flushed {} rows into {} segment(s); removed {} WAL file(s)",
+                report.rows_written, report.segments_written, report.wal_files_removed
+            );
+            // The buffer just written is free now; without this the resident
+            // size keeps the peak of every flush (see `memory`). Outside the
+            // flush lock: the trim walks every arena and need not hold up a
+            // compaction's switch.
+            drop(guard);
+            if let Ok(took) = tokio::task::spawn_blocking(memory::release_free_memory).await {
+                tracing::debug!("released free memory to the OS in {took:?}");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Flushes in the background whenever a table's buffer reaches
+    /// `flush_rows` or `flush_bytes`, or its oldest row `flush_age`.
+    pub fn spawn_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
+                if engine.needs_flush() {
+                    let job = engine.run_to_completion(|e| async move { e.flush_if_due().await });
+                    if let Err(e) = job.await {
+                        tracing::error!(
+                            "background flush failed (rows stay in the WAL and buffer): {e}"
+                        );
+                    }
+                }
+            }
+        })
+    }
+}
