@@ -276,26 +276,12 @@ impl Engine {
     /// every `compaction.interval`); never at the same time as a restamp,
     /// and switching only between flushes.
     pub fn spawn_compactor(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let engine = std::sync::Arc::downgrade(self);
-        let interval = self.config.compaction.interval;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(engine) = engine.upgrade() else {
-                    break;
-                };
-                if engine.needs_compaction() {
-                    let job = engine.run_to_completion(|e| async move { e.compact().await });
-                    if let Err(e) = job.await {
-                        tracing::error!(
-                            "background compaction failed (the old segments stay live): {e}"
-                        );
-                    }
-                }
-            }
-        })
+        self.spawn_periodic(
+            self.config.compaction.interval,
+            Engine::needs_compaction,
+            |e| async move { e.compact().await },
+            "background compaction failed (the old segments stay live)",
+        )
     }
 
     /// Makes a running compaction give up (nothing of it goes live) and

@@ -169,20 +169,40 @@ impl Engine {
     /// Flushes in the background whenever a table's buffer reaches
     /// `flush_rows` or `flush_bytes`, or its oldest row `flush_age`.
     pub fn spawn_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.spawn_periodic(
+            Duration::from_millis(200),
+            Engine::needs_flush,
+            |e| async move { e.flush_if_due().await },
+            "background flush failed (rows stay in the WAL and buffer)",
+        )
+    }
+
+    /// Every `every`, runs `job` to completion if `due` says so, until the
+    /// engine is dropped; a failure is logged as `failed` and retried at
+    /// the next tick that finds the job due.
+    pub(super) fn spawn_periodic<T, Fut>(
+        self: &Arc<Self>,
+        every: Duration,
+        due: fn(&Engine) -> bool,
+        job: fn(Arc<Engine>) -> Fut,
+        failed: &'static str,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        Fut: std::future::Future<Output = Result<T, IngestError>> + Send + 'static,
+        T: Send + 'static,
+    {
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(engine) = engine.upgrade() else {
                     break;
                 };
-                if engine.needs_flush() {
-                    let job = engine.run_to_completion(|e| async move { e.flush_if_due().await });
-                    if let Err(e) = job.await {
-                        tracing::error!(
-                            "background flush failed (rows stay in the WAL and buffer): {e}"
-                        );
+                if due(&engine) {
+                    if let Err(e) = engine.run_to_completion(job).await {
+                        tracing::error!("{failed}: {e}");
                     }
                 }
             }
