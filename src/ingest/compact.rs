@@ -213,7 +213,7 @@ impl Engine {
         }
         // The merge's decoded pages and row groups are free now: give them
         // back, as a flush does (see `super::memory`).
-        let _ = tokio::task::spawn_blocking(super::memory::release_free_memory).await;
+        let _ = tokio::task::spawn_blocking(super::memory::release_after_flush).await;
         let mut partitions: Vec<&str> = merges
             .iter()
             .map(|(inputs, _)| crate::storage::segment::partition_dir(&inputs[0]))

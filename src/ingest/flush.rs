@@ -159,7 +159,7 @@ impl Engine {
             // flush lock: the trim walks every arena and need not hold up a
             // compaction's switch.
             drop(guard);
-            if let Ok(took) = tokio::task::spawn_blocking(memory::release_free_memory).await {
+            if let Ok(Some(took)) = tokio::task::spawn_blocking(memory::release_after_flush).await {
                 tracing::debug!("released free memory to the OS in {took:?}");
             }
         }
