@@ -19,13 +19,11 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{Result as DfResult, ScalarValue, plan_err};
 use datafusion::datasource::TableProvider;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 
+use super::computed::{ComputeRows, ComputedTable};
 use super::history::{literal, string_arg};
 use crate::ingest::Engine;
 use crate::ingest::genealogy_index::{Direction, GenealogyIndex};
@@ -89,7 +87,7 @@ impl TableFunctionImpl for TraceFunction {
                 return plan_err!("{name}: max_depth must be a constant integer, got {e}");
             }
         };
-        Ok(Arc::new(TraceTable {
+        Ok(ComputedTable::provider(TraceTable {
             engine: self.engine.clone(),
             direction: self.direction,
             lot,
@@ -118,34 +116,19 @@ struct TraceTable {
 }
 
 #[async_trait]
-impl TableProvider for TraceTable {
+impl ComputeRows for TraceTable {
     fn schema(&self) -> SchemaRef {
         output_schema()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batch = match self.engine.genealogy() {
+    async fn compute(&self) -> DfResult<RecordBatch> {
+        match self.engine.genealogy() {
             Some(index) => {
                 let index = index.read().expect("genealogy index lock");
-                trace_batch(&index, &self.lot, self.direction, self.max_depth)?
+                trace_batch(&index, &self.lot, self.direction, self.max_depth)
             }
-            None => RecordBatch::new_empty(output_schema()),
-        };
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            output_schema(),
-            projection.cloned(),
-        )?)
+            None => Ok(RecordBatch::new_empty(output_schema())),
+        }
     }
 }
 

@@ -20,13 +20,12 @@ use arrow::datatypes::{
     DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit, TimestampNanosecondType, UInt32Type,
 };
 use async_trait::async_trait;
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, plan_err};
 use datafusion::datasource::TableProvider;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::Expr;
 
+use super::computed::{ComputeRows, ComputedTable};
 use super::historian::{self, Aggregate, Config, Output, RawPoint, Series};
 use crate::ingest::Engine;
 use crate::model::{self, UTC, is_good};
@@ -141,7 +140,7 @@ impl TableFunctionImpl for HistoryFunction {
                 self.max_intervals
             );
         }
-        Ok(Arc::new(HistoryTable {
+        Ok(ComputedTable::provider(HistoryTable {
             engine: self.engine.clone(),
             tags,
             aggregate,
@@ -270,22 +269,12 @@ struct HistoryTable {
 }
 
 #[async_trait]
-impl TableProvider for HistoryTable {
+impl ComputeRows for HistoryTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn compute(&self) -> DfResult<RecordBatch> {
         let configs = tag_configs(&self.engine, &self.tags).await?;
         let mut windows = fetch_windows(&self.engine, &self.tags, self.start, self.end).await?;
         let mut outputs: Vec<(&str, Vec<Output>)> = Vec::with_capacity(self.tags.len());
@@ -314,12 +303,7 @@ impl TableProvider for HistoryTable {
                 ),
             ));
         }
-        let batch = to_batch(&self.schema, &outputs)?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
+        to_batch(&self.schema, &outputs)
     }
 }
 

@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use datafusion::catalog::Session;
 use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableProvider;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::TableType;
 
+use super::computed::{ComputeRows, ComputedTable};
 use crate::ingest::Engine;
 use crate::model::TableDef;
 
@@ -24,13 +23,13 @@ pub struct LastValuesTable {
 }
 
 impl LastValuesTable {
-    pub fn new(def: &'static TableDef, engine: Arc<Engine>) -> Self {
-        Self { def, engine }
+    pub fn provider(def: &'static TableDef, engine: Arc<Engine>) -> Arc<dyn TableProvider> {
+        ComputedTable::provider(Self { def, engine })
     }
 }
 
 #[async_trait]
-impl TableProvider for LastValuesTable {
+impl ComputeRows for LastValuesTable {
     fn schema(&self) -> SchemaRef {
         self.def.schema.clone()
     }
@@ -39,24 +38,13 @@ impl TableProvider for LastValuesTable {
         TableType::View
     }
 
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn compute(&self) -> DfResult<RecordBatch> {
         let batch = self
             .engine
             .last_values(self.def)
-            .unwrap_or_else(|| arrow::array::RecordBatch::new_empty(self.def.schema.clone()));
+            .unwrap_or_else(|| RecordBatch::new_empty(self.def.schema.clone()));
         // The cache holds raw rows; show corrected ones, as `samples` does.
-        let batch = crate::ingest::corrections::apply(&self.engine.corrections(), &batch)
-            .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.def.schema.clone(),
-            projection.cloned(),
-        )?)
+        crate::ingest::corrections::apply(&self.engine.corrections(), &batch)
+            .map_err(|e| datafusion::error::DataFusionError::External(e.into()))
     }
 }

@@ -3,6 +3,7 @@
 //! `last_values` table, and lotline's functions (historian retrieval,
 //! time-weighted averages, quality classes, traceability).
 
+pub mod computed;
 pub mod corrected;
 pub mod gapfill;
 pub mod genealogy;
@@ -96,10 +97,7 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     }
     ctx.register_table(
         last_values::TABLE_NAME,
-        Arc::new(last_values::LastValuesTable::new(
-            model::samples(),
-            engine.clone(),
-        )),
+        last_values::LastValuesTable::provider(model::samples(), engine.clone()),
     )
     .expect("registering last_values");
     ctx.register_udf(ScalarUDF::from(quality::QualityClass::default()));

@@ -13,13 +13,11 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{DataFusionError, Result as DfResult, plan_err};
 use datafusion::datasource::TableProvider;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 
+use super::computed::{ComputeRows, ComputedTable};
 use crate::audit::verify::{Report, verify_parts};
 use crate::ingest::Engine;
 
@@ -53,7 +51,7 @@ impl TableFunctionImpl for VerifyAuditFunction {
         if !args.exprs().is_empty() {
             return plan_err!("{NAME}() takes no arguments");
         }
-        Ok(Arc::new(VerifyAuditTable {
+        Ok(ComputedTable::provider(VerifyAuditTable {
             engine: self.engine.clone(),
         }))
     }
@@ -65,22 +63,12 @@ struct VerifyAuditTable {
 }
 
 #[async_trait]
-impl TableProvider for VerifyAuditTable {
+impl ComputeRows for VerifyAuditTable {
     fn schema(&self) -> SchemaRef {
         output_schema()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn compute(&self) -> DfResult<RecordBatch> {
         let engine = self.engine.clone();
         let (manifest, unflushed, pins) = engine.audit_view().await;
         // Hashes every segment file: blocking I/O, off the async workers.
@@ -92,12 +80,7 @@ impl TableProvider for VerifyAuditTable {
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let batch = report_batch(&report)?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            output_schema(),
-            projection.cloned(),
-        )?)
+        report_batch(&report)
     }
 }
 
