@@ -304,7 +304,12 @@ impl Engine {
     /// Opens (or creates) a data directory, recovering acknowledged writes
     /// from the WAL. Every row acknowledged before a crash is queryable when
     /// this returns.
-    pub fn open(config: EngineConfig) -> Result<Arc<Self>, IngestError> {
+    pub fn open(mut config: EngineConfig) -> Result<Arc<Self>, IngestError> {
+        // Segment paths become object-store locations, which are absolute: a
+        // relative `--data-dir` would resolve from the filesystem root.
+        config.data_dir = std::path::absolute(&config.data_dir)
+            .map_err(storage::io_err(&config.data_dir))
+            .map_err(IngestError::Storage)?;
         let dir = &config.data_dir;
         let wal_dir = dir.join("wal");
         for d in [dir.clone(), wal_dir.clone(), dir.join("tables")] {
