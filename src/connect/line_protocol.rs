@@ -29,10 +29,18 @@ pub enum Precision {
     Us,
     Ms,
     S,
+    /// Minutes (InfluxDB 1's `m`).
+    M,
+    /// Hours (InfluxDB 1's `h`).
+    H,
+    /// Each timestamp's unit told from its magnitude, as InfluxDB 3's
+    /// `precision=auto` does: below 5·10⁹ seconds, below 5·10¹² milliseconds,
+    /// below 5·10¹⁵ microseconds, else nanoseconds.
+    Auto,
 }
 
 impl Precision {
-    /// The `precision` query parameter's values (`ns`, `us`, `ms`, `s`).
+    /// InfluxDB 2's `precision` values (`/api/v2/write`): `ns`, `us`, `ms`, `s`.
     pub fn from_param(value: &str) -> Option<Self> {
         match value {
             "ns" => Some(Self::Ns),
@@ -43,12 +51,49 @@ impl Precision {
         }
     }
 
-    pub fn nanos_per_unit(self) -> i64 {
+    /// InfluxDB 1's `precision` values (`/write`): `n`/`ns`, `u`/`us`, `ms`,
+    /// `s`, `m`, `h`.
+    pub fn from_v1_param(value: &str) -> Option<Self> {
+        match value {
+            "n" | "ns" => Some(Self::Ns),
+            "u" | "us" | "µ" => Some(Self::Us),
+            "ms" => Some(Self::Ms),
+            "s" => Some(Self::S),
+            "m" => Some(Self::M),
+            "h" => Some(Self::H),
+            _ => None,
+        }
+    }
+
+    /// InfluxDB 3's `precision` values (`/api/v3/write_lp`): `auto`,
+    /// `nanosecond`, `microsecond`, `millisecond`, `second` (and their
+    /// short forms).
+    pub fn from_v3_param(value: &str) -> Option<Self> {
+        match value {
+            "auto" => Some(Self::Auto),
+            "nanosecond" | "ns" | "n" => Some(Self::Ns),
+            "microsecond" | "us" | "u" => Some(Self::Us),
+            "millisecond" | "ms" => Some(Self::Ms),
+            "second" | "s" => Some(Self::S),
+            _ => None,
+        }
+    }
+
+    /// Nanoseconds in one unit of a timestamp `units` long.
+    pub fn nanos_per_unit_of(self, units: i64) -> i64 {
         match self {
             Self::Ns => 1,
             Self::Us => 1_000,
             Self::Ms => 1_000_000,
             Self::S => 1_000_000_000,
+            Self::M => 60_000_000_000,
+            Self::H => 3_600_000_000_000,
+            Self::Auto => match units.unsigned_abs() {
+                n if n < 5_000_000_000 => 1_000_000_000,
+                n if n < 5_000_000_000_000 => 1_000_000,
+                n if n < 5_000_000_000_000_000 => 1_000,
+                _ => 1,
+            },
         }
     }
 }
@@ -364,7 +409,7 @@ impl<'a> Parser<'a> {
                 )
             })?;
         units
-            .checked_mul(precision.nanos_per_unit())
+            .checked_mul(precision.nanos_per_unit_of(units))
             .ok_or_else(|| self.error_at(start, format!("timestamp {raw} is out of range")))
     }
 

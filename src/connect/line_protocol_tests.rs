@@ -181,3 +181,30 @@ fn multibyte_text_is_kept() {
     let e = err("m v=1 1 ✓");
     assert!(e.reason.contains("'\\u{2713}'"), "{e}");
 }
+
+#[test]
+fn influxdb_1_and_3_precisions() {
+    let ts = |body: &str, precision| parse(body, precision, NOW).unwrap()[0].time_ns;
+    let p1 = |v| Precision::from_v1_param(v).unwrap();
+    assert_eq!(ts("m v=1 2", p1("m")), 120_000_000_000);
+    assert_eq!(ts("m v=1 2", p1("h")), 7_200_000_000_000);
+    assert_eq!(ts("m v=1 2", p1("u")), 2_000);
+    assert_eq!(ts("m v=1 2", p1("n")), 2);
+    assert!(Precision::from_v1_param("second").is_none());
+    // `auto` reads the unit off each timestamp's magnitude: 2026-01-01 in
+    // seconds, milliseconds, microseconds and nanoseconds is one instant.
+    let auto = Precision::from_v3_param("auto").unwrap();
+    for stamp in [
+        "1767225600",
+        "1767225600000",
+        "1767225600000000",
+        "1767225600000000000",
+    ] {
+        assert_eq!(ts(&format!("m v=1 {stamp}"), auto), NOW, "{stamp}");
+    }
+    assert_eq!(
+        ts("m v=1 5", Precision::from_v3_param("millisecond").unwrap()),
+        5_000_000
+    );
+    assert!(Precision::from_v3_param("h").is_none());
+}

@@ -28,7 +28,7 @@ use super::history::{literal, string_arg};
 use crate::ingest::Engine;
 use crate::ingest::genealogy_index::{Direction, GenealogyIndex};
 
-fn output_schema() -> SchemaRef {
+pub(super) fn output_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("lot", DataType::Utf8, false),
         Field::new("depth", DataType::Int32, false),

@@ -39,7 +39,7 @@ fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
 }
 
-fn output_schema(with_actual_ts: bool) -> SchemaRef {
+pub(super) fn output_schema(with_actual_ts: bool) -> SchemaRef {
     let mut fields = vec![
         Field::new("tag", DataType::Utf8, false),
         Field::new("ts", ts_type(), false),

@@ -48,7 +48,7 @@ const USAGE: &str = "lot_samples(lot | [lots] | (SELECT lot FROM ...))";
 /// Sample columns passed through (and the only ones filters are pushed on).
 const SAMPLE_COLUMNS: [&str; 5] = ["tag", "ts", "value", "text", "quality"];
 
-fn output_schema() -> SchemaRef {
+pub(super) fn output_schema() -> SchemaRef {
     let samples = &model::samples().schema;
     let mut fields: Vec<Field> = SAMPLE_COLUMNS
         .iter()

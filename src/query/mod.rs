@@ -11,6 +11,7 @@ pub mod historian;
 pub mod history;
 pub mod last_values;
 pub mod lot_samples;
+pub mod parameterized;
 mod pinned;
 pub mod quality;
 pub mod sink;
@@ -21,6 +22,8 @@ pub mod versioned;
 
 use std::sync::{Arc, LazyLock};
 
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableFunctionImpl;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -30,6 +33,7 @@ use datafusion::prelude::SessionConfig;
 use crate::ingest::Engine;
 use crate::ingest::genealogy_index::Direction;
 use crate::model;
+use parameterized::Parameterized;
 
 pub const CATALOG: &str = "lotline";
 pub const SCHEMA: &str = "public";
@@ -66,7 +70,8 @@ static RUNTIME: LazyLock<Arc<RuntimeEnv>> = LazyLock::new(|| Arc::new(RuntimeEnv
 pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionContext {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
-        .with_information_schema(true);
+        .with_information_schema(true)
+        .with_extension(Arc::new(parameterized::ArgumentPlaceholders::default()));
     let parquet = &mut config.options_mut().execution.parquet;
     parquet.pruning = true;
     parquet.enable_page_index = true;
@@ -102,23 +107,44 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     .expect("registering last_values");
     ctx.register_udf(ScalarUDF::from(quality::QualityClass::default()));
     ctx.register_udaf(AggregateUDF::from(time_weighted::TimeWeightedAvg::default()));
+    // Table functions whose arguments may be bound parameters (see `parameterized`).
     let max = options.max_history_intervals;
-    ctx.register_udtf(
-        "history_interpolated",
-        Arc::new(history::HistoryFunction::interpolated(engine.clone(), max)),
-    );
-    ctx.register_udtf(
-        "history_aggregate",
-        Arc::new(history::HistoryFunction::aggregate(engine.clone(), max)),
-    );
-    for direction in [Direction::Backward, Direction::Forward] {
-        let trace = genealogy::TraceFunction::new(engine.clone(), direction);
-        ctx.register_udtf(trace.name(), Arc::new(trace));
+    let functions: [(&'static str, SchemaRef, Arc<dyn TableFunctionImpl>); 5] = [
+        (
+            "history_interpolated",
+            history::output_schema(false),
+            Arc::new(history::HistoryFunction::interpolated(engine.clone(), max)),
+        ),
+        (
+            "history_aggregate",
+            history::output_schema(true),
+            Arc::new(history::HistoryFunction::aggregate(engine.clone(), max)),
+        ),
+        (
+            "trace_backward",
+            genealogy::output_schema(),
+            Arc::new(genealogy::TraceFunction::new(
+                engine.clone(),
+                Direction::Backward,
+            )),
+        ),
+        (
+            "trace_forward",
+            genealogy::output_schema(),
+            Arc::new(genealogy::TraceFunction::new(
+                engine.clone(),
+                Direction::Forward,
+            )),
+        ),
+        (
+            "lot_samples",
+            lot_samples::output_schema(),
+            Arc::new(lot_samples::LotSamplesFunction::new(engine.clone())),
+        ),
+    ];
+    for (name, schema, function) in functions {
+        ctx.register_udtf(name, Parameterized::wrap(name, schema, function));
     }
-    ctx.register_udtf(
-        "lot_samples",
-        Arc::new(lot_samples::LotSamplesFunction::new(engine.clone())),
-    );
     ctx.register_udtf(
         verify_audit::NAME,
         Arc::new(verify_audit::VerifyAuditFunction::new(engine.clone())),

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::Schema;
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::FlightData;
 use arrow_flight::error::FlightError;
+use arrow_flight::sql::TicketStatementQuery;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
@@ -81,6 +83,69 @@ impl LotlineFlightSql {
         }
         Ok(total.unwrap_or(-1))
     }
+}
+
+/// A statement ticket whose handle starts with this byte carries the result
+/// of a write that already ran (SQL text never starts with NUL).
+const WRITTEN_MARKER: &[u8] = b"\0lotline-written:";
+
+impl LotlineFlightSql {
+    /// A write sent as a query (GetFlightInfo, as ADBC's `execute` does) runs
+    /// here, durably, before GetFlightInfo answers: the client may never call
+    /// DoGet, or cancel it. The ticket then carries the affected-row count, so
+    /// DoGet answers without running anything again. `None` for a query.
+    pub(super) async fn write_now(
+        &self,
+        frames: &[DataFrame],
+    ) -> Result<Option<TicketStatementQuery>, Status> {
+        if frames.first().and_then(dml_target).is_some() {
+            // Counted and timed as the query the client sent.
+            let _timer = self.metrics.query_started();
+            let rows = self.run_updates(frames.to_vec()).await?.max(0);
+            let mut handle = WRITTEN_MARKER.to_vec();
+            handle.extend_from_slice(rows.to_string().as_bytes());
+            return Ok(Some(TicketStatementQuery {
+                statement_handle: handle.into(),
+            }));
+        }
+        if frames.iter().any(|f| contains_write(f.logical_plan())) {
+            return Err(Status::invalid_argument(
+                "EXPLAIN ANALYZE runs the write it explains; on the query path it would run \
+                 before its result is read. Send it as an update (ExecuteUpdate), or use \
+                 EXPLAIN without ANALYZE",
+            ));
+        }
+        Ok(None)
+    }
+}
+
+/// The affected-row count a [`LotlineFlightSql::write_now`] ticket carries,
+/// as the one-row result DataFusion gives for DML.
+pub(super) fn written_result(handle: &[u8]) -> Option<Result<RecordBatch, Status>> {
+    let count = handle.strip_prefix(WRITTEN_MARKER)?;
+    let count = std::str::from_utf8(count)
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok());
+    Some(match count {
+        None => Err(Status::invalid_argument(
+            "malformed result ticket of a write; run the statement again",
+        )),
+        Some(rows) => RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "count",
+                DataType::UInt64,
+                false,
+            )])),
+            vec![Arc::new(arrow::array::UInt64Array::from(vec![rows]))],
+        )
+        .map_err(|e| Status::internal(e.to_string())),
+    })
+}
+
+/// Whether `plan` writes anywhere in it (`EXPLAIN ANALYZE INSERT …` does).
+fn contains_write(plan: &LogicalPlan) -> bool {
+    plan.exists(|node| Ok(matches!(node, LogicalPlan::Dml(_))))
+        .unwrap_or(false)
 }
 
 /// Maps a DataFusion error to a status: problems with the statement are the

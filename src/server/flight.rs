@@ -34,6 +34,7 @@ use arrow_flight::{
     Action, ActionType, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
     HandshakeResponse, Ticket,
 };
+use datafusion::common::ParamValues;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SQLOptions;
@@ -45,6 +46,7 @@ use tracing::warn;
 
 use super::actions::{self, auth_status};
 use super::auth::{Auth, Permission, Principal};
+use super::bound_parameters::BoundParameters;
 pub use super::execute::df_status;
 use super::metrics::Metrics;
 use super::prepared::Handle;
@@ -63,6 +65,8 @@ pub struct LotlineFlightSql {
     auth: Option<Arc<Auth>>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) query_options: query::QueryOptions,
+    /// For clients that execute the handle they prepared, not the bound one.
+    pub(super) bound: Arc<BoundParameters>,
 }
 
 impl LotlineFlightSql {
@@ -106,10 +110,11 @@ impl LotlineFlightSql {
             auth,
             metrics,
             query_options: query::QueryOptions::default(),
+            bound: Arc::default(),
         }
     }
 
-    fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+    pub(super) fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         let Some(auth) = &self.auth else {
             return Ok(Principal::anonymous());
         };
@@ -136,9 +141,24 @@ impl LotlineFlightSql {
         principal: &Principal,
         who: WriteContext,
     ) -> Result<DataFrame, Status> {
+        self.plan_with_arguments(sql, principal, who, None).await
+    }
+
+    /// [`Self::plan`], with table functions taking the placeholders in their
+    /// arguments from `arguments` ([`query::parameterized`]).
+    pub(super) async fn plan_with_arguments(
+        &self,
+        sql: &str,
+        principal: &Principal,
+        who: WriteContext,
+        arguments: Option<ParamValues>,
+    ) -> Result<DataFrame, Status> {
         let (who, sql) = reason::writer(sql, who)?;
         let ctx = query::session_with(&self.engine, &self.query_options);
         query::sink::set_write_context(&ctx, who);
+        if let Some(values) = arguments {
+            query::parameterized::bind_arguments(&ctx, values);
+        }
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_statements(false);
@@ -238,8 +258,11 @@ impl FlightSqlService for LotlineFlightSql {
         let carried = reason::carry(&query.query, &who)?;
         let frame = self.plan(&query.query, &principal, who).await?;
         let schema = frame.schema().as_arrow().clone();
-        let ticket = TicketStatementQuery {
-            statement_handle: carried.into_bytes().into(),
+        let ticket = match self.write_now(std::slice::from_ref(&frame)).await? {
+            Some(written) => written,
+            None => TicketStatementQuery {
+                statement_handle: carried.into_bytes().into(),
+            },
         };
         Ok(Response::new(info_for(
             ticket,
@@ -254,6 +277,10 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let principal = self.authorize(&request)?;
+        if let Some(written) = super::execute::written_result(&ticket.statement_handle) {
+            let batch = written?;
+            return Ok(one_batch(batch.schema(), Ok(batch)));
+        }
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
         // Metrics hook: count the query.
@@ -548,11 +575,14 @@ impl FlightSqlService for LotlineFlightSql {
 
     async fn do_action_close_prepared_statement(
         &self,
-        _query: ActionClosePreparedStatementRequest,
+        query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        // The server holds nothing for a prepared statement: nothing to free.
-        self.authorize(&request)?;
+        let principal = self.authorize(&request)?;
+        // All the server may hold for a statement is what was bound to it.
+        if let Ok(handle) = Handle::decode(&query.prepared_statement_handle) {
+            self.bound.forget(handle.id, &principal.user);
+        }
         Ok(())
     }
 
@@ -574,13 +604,25 @@ impl FlightSqlService for LotlineFlightSql {
         let principal = self.authorize(&request)?;
         let who = reason::dml(&principal, &request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?.carrying(&who)?;
+        let parameters = self.parameters_of(&handle, &principal);
         // Plans and binds now so that a bad statement fails here, not in DoGet.
-        let (schema, _) = self
-            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, who)
+        let (schema, frames) = self
+            .bound_frames(&handle.sql, parameters.as_ref(), &principal, who)
             .await?;
+        if let Some(written) = self.write_now(&frames).await? {
+            return Ok(Response::new(info_for(
+                written,
+                &schema,
+                request.into_inner(),
+            )?));
+        }
         // The ticket is the command: the handle holds all DoGet needs.
         let ticket = CommandPreparedStatementQuery {
-            prepared_statement_handle: handle.encode()?,
+            prepared_statement_handle: Handle {
+                parameters,
+                ..handle
+            }
+            .encode()?,
         };
         Ok(Response::new(info_for(
             ticket,
@@ -598,8 +640,9 @@ impl FlightSqlService for LotlineFlightSql {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         let timer = self.metrics.query_started();
         let who = reason::dml(&principal, &request)?;
+        let parameters = self.parameters_of(&handle, &principal);
         let (schema, frames) = self
-            .bound_frames(&handle.sql, handle.parameters.as_ref(), &principal, who)
+            .bound_frames(&handle.sql, parameters.as_ref(), &principal, who)
             .await?;
         self.stream_results(timer, schema, frames).await
     }
@@ -614,7 +657,8 @@ impl FlightSqlService for LotlineFlightSql {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Clients send an update's parameters with it; a handle bound by an
         // earlier DoPut serves when they send none.
-        let rows = self.read_parameters(request).await?.or(handle.parameters);
+        let kept = self.parameters_of(&handle, &principal);
+        let rows = self.read_parameters(request).await?.or(kept);
         let (_, frames) = self
             .bound_frames(&handle.sql, rows.as_ref(), &principal, who)
             .await?;

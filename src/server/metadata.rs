@@ -55,12 +55,13 @@ pub async fn tables(
         let Some(table) = schema.table(&name).await.map_err(external)? else {
             continue;
         };
+        let read_only = table.table_type() != TableType::Base;
         builder.append(
             query::CATALOG,
             query::SCHEMA,
             &name,
             table_type_name(table.table_type()),
-            &table.schema(),
+            &with_column_metadata(&table.schema(), &name, read_only),
         )?;
     }
     builder.build()
@@ -211,51 +212,64 @@ fn xdbc(
 
 /// The SQL types lotline's tables and results use, by their DataFusion SQL
 /// names, with the Arrow type each stands for.
-static XDBC_TYPES: LazyLock<XdbcTypeInfoData> = LazyLock::new(|| {
-    let mut builder = XdbcTypeInfoDataBuilder::new();
-    builder.append(xdbc(
+static XDBC_TYPE_LIST: LazyLock<Vec<XdbcTypeInfo>> = LazyLock::new(|| {
+    let mut builder = Vec::new();
+    builder.push(xdbc(
         "VARCHAR",
         "Utf8",
         XdbcDataType::XdbcVarchar,
         None,
         None,
     ));
-    builder.append(xdbc(
+    builder.push(XdbcTypeInfo {
+        // Hex literals: X'00ff'.
+        literal_prefix: Some("X'".into()),
+        literal_suffix: Some("'".into()),
+        ..xdbc("BYTEA", "Binary", XdbcDataType::XdbcVarbinary, None, None)
+    });
+    builder.push(xdbc(
         "BOOLEAN",
         "Boolean",
         XdbcDataType::XdbcBit,
         Some(1),
         None,
     ));
-    builder.append(xdbc(
+    builder.push(xdbc(
         "TINYINT UNSIGNED",
         "UInt8",
         XdbcDataType::XdbcTinyint,
         Some(3),
         Some(true),
     ));
-    builder.append(xdbc(
+    builder.push(xdbc(
         "INT UNSIGNED",
         "UInt32",
         XdbcDataType::XdbcInteger,
         Some(10),
         Some(true),
     ));
-    builder.append(xdbc(
+    builder.push(xdbc(
         "INT",
         "Int32",
         XdbcDataType::XdbcInteger,
         Some(10),
         Some(false),
     ));
-    builder.append(xdbc(
+    builder.push(xdbc(
+        "BIGINT UNSIGNED",
+        "UInt64",
+        XdbcDataType::XdbcBigint,
+        Some(20),
+        Some(true),
+    ));
+    builder.push(xdbc(
         "BIGINT",
         "Int64",
         XdbcDataType::XdbcBigint,
         Some(19),
         Some(false),
     ));
-    builder.append(XdbcTypeInfo {
+    builder.push(XdbcTypeInfo {
         num_prec_radix: Some(2),
         ..xdbc(
             "DOUBLE",
@@ -277,7 +291,7 @@ static XDBC_TYPES: LazyLock<XdbcTypeInfoData> = LazyLock::new(|| {
             XdbcDatetimeSubcode::XdbcSubcodeTimestamp,
         ),
     ] {
-        builder.append(XdbcTypeInfo {
+        builder.push(XdbcTypeInfo {
             literal_prefix: Some("TIMESTAMP '".into()),
             literal_suffix: Some("'".into()),
             // Nanoseconds: nine digits of fraction.
@@ -288,8 +302,68 @@ static XDBC_TYPES: LazyLock<XdbcTypeInfoData> = LazyLock::new(|| {
             ..xdbc(name, arrow, XdbcDataType::XdbcTimestamp, Some(35), None)
         });
     }
+    builder
+});
+
+static XDBC_TYPES: LazyLock<XdbcTypeInfoData> = LazyLock::new(|| {
+    let mut builder = XdbcTypeInfoDataBuilder::new();
+    for info in XDBC_TYPE_LIST.iter() {
+        builder.append(info.clone());
+    }
     builder.build().expect("static XDBC type info builds")
 });
+
+/// The XDBC type row an Arrow type is reported as (GetXdbcTypeInfo's
+/// `local_type_name` is the Arrow type's name).
+fn xdbc_type_of(data_type: &DataType) -> Option<&'static XdbcTypeInfo> {
+    let data_type = match data_type {
+        DataType::Utf8View | DataType::LargeUtf8 => &DataType::Utf8,
+        other => other,
+    };
+    let name = data_type.to_string();
+    XDBC_TYPE_LIST
+        .iter()
+        .find(|t| t.local_type_name.as_deref() == Some(name.as_str()))
+}
+
+/// `schema` (of `table`) with Flight SQL's column metadata on every field
+/// (`ARROW:FLIGHT:SQL:TYPE_NAME` and the rest, FlightSql.proto), which
+/// ADBC reports as `xdbc_*` and JDBC tools as column details.
+fn with_column_metadata(schema: &Schema, table: &str, read_only: bool) -> Schema {
+    let flag = |on: bool| if on { "1" } else { "0" }.to_string();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let mut metadata = field.metadata().clone();
+            let mut put = |key: &str, value: String| {
+                metadata.insert(format!("ARROW:FLIGHT:SQL:{key}"), value);
+            };
+            put("CATALOG_NAME", query::CATALOG.into());
+            put("DB_SCHEMA_NAME", query::SCHEMA.into());
+            put("TABLE_NAME", table.into());
+            put("IS_AUTO_INCREMENT", flag(false));
+            put("IS_READ_ONLY", flag(read_only));
+            put("IS_SEARCHABLE", flag(true));
+            match xdbc_type_of(field.data_type()) {
+                Some(t) => {
+                    put("TYPE_NAME", t.type_name.clone());
+                    put("IS_CASE_SENSITIVE", flag(t.case_sensitive));
+                    if let Some(size) = t.column_size {
+                        put("PRECISION", size.to_string());
+                    }
+                    if let Some(scale) = t.maximum_scale {
+                        put("SCALE", scale.to_string());
+                    }
+                }
+                // Nested types (arrays) have no XDBC row: their Arrow name.
+                None => put("TYPE_NAME", field.data_type().to_string()),
+            }
+            field.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
 
 pub fn xdbc_types() -> &'static XdbcTypeInfoData {
     &XDBC_TYPES
@@ -316,3 +390,27 @@ pub static FOREIGN_KEYS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("delete_rule", DataType::UInt8, false),
     ]))
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_column_has_a_sql_type_that_type_info_lists() {
+        for def in model::tables() {
+            let schema = with_column_metadata(&def.schema, def.name, false);
+            for field in schema.fields() {
+                let meta = field.metadata();
+                let name = &meta["ARROW:FLIGHT:SQL:TYPE_NAME"];
+                assert!(
+                    XDBC_TYPE_LIST.iter().any(|t| &t.type_name == name),
+                    "{}.{} ({}) is {name}, which GetXdbcTypeInfo does not list",
+                    def.name,
+                    field.name(),
+                    field.data_type()
+                );
+                assert_eq!(meta["ARROW:FLIGHT:SQL:TABLE_NAME"], def.name);
+            }
+        }
+    }
+}

@@ -6,11 +6,14 @@
 pub mod actions;
 pub mod audit;
 pub mod auth;
+pub mod bound_parameters;
 pub mod execute;
 pub mod flight;
+pub mod flight_front;
 pub mod grpc;
 mod handshake;
 pub mod http;
+pub mod influx;
 pub mod metadata;
 pub mod metrics;
 pub mod prepared;
@@ -102,7 +105,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .into_servers(message_limit);
     let service = flight::LotlineFlightSql::new(engine.clone(), auth, metrics)
         .with_query_options(config.query);
-    let flight = FlightServiceServer::new(service)
+    let flight = FlightServiceServer::new(flight_front::FlightFront(service))
         .max_decoding_message_size(message_limit)
         .max_encoding_message_size(usize::MAX);
     let (grpc_scheme, http_scheme) = match tls {
@@ -114,7 +117,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         engine.data_dir().display()
     );
     println!(
-        "HTTP on {http_scheme}://{http_bound} (/health, /metrics, InfluxDB line protocol /api/v2/write)"
+        "HTTP on {http_scheme}://{http_bound} (/health, /metrics, InfluxDB writes /api/v2/write, /write, /api/v3/write_lp)"
     );
     // One stop signal for both listeners.
     let (stop, stop_rx) = tokio::sync::watch::channel(());

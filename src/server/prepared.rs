@@ -3,8 +3,14 @@
 //! call that made or bound it as its prefix, [`reason::carry`]) and, once a client has
 //! bound parameters for a query (DoPut `CommandPreparedStatementQuery`), those
 //! parameters as Arrow IPC; that DoPut answers with the new handle
-//! (`DoPutPreparedStatementResult`), so any replica can plan and run it and
-//! nothing is kept on the server between calls. Closing frees nothing.
+//! (`DoPutPreparedStatementResult`), so any replica can plan and run it.
+//! Clients that ignore that answer and execute the handle they prepared find
+//! the values in a small server-side store ([`super::bound_parameters`]),
+//! under the random id each prepared handle carries; closing frees them.
+//!
+//! Placeholders may stand in table-function arguments too
+//! (`history_interpolated(?, ?, ?, ?)`); such a statement is planned again
+//! per bound row (`query::parameterized`).
 //!
 //! Parameters are DataFusion placeholders, `$1`, `$2`, … or `?` (numbered in
 //! order of appearance). DataFusion infers their types from where they stand
@@ -19,8 +25,8 @@ use std::collections::HashSet;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::compute::{CastOptions, cast_with_options, concat_batches};
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::{CastOptions, cast, cast_with_options, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
 use arrow::ipc::reader::StreamReader;
@@ -46,6 +52,7 @@ use super::execute::df_status;
 use super::flight::LotlineFlightSql;
 use super::reason;
 use crate::ingest::{IngestError, WriteContext, request_bytes};
+use crate::query::parameterized::ArgumentPlaceholders;
 
 /// Bumped when the handle's layout changes, so an old handle is refused
 /// clearly instead of being misread.
@@ -83,6 +90,17 @@ pub enum PreparedError {
         reason: String,
     },
     #[error(
+        "parameter {name} is {expected} where it stands, and the bound {got} value {value} would become {became}; \
+         write the parameter with the type you mean, e.g. CAST(? AS DOUBLE)"
+    )]
+    Lossy {
+        name: String,
+        expected: DataType,
+        got: DataType,
+        value: String,
+        became: String,
+    },
+    #[error(
         "the statement has {count} parameter(s) ({names}) but none are bound; bind them before executing"
     )]
     Unbound { count: usize, names: String },
@@ -112,6 +130,10 @@ struct HandleMessage {
     /// An Arrow IPC stream; empty when nothing is bound.
     #[prost(bytes = "bytes", tag = "3")]
     parameters: Bytes,
+    /// The statement's identity, under which the server keeps what was last
+    /// bound to it ([`super::bound_parameters`]); 16 bytes, big-endian.
+    #[prost(bytes = "bytes", tag = "4")]
+    id: Bytes,
 }
 
 /// A prepared statement: its SQL and the parameters bound for a query.
@@ -119,6 +141,9 @@ struct HandleMessage {
 pub struct Handle {
     pub sql: String,
     pub parameters: Option<RecordBatch>,
+    /// Random, given when the statement is prepared; 0 in handles made
+    /// before there were ids.
+    pub id: u128,
 }
 
 impl Handle {
@@ -135,6 +160,7 @@ impl Handle {
             version: HANDLE_VERSION,
             sql: self.sql.clone(),
             parameters,
+            id: Bytes::copy_from_slice(&self.id.to_be_bytes()),
         };
         Ok(message.encode_to_vec().into())
     }
@@ -165,9 +191,15 @@ impl Handle {
             let batches = reader.collect::<Result<Vec<_>, _>>()?;
             Some(concat_batches(&schema, &batches)?)
         };
+        let id = match message.id.len() {
+            0 => 0,
+            16 => u128::from_be_bytes(message.id[..].try_into().expect("16 bytes")),
+            n => return Err(PreparedError::BadHandle(format!("an id of {n} bytes"))),
+        };
         Ok(Self {
             sql: message.sql,
             parameters,
+            id,
         })
     }
 }
@@ -230,13 +262,22 @@ pub struct Parameters {
     /// `None` where DataFusion cannot tell (e.g. `SELECT $1`).
     types: Vec<Option<DataType>>,
     named: bool,
+    /// Some stand in table-function arguments: each row of values is planned
+    /// again with the values written into them (`query::parameterized`).
+    replan: bool,
 }
 
 impl Parameters {
-    pub fn of(plan: &LogicalPlan) -> Result<Self, PreparedError> {
-        let found = plan
+    /// The parameters of `plan`, and those in table-function arguments
+    /// (`in_arguments`, which planning does not keep in the plan).
+    pub fn of(plan: &LogicalPlan, in_arguments: Vec<String>) -> Result<Self, PreparedError> {
+        let mut found = plan
             .get_parameter_types()
             .map_err(|e| PreparedError::Plan(e.to_string()))?;
+        let replan = !in_arguments.is_empty();
+        for id in in_arguments {
+            found.entry(id).or_insert(None);
+        }
         let position = |id: &str| id.get(1..).and_then(|n| n.parse::<usize>().ok());
         let positional: Vec<_> = found.keys().filter_map(|id| position(id)).collect();
         if positional.is_empty() {
@@ -247,6 +288,7 @@ impl Parameters {
                 ids,
                 types,
                 named: true,
+                replan,
             });
         }
         if positional.len() != found.len() {
@@ -265,6 +307,7 @@ impl Parameters {
             ids,
             types,
             named: false,
+            replan,
         })
     }
 
@@ -315,14 +358,20 @@ impl Parameters {
         };
         let mut cast = Vec::with_capacity(columns.len());
         for ((column, id), wanted) in columns.into_iter().zip(&self.ids).zip(&self.types) {
+            let column = without_union(id, column)?;
             cast.push(match wanted {
-                Some(t) if t != column.data_type() => cast_with_options(&column, t, &options)
-                    .map_err(|e| PreparedError::ParameterType {
-                        name: id.clone(),
-                        expected: t.clone(),
-                        got: column.data_type().clone(),
-                        reason: e.to_string(),
-                    })?,
+                Some(t) if t != column.data_type() => {
+                    let converted = cast_with_options(&column, t, &options).map_err(|e| {
+                        PreparedError::ParameterType {
+                            name: id.clone(),
+                            expected: t.clone(),
+                            got: column.data_type().clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    refuse_lossy(id, &column, &converted)?;
+                    converted
+                }
                 _ => column,
             });
         }
@@ -347,6 +396,84 @@ impl Parameters {
             })
             .collect()
     }
+}
+
+/// The values of a union column (flightsql-dbapi binds each parameter as a
+/// dense union of int64, float64, utf8, binary and bool) as a plain column
+/// of the type they were bound with; other columns as they are.
+fn without_union(id: &str, column: ArrayRef) -> Result<ArrayRef, PreparedError> {
+    if !matches!(column.data_type(), DataType::Union(..)) {
+        return Ok(column);
+    }
+    let scalar_error = |e: DataFusionError| ArrowError::ComputeError(e.to_string());
+    let mut values = Vec::with_capacity(column.len());
+    for row in 0..column.len() {
+        values.push(
+            match ScalarValue::try_from_array(&column, row).map_err(scalar_error)? {
+                ScalarValue::Union(Some((_, value)), ..) => *value,
+                _ => ScalarValue::Null,
+            },
+        );
+    }
+    let types: HashSet<DataType> = values
+        .iter()
+        .filter(|v| !v.is_null())
+        .map(ScalarValue::data_type)
+        .collect();
+    if types.len() > 1 {
+        let mut names: Vec<String> = types.iter().map(ToString::to_string).collect();
+        names.sort();
+        return Err(PreparedError::Plan(format!(
+            "parameter {id} is bound with values of different types in different rows ({}); \
+             bind one type per parameter",
+            names.join(", ")
+        )));
+    }
+    let Some(data_type) = types.into_iter().next() else {
+        return Ok(arrow::array::new_null_array(&DataType::Null, column.len()));
+    };
+    let values = values.into_iter().map(|v| {
+        if v.is_null() {
+            ScalarValue::try_from(&data_type)
+        } else {
+            Ok(v)
+        }
+    });
+    let values = values
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(scalar_error)?;
+    Ok(ScalarValue::iter_to_array(values).map_err(scalar_error)?)
+}
+
+/// A number cast to the parameter's inferred type must keep its value:
+/// 1.25 bound where DataFusion inferred an integer (`? + 1`) would silently
+/// become 1, and an integer beyond 2^53 bound as a double changes too. Cast
+/// back and compare; the first value that changed is named.
+fn refuse_lossy(id: &str, bound: &ArrayRef, converted: &ArrayRef) -> Result<(), PreparedError> {
+    let (from, to) = (bound.data_type(), converted.data_type());
+    // A float narrowed to a float rounds to the nearest, as SQL's REAL does.
+    if !(from.is_numeric() && to.is_numeric()) || (from.is_floating() && to.is_floating()) {
+        return Ok(());
+    }
+    let back = cast(converted, bound.data_type())?;
+    for row in 0..bound.len() {
+        let original = ScalarValue::try_from_array(bound, row)
+            .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+        let round_trip = ScalarValue::try_from_array(&back, row)
+            .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+        if original != round_trip {
+            let became = ScalarValue::try_from_array(converted, row)
+                .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+            return Err(PreparedError::Lossy {
+                name: id.to_string(),
+                expected: converted.data_type().clone(),
+                got: bound.data_type().clone(),
+                value: original.to_string(),
+                became: became.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A schema as the IPC message Flight SQL puts in prepared-statement results.
@@ -374,6 +501,14 @@ fn bind_plan(
         .into_iter()
         .map(|v| plan.clone().with_param_values(v))
         .collect::<Result<Vec<_>, _>>()?;
+    union_inserts(plans)
+}
+
+/// Bound copies of one statement; for an INSERT, one statement writing the
+/// rows of all copies.
+fn union_inserts(plans: Vec<LogicalPlan>) -> Result<Vec<LogicalPlan>, DataFusionError> {
+    let insert =
+        matches!(plans.first(), Some(LogicalPlan::Dml(d)) if matches!(d.op, WriteOp::Insert(_)));
     if !insert || plans.len() < 2 {
         return Ok(plans);
     }
@@ -442,8 +577,20 @@ impl LotlineFlightSql {
     ) -> Result<(DataFrame, Parameters), Status> {
         let sql = number_question_marks(sql)?;
         let frame = self.plan(&sql, principal, who).await?;
-        let parameters = Parameters::of(frame.logical_plan())?;
+        let in_arguments = ArgumentPlaceholders::ids(frame.task_ctx().session_config());
+        let parameters = Parameters::of(frame.logical_plan(), in_arguments)?;
         Ok((frame, parameters))
+    }
+
+    /// The result schema of a prepared statement's SQL, planned, not run.
+    pub(super) async fn prepared_schema(
+        &self,
+        sql: &str,
+        principal: &Principal,
+        who: WriteContext,
+    ) -> Result<(Schema, Parameters), Status> {
+        let (frame, parameters) = self.plan_prepared(sql, principal, who).await?;
+        Ok((frame.schema().as_arrow().clone(), parameters))
     }
 
     /// CreatePreparedStatement: checks the SQL plans and answers with its
@@ -457,6 +604,7 @@ impl LotlineFlightSql {
         let handle = Handle {
             sql,
             parameters: None,
+            id: rand::random(),
         }
         .carrying(&who)?;
         let (frame, parameters) = self.plan_prepared(&handle.sql, principal, who).await?;
@@ -491,12 +639,32 @@ impl LotlineFlightSql {
                 .into());
             }
         }
+        if let Some(batch) = &parameters {
+            if handle.id != 0 {
+                self.bound.keep(handle.id, &principal.user, batch.clone());
+            }
+        }
         let handle = Handle {
-            sql: handle.sql,
             parameters,
+            ..handle
         };
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(handle.encode()?),
+        })
+    }
+
+    /// The parameters to run `handle` with: those it carries, else those
+    /// `principal` last bound to it (for clients that keep the handle they
+    /// prepared, [`super::bound_parameters`]).
+    pub(super) fn parameters_of(
+        &self,
+        handle: &Handle,
+        principal: &Principal,
+    ) -> Option<RecordBatch> {
+        handle.parameters.clone().or_else(|| {
+            (handle.id != 0)
+                .then(|| self.bound.get(handle.id, &principal.user))
+                .flatten()
         })
     }
 
@@ -510,7 +678,7 @@ impl LotlineFlightSql {
         principal: &Principal,
         who: WriteContext,
     ) -> Result<(Arc<Schema>, Vec<DataFrame>), Status> {
-        let (frame, parameters) = self.plan_prepared(sql, principal, who).await?;
+        let (frame, parameters) = self.plan_prepared(sql, principal, who.clone()).await?;
         let unbound_schema = Arc::new(frame.schema().as_arrow().clone());
         let Some(rows) = rows else {
             if !parameters.is_empty() {
@@ -524,7 +692,23 @@ impl LotlineFlightSql {
         };
         let values = parameters.bind(rows)?;
         let (state, plan) = frame.into_parts();
-        let frames: Vec<DataFrame> = bind_plan(plan, values)
+        let plans = if parameters.replan {
+            let sql = number_question_marks(sql)?;
+            let mut plans = Vec::with_capacity(values.len());
+            for row in values {
+                let frame = self
+                    .plan_with_arguments(&sql, principal, who.clone(), Some(row.clone()))
+                    .await?;
+                plans.push(frame.into_parts().1.with_param_values(row));
+            }
+            plans
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(union_inserts)
+        } else {
+            bind_plan(plan, values)
+        };
+        let frames: Vec<DataFrame> = plans
             .map_err(df_status)?
             .into_iter()
             .map(|p| DataFrame::new(state.clone(), p))
@@ -611,6 +795,7 @@ mod tests {
         let bare = Handle {
             sql: "SELECT 1".into(),
             parameters: None,
+            id: 0,
         };
         assert_eq!(Handle::decode(&bare.encode().unwrap()).unwrap(), bare);
         let batch = RecordBatch::try_from_iter([
@@ -621,6 +806,7 @@ mod tests {
         let bound = Handle {
             sql: "SELECT $1, $2".into(),
             parameters: Some(batch),
+            id: u128::MAX - 7,
         };
         assert_eq!(Handle::decode(&bound.encode().unwrap()).unwrap(), bound);
         assert!(matches!(
@@ -634,6 +820,7 @@ mod tests {
             ids: (1..=types.len()).map(|n| format!("${n}")).collect(),
             types,
             named: false,
+            replan: false,
         }
     }
 
@@ -671,9 +858,43 @@ mod tests {
     }
 
     #[test]
+    fn a_cast_that_changes_the_value_is_refused() {
+        let params = positional(vec![Some(DataType::Int64), Some(DataType::UInt32)]);
+        let exact = RecordBatch::try_from_iter([
+            ("0", Arc::new(Float64Array::from(vec![2.0, 1e15])) as _),
+            ("1", Arc::new(Int64Array::from(vec![192, 0])) as _),
+        ])
+        .unwrap();
+        assert_eq!(params.bind(&exact).unwrap().len(), 2);
+        let fraction = RecordBatch::try_from_iter([
+            ("0", Arc::new(Float64Array::from(vec![2.0, 1.25])) as _),
+            ("1", Arc::new(Int64Array::from(vec![192, 0])) as _),
+        ])
+        .unwrap();
+        let err = params.bind(&fraction).unwrap_err().to_string();
+        assert!(
+            err.contains("$1") && err.contains("1.25") && err.contains("would become 1"),
+            "{err}"
+        );
+        let double = positional(vec![Some(DataType::Float64)]);
+        let huge = RecordBatch::try_from_iter([(
+            "0",
+            Arc::new(Int64Array::from(vec![(1 << 53) + 1])) as _,
+        )])
+        .unwrap();
+        assert!(double.bind(&huge).is_err(), "2^53 + 1 is not a double");
+        let real = positional(vec![Some(DataType::Float32)]);
+        let tenth =
+            RecordBatch::try_from_iter([("0", Arc::new(Float64Array::from(vec![0.1])) as _)])
+                .unwrap();
+        assert!(real.bind(&tenth).is_ok(), "floats round to the nearest");
+    }
+
+    #[test]
     fn named_parameters_bind_by_column_name() {
         let params = Parameters {
             ids: vec!["$lot".into(), "$tag".into()],
+            replan: false,
             types: vec![Some(DataType::Utf8), Some(DataType::Utf8)],
             named: true,
         };

@@ -108,7 +108,7 @@ def test_health(server):
     reply = http_request(f"{server.http_url}/health")
     assert reply.status == 200, reply
     health = reply.json()
-    assert health["status"] == "ok"
+    assert health["status"] == "pass" and health["name"] == "lotline"
     assert health["version"]
     assert health["uptime_secs"] >= 0
     assert health["authentication"] is True

@@ -79,7 +79,7 @@ def test_https_health_and_line_protocol(tls_server):
     assert server.http_url.startswith("https://")
     health = server.http("/health")
     assert health.status == 200, health
-    assert health.json()["status"] == "ok"
+    assert health.json()["status"] == "pass"
     token = {"Authorization": f"Token {ADMIN_USER}:{DEFAULT_PASSWORD}"}
     reply = server.http("/api/v2/write?precision=s", "POST", f"oven temp=200.5 {T0 // 10**9}\n".encode(), token)
     assert reply.status == 204, reply
