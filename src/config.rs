@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ingest::{CompactionConfig, EngineConfig};
-use crate::query::QueryOptions;
+use crate::query::memory::QueryMemory;
+use crate::query::{self, QueryOptions, history};
 use crate::storage::compaction::CompactionPolicy;
 use crate::storage::segment::SegmentOptions;
 
@@ -78,6 +79,20 @@ pub struct ServeArgs {
     /// Most rows (tags x intervals) one history_* function call may return [default: 10000000]
     #[arg(long, env = "LOTLINE_MAX_HISTORY_INTERVALS")]
     pub max_history_intervals: Option<u64>,
+    /// Memory all running statements may use together, in bytes; beyond it
+    /// they spill to disk or fail [default: half of the machine's memory]
+    #[arg(long, env = "LOTLINE_QUERY_MEMORY_BYTES")]
+    pub query_memory_bytes: Option<usize>,
+    /// Memory one statement may use, in bytes [default: a quarter of --query-memory-bytes]
+    #[arg(long, env = "LOTLINE_QUERY_MEMORY_PER_STATEMENT_BYTES")]
+    pub query_memory_per_statement_bytes: Option<usize>,
+    /// Statements that run at once; more wait their turn [default: 16]
+    #[arg(long, env = "LOTLINE_MAX_CONCURRENT_QUERIES")]
+    pub max_concurrent_queries: Option<usize>,
+    /// Cancel a query that runs longer than this many seconds (writes always
+    /// finish) [default: no limit]
+    #[arg(long, env = "LOTLINE_STATEMENT_TIMEOUT_SECS")]
+    pub statement_timeout_secs: Option<u64>,
     /// Lifetime of a bearer token, in seconds; clients log in again after it [default: 86400]
     #[arg(long, env = "LOTLINE_TOKEN_TTL_SECS")]
     pub token_ttl_secs: Option<u64>,
@@ -129,6 +144,10 @@ struct FileConfig {
     max_buffered_bytes: Option<usize>,
     row_group_rows: Option<usize>,
     max_history_intervals: Option<u64>,
+    query_memory_bytes: Option<usize>,
+    query_memory_per_statement_bytes: Option<usize>,
+    max_concurrent_queries: Option<usize>,
+    statement_timeout_secs: Option<u64>,
     token_ttl_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -313,11 +332,32 @@ impl ServeArgs {
                 stamping: !(self.no_stamping || file.no_stamping.unwrap_or(false)),
                 compaction,
             },
-            query: QueryOptions {
-                max_history_intervals: self
-                    .max_history_intervals
-                    .or(file.max_history_intervals)
-                    .unwrap_or(QueryOptions::default().max_history_intervals),
+            query: {
+                let (default_memory, _) = QueryMemory::default_budget();
+                let memory = self
+                    .query_memory_bytes
+                    .or(file.query_memory_bytes)
+                    .unwrap_or(default_memory);
+                let per_statement = self
+                    .query_memory_per_statement_bytes
+                    .or(file.query_memory_per_statement_bytes)
+                    .unwrap_or(memory / 4);
+                QueryOptions {
+                    max_history_intervals: self
+                        .max_history_intervals
+                        .or(file.max_history_intervals)
+                        .unwrap_or(history::DEFAULT_MAX_INTERVALS),
+                    memory: QueryMemory::new(memory, per_statement),
+                    max_concurrent: self
+                        .max_concurrent_queries
+                        .or(file.max_concurrent_queries)
+                        .unwrap_or(query::DEFAULT_MAX_CONCURRENT),
+                    statement_timeout: self
+                        .statement_timeout_secs
+                        .or(file.statement_timeout_secs)
+                        .filter(|&s| s > 0)
+                        .map(Duration::from_secs),
+                }
             },
             token_ttl: Duration::from_secs(token_ttl_secs),
             tls: self.tls_files(file.tls_cert, file.tls_key)?,

@@ -129,6 +129,32 @@ mod tests {
     }
 
     #[test]
+    fn a_decoded_request_counts_its_bytes_once() {
+        use arrow::ipc::reader::StreamReader;
+        use arrow::ipc::writer::StreamWriter;
+        // Eight columns decoded from one IPC message share its one buffer.
+        let column = Arc::new(Float64Array::from(vec![1.5; 100_000]));
+        let batch = RecordBatch::try_from_iter(
+            (0..8).map(|i| (format!("c{i}"), column.clone() as arrow::array::ArrayRef)),
+        )
+        .unwrap();
+        let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        let bytes = writer.into_inner().unwrap();
+        let decoded = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let data = 8 * 100_000 * 8;
+        assert_eq!(super::super::request_bytes(&[decoded.clone()]), data);
+        assert!(
+            decoded.get_array_memory_size() >= 8 * data,
+            "shared buffer counted per column"
+        );
+    }
+
+    #[test]
     fn freeze_and_clear_keep_the_totals() {
         let batch =
             RecordBatch::try_from_iter([("v", Arc::new(Float64Array::from(vec![1.0; 100])) as _)])

@@ -266,9 +266,21 @@ pub struct Engine {
     _dir_lock: File,
 }
 
-/// Bytes a request occupies in memory, the measure `max_request_bytes` limits.
+/// Bytes of data a request carries, the measure `max_request_bytes` limits.
+/// The bytes its columns' slices cover, not their allocations: columns
+/// decoded from one Arrow IPC message all share that message's buffer, which
+/// `get_array_memory_size` would count once per column.
 pub fn request_bytes(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(RecordBatch::get_array_memory_size).sum()
+    batches
+        .iter()
+        .flat_map(RecordBatch::columns)
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size())
+        })
+        .sum()
 }
 
 /// A request's batches checked and converted to `def`'s schema (empty ones

@@ -39,6 +39,8 @@ pub enum ValidationError {
     },
     #[error("row {row}, column '{column}': null in a non-nullable column")]
     Null { row: usize, column: String },
+    #[error("table '{table}': column '{column}' is sent more than once; send each column once")]
+    DuplicateColumn { table: String, column: String },
 }
 
 /// Returns `batch` converted to `def.schema`, or the first problem found.
@@ -50,7 +52,14 @@ pub fn normalize_batch(
     row_offset: usize,
 ) -> Result<RecordBatch, ValidationError> {
     let input = batch.schema();
-    for field in input.fields() {
+    for (i, field) in input.fields().iter().enumerate() {
+        // Columns are taken by name: a second one of a name would be dropped unseen.
+        if input.fields()[..i].iter().any(|f| f.name() == field.name()) {
+            return Err(ValidationError::DuplicateColumn {
+                table: def.name.into(),
+                column: field.name().clone(),
+            });
+        }
         if def.schema.index_of(field.name()).is_err() {
             return Err(ValidationError::UnknownColumn {
                 table: def.name.into(),

@@ -11,6 +11,7 @@ pub mod historian;
 pub mod history;
 pub mod last_values;
 pub mod lot_samples;
+pub mod memory;
 pub mod parameterized;
 mod pinned;
 pub mod quality;
@@ -25,8 +26,9 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionContext;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
@@ -39,16 +41,28 @@ pub const CATALOG: &str = "lotline";
 pub const SCHEMA: &str = "public";
 
 /// Limits a deployment sets on queries.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct QueryOptions {
     /// Largest number of rows (tags x intervals) one historian function call may return.
     pub max_history_intervals: u64,
+    /// The memory statements may use, together and each ([`memory`]).
+    pub memory: memory::QueryMemory,
+    /// Statements that run at once; more wait for one to finish.
+    pub max_concurrent: usize,
+    /// A statement running longer is cancelled (`None`: no limit).
+    pub statement_timeout: Option<std::time::Duration>,
 }
+
+/// Statements that run at once unless configured.
+pub const DEFAULT_MAX_CONCURRENT: usize = 16;
 
 impl Default for QueryOptions {
     fn default() -> Self {
         Self {
             max_history_intervals: history::DEFAULT_MAX_INTERVALS,
+            memory: memory::QueryMemory::default(),
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            statement_timeout: None,
         }
     }
 }
@@ -58,12 +72,29 @@ pub fn session(engine: &Arc<Engine>) -> SessionContext {
     session_with(engine, &QueryOptions::default())
 }
 
-/// One runtime for every session, so its caches outlive a statement: above
-/// all the Parquet footer and page-index cache, which otherwise every
-/// statement would read and decode again for each segment it touches.
-/// Segments are immutable and never reuse a path, so a cached entry cannot go
-/// stale; the cache is bounded by DataFusion's default memory limit.
+/// What every session shares, so its caches outlive a statement: above all
+/// the Parquet footer and page-index cache, which otherwise every statement
+/// would read and decode again for each segment it touches. Segments are
+/// immutable and never reuse a path, so a cached entry cannot go stale; the
+/// cache is bounded by DataFusion's default memory limit.
 static RUNTIME: LazyLock<Arc<RuntimeEnv>> = LazyLock::new(|| Arc::new(RuntimeEnv::default()));
+
+/// A statement's runtime: the shared caches, spill directory and object
+/// stores, and its own view of the query memory.
+fn statement_runtime(memory: &memory::QueryMemory) -> Arc<RuntimeEnv> {
+    let shared = &RUNTIME.cache_manager;
+    let caches = CacheManagerConfig::default()
+        .with_file_metadata_cache(Some(shared.get_file_metadata_cache()))
+        .with_metadata_cache_limit(shared.get_metadata_cache_limit());
+    let mut builder = RuntimeEnvBuilder::new()
+        .with_memory_pool(memory.for_statement())
+        .with_cache_manager(caches)
+        .with_object_store_registry(RUNTIME.object_store_registry.clone());
+    builder.disk_manager = Some(RUNTIME.disk_manager.clone());
+    builder
+        .build_arc()
+        .expect("a runtime of existing parts builds")
+}
 
 /// A new SQL session over `engine`'s tables. Sessions are cheap; the server
 /// makes one per statement so session settings never leak between clients.
@@ -79,7 +110,7 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     parquet.pushdown_filters = true;
     let state = SessionStateBuilder::new()
         .with_config(config)
-        .with_runtime_env(RUNTIME.clone())
+        .with_runtime_env(statement_runtime(&options.memory))
         .with_default_features();
     let state = gapfill::enable(state, options.max_history_intervals);
     let ctx = SessionContext::new_with_state(state.build());

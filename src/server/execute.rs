@@ -13,7 +13,12 @@ use datafusion::common::tree_node::TreeNode;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
-use futures::{StreamExt, TryStreamExt};
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, timeout_at};
 use tonic::{Response, Status};
 
 use super::flight::{BoxStream, LotlineFlightSql, encode_batches};
@@ -29,15 +34,20 @@ impl LotlineFlightSql {
         schema: Arc<Schema>,
         frames: Vec<DataFrame>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
+        let slot = self.slot().await?;
         let target = frames.first().and_then(dml_target);
+        // A write is never cut off halfway: it could land after the client
+        // was told it failed.
+        let deadline = self.deadline().filter(|_| target.is_none());
         let mut frames = frames.into_iter();
         // The first starts now, so that its failure is the call's status.
         let first = match frames.next() {
-            Some(frame) => Some(frame.execute_stream().await.map_err(|e| {
-                let status = df_status(e);
-                self.metrics.query_failed(&status);
-                status
-            })?),
+            Some(frame) => Some(
+                within(deadline, frame.execute_stream())
+                    .await
+                    .and_then(|started| started.map_err(df_status))
+                    .inspect_err(|status| self.metrics.query_failed(status))?,
+            ),
             None => None,
         };
         let rest = futures::stream::iter(frames)
@@ -48,7 +58,7 @@ impl LotlineFlightSql {
         // Metrics hook: count the query's execution failures; `timer` records
         // the duration when the result stream ends (it lives in it).
         let batches = stream.map(move |batch| {
-            let _in_stream = &timer;
+            let _in_stream = (&timer, &slot);
             // An INSERT run as a query (as ADBC does) reports its rows here.
             if let (Some(def), Ok(Some(rows))) = (target, batch.as_ref().map(dml_count)) {
                 metrics.record_write("sql_insert", def.name, &Ok(rows as usize));
@@ -59,13 +69,32 @@ impl LotlineFlightSql {
                 FlightError::from(status)
             })
         });
-        Ok(encode_batches(schema, batches))
+        Ok(encode_batches(schema, until(deadline, batches)))
+    }
+
+    /// A place among the statements that run at once (`max_concurrent`):
+    /// waits until one is free. Held until the statement's results end.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the server is shutting down"))
+    }
+
+    /// When a query started now must end (`statement_timeout`).
+    fn deadline(&self) -> Option<Deadline> {
+        self.query_options.statement_timeout.map(|limit| Deadline {
+            at: Instant::now() + limit,
+            limit,
+        })
     }
 
     /// Runs planned statements as updates: the rows they affected, or -1
     /// when none is DML (a query run as an update).
     /// Their writer is the session's, set by [`Self::plan`].
     pub(super) async fn run_updates(&self, frames: Vec<DataFrame>) -> Result<i64, Status> {
+        let _slot = self.slot().await?;
         let mut total = None;
         for frame in frames {
             let target = dml_target(&frame);
@@ -139,6 +168,49 @@ pub(super) fn written_result(handle: &[u8]) -> Option<Result<RecordBatch, Status
             vec![Arc::new(arrow::array::UInt64Array::from(vec![rows]))],
         )
         .map_err(|e| Status::internal(e.to_string())),
+    })
+}
+
+/// The end of a query's time (`statement_timeout`).
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn exceeded(self) -> Status {
+        Status::deadline_exceeded(format!(
+            "the statement ran longer than its {} s (statement_timeout_secs) and was cancelled",
+            self.limit.as_secs_f64()
+        ))
+    }
+}
+
+/// `work`, cancelled with an error at `deadline`.
+async fn within<T>(deadline: Option<Deadline>, work: impl Future<Output = T>) -> Result<T, Status> {
+    match deadline {
+        None => Ok(work.await),
+        Some(d) => timeout_at(d.at, work).await.map_err(|_| d.exceeded()),
+    }
+}
+
+/// `batches`, ending with an error at `deadline` (the statement is dropped,
+/// which stops it).
+fn until<S>(
+    deadline: Option<Deadline>,
+    batches: S,
+) -> impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static
+where
+    S: Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
+{
+    futures::stream::unfold(Some(Box::pin(batches)), move |state| async move {
+        let mut batches = state?;
+        match within(deadline, batches.next()).await {
+            Ok(Some(batch)) => Some((batch, Some(batches))),
+            Ok(None) => None,
+            Err(status) => Some((Err(FlightError::from(status)), None)),
+        }
     })
 }
 

@@ -8,15 +8,13 @@
 //! runs `--without-auth`); writes also need a role that may write. Statement tickets carry the SQL text itself, so any
 //! replica of the server can answer them and nothing is kept per statement.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::server::{DoPutError, FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
     ActionBeginTransactionResult, ActionCancelQueryRequest, ActionCancelQueryResult,
@@ -27,19 +25,18 @@ use arrow_flight::sql::{
     CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
     CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandPreparedStatementUpdate,
     CommandStatementIngest, CommandStatementQuery, CommandStatementSubstraitPlan,
-    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TableExistsOption, TicketStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, DoPutUpdateResult, ProstMessageExt,
+    SqlInfo, TableExistsOption, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, ActionType, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
-    HandshakeResponse, Ticket,
+    Action, ActionType, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
+    HandshakeResponse, PutResult, Ticket,
 };
 use datafusion::common::ParamValues;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
-use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
@@ -51,12 +48,13 @@ pub use super::execute::df_status;
 use super::metrics::Metrics;
 use super::prepared::Handle;
 use super::{metadata, reason, unsupported};
-use crate::ingest::{Engine, IngestError, WriteContext};
+use crate::ingest::{Engine, WriteContext};
 use crate::{model, query};
 
 pub use super::actions::FLUSH_ACTION;
 
-pub(super) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+use super::flight_data::one_batch;
+pub use super::flight_data::{BoxStream, encode_batches, info_for, ingest_status};
 
 #[derive(Clone)]
 pub struct LotlineFlightSql {
@@ -67,6 +65,8 @@ pub struct LotlineFlightSql {
     pub(super) query_options: query::QueryOptions,
     /// For clients that execute the handle they prepared, not the bound one.
     pub(super) bound: Arc<BoundParameters>,
+    /// One permit per statement that may run at once (`max_concurrent`).
+    pub(super) slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl LotlineFlightSql {
@@ -100,6 +100,7 @@ impl LotlineFlightSql {
 
     /// Applies deployment limits to every statement's session.
     pub fn with_query_options(mut self, options: query::QueryOptions) -> Self {
+        self.slots = Arc::new(tokio::sync::Semaphore::new(options.max_concurrent.max(1)));
         self.query_options = options;
         self
     }
@@ -111,6 +112,7 @@ impl LotlineFlightSql {
             metrics,
             query_options: query::QueryOptions::default(),
             bound: Arc::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(query::DEFAULT_MAX_CONCURRENT)),
         }
     }
 
@@ -191,48 +193,6 @@ impl LotlineFlightSql {
         }
         Ok(frame)
     }
-}
-
-pub fn ingest_status(e: IngestError) -> Status {
-    if e.is_client_error() {
-        Status::invalid_argument(e.to_string())
-    } else {
-        Status::internal(e.to_string())
-    }
-}
-
-/// A FlightInfo whose single endpoint's ticket is `command` itself.
-pub fn info_for(
-    command: impl ProstMessageExt,
-    schema: &Schema,
-    descriptor: FlightDescriptor,
-) -> Result<FlightInfo, Status> {
-    let ticket = Ticket::new(command.as_any().encode_to_vec());
-    Ok(FlightInfo::new()
-        .try_with_schema(schema)
-        .map_err(|e| Status::internal(e.to_string()))?
-        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
-        .with_descriptor(descriptor))
-}
-
-/// A single metadata batch as a DoGet stream.
-fn one_batch(
-    schema: Arc<Schema>,
-    batch: Result<arrow::array::RecordBatch, FlightError>,
-) -> Response<BoxStream<arrow_flight::FlightData>> {
-    encode_batches(schema, futures::stream::once(async { batch }))
-}
-
-/// Streams record batches as Flight data.
-pub fn encode_batches(
-    schema: Arc<Schema>,
-    batches: impl Stream<Item = Result<arrow::array::RecordBatch, FlightError>> + Send + 'static,
-) -> Response<BoxStream<arrow_flight::FlightData>> {
-    let stream = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .build(batches)
-        .map_err(Status::from);
-    Response::new(Box::pin(stream))
 }
 
 #[tonic::async_trait]
@@ -764,6 +724,32 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
         self.authorize(&request)?;
         Err(unsupported::command("DoPut", &message.type_url))
+    }
+
+    async fn do_put_error_callback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        error: DoPutError,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        self.authorize(&request)?;
+        match error {
+            // A stream without a single message: what ADBC sends to ingest an
+            // empty table. Nothing to write, and nothing went wrong.
+            DoPutError::MissingCommand => {
+                let result = DoPutUpdateResult { record_count: 0 };
+                let put = PutResult {
+                    app_metadata: result.encode_to_vec().into(),
+                };
+                Ok(Response::new(Box::pin(futures::stream::once(async {
+                    Ok(put)
+                }))))
+            }
+            DoPutError::MissingFlightDescriptor => Err(Status::invalid_argument(
+                "the first message of a DoPut must carry a FlightDescriptor with a Flight SQL \
+                 command (CommandStatementIngest, CommandStatementUpdate, \
+                 CommandPreparedStatementQuery or CommandPreparedStatementUpdate)",
+            )),
+        }
     }
 
     async fn do_exchange_fallback(

@@ -3,8 +3,10 @@
 //! `GetSchema` plans a statement and answers with its result schema (ADBC's
 //! `execute_schema`) without running it; a `DoGet` ticket that is not a Flight
 //! SQL command (influxdb3-python sends JSON) is refused saying what lotline
-//! takes instead of with a protobuf decoding error. Every other call goes to
-//! the Flight SQL service unchanged.
+//! takes instead of with a protobuf decoding error. DoPut, DoExchange and
+//! ListActions check the caller's token before anything else (the dispatch
+//! would read a DoPut's first message, up to a whole request, first). Every
+//! other call goes to the Flight SQL service unchanged.
 
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
@@ -139,6 +141,9 @@ impl FlightService for FlightFront {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
+        // The token first: the Flight SQL dispatch reads the first message
+        // (up to a whole request) to learn the command.
+        self.0.authorize(&request)?;
         FlightService::do_put(&self.0, request).await
     }
 
@@ -146,6 +151,7 @@ impl FlightService for FlightFront {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        self.0.authorize(&request)?;
         FlightService::do_exchange(&self.0, request).await
     }
 
@@ -160,6 +166,7 @@ impl FlightService for FlightFront {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
+        self.0.authorize(&request)?;
         FlightService::list_actions(&self.0, request).await
     }
 }

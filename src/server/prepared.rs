@@ -50,6 +50,7 @@ use tonic::{Request, Status};
 use super::auth::Principal;
 use super::execute::df_status;
 use super::flight::LotlineFlightSql;
+use super::ipc_guard;
 use super::reason;
 use crate::ingest::{IngestError, WriteContext, request_bytes};
 use crate::query::parameterized::ArgumentPlaceholders;
@@ -186,6 +187,9 @@ impl Handle {
         let parameters = if message.parameters.is_empty() {
             None
         } else {
+            // Client bytes: lengths are checked before Arrow allocates by them.
+            ipc_guard::check_stream(&message.parameters, MAX_HANDLE_PARAMETER_BYTES)
+                .map_err(|e| PreparedError::BadHandle(e.to_string()))?;
             let reader = StreamReader::try_new(Cursor::new(message.parameters), None)?;
             let schema = reader.schema();
             let batches = reader.collect::<Result<Vec<_>, _>>()?;
@@ -741,9 +745,19 @@ impl LotlineFlightSql {
         what: &str,
     ) -> Result<(Option<Arc<Schema>>, Vec<RecordBatch>), Status> {
         let limit = self.engine.config().max_request_bytes;
-        let mut stream = FlightRecordBatchStream::new_from_flight_data(
-            request.into_inner().map_err(FlightError::from),
-        );
+        // Each message's claimed lengths are checked before Arrow decodes it.
+        let stream_name = what.to_string();
+        let checked = request.into_inner().map(move |data| {
+            let data = data?;
+            if !data.data_header.is_empty() {
+                ipc_guard::check_message(&data.data_header, &data.data_body, limit).map_err(
+                    |e| Status::invalid_argument(format!("decoding {stream_name} stream: {e}")),
+                )?;
+            }
+            Ok::<_, Status>(data)
+        });
+        let mut stream =
+            FlightRecordBatchStream::new_from_flight_data(checked.map_err(FlightError::from));
         let mut batches = Vec::new();
         let mut bytes = 0;
         while let Some(batch) = stream.next().await {
