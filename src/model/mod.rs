@@ -246,9 +246,11 @@ pub fn sample_corrections() -> &'static TableDef {
     &SAMPLE_CORRECTIONS
 }
 
-/// Names of all tables, for messages.
+/// Names of the tables clients may write (all but `audit_log`), for the
+/// messages that refuse an unknown table.
 pub fn table_names() -> String {
-    tables().map(|t| t.name).join(", ")
+    let writable = tables().into_iter().filter(|t| client_writable(t));
+    writable.map(|t| t.name).collect::<Vec<_>>().join(", ")
 }
 
 /// The table whose writes feed the genealogy index, if any.
