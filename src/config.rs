@@ -109,7 +109,7 @@ pub struct ServeArgs {
     /// production run at ingest and flush (`lotline restamp` still does)
     #[arg(long, env = "LOTLINE_NO_STAMPING")]
     pub no_stamping: bool,
-    /// Do not compact `samples` segments in the background (`lotline compact` still does)
+    /// Do not compact segments in the background (`lotline compact` still does)
     #[arg(long, env = "LOTLINE_NO_COMPACTION")]
     pub no_compaction: bool,
     /// Rows a compacted segment aims at; segments below half of it are merged [default: 16000000]

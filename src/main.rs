@@ -74,7 +74,7 @@ enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
-    /// Merge the small `samples` segments of each date partition into few
+    /// Merge the small segments of every table and date partition into few
     /// large ones now (role admin); prints a JSON report once they are live
     Compact {
         #[command(flatten)]

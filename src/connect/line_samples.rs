@@ -78,6 +78,15 @@ pub fn to_samples(points: &[Point<'_>]) -> Result<RecordBatch, LineError> {
                 suffixed = format!("{base}.{key}");
                 suffixed.as_str()
             };
+            // Checked here too, to name the line (validation names rows).
+            if tag.len() > model::MAX_NAME_BYTES {
+                return Err(fail(format!(
+                    "tag name '{}' (measurement, name tags and field) is {} bytes long; names are limited to {} bytes",
+                    model::quoted(tag),
+                    tag.len(),
+                    model::MAX_NAME_BYTES
+                )));
+            }
             out.push(SampleRow {
                 tag,
                 ts_ns: point.time_ns,

@@ -1,6 +1,7 @@
-//! Compaction of `samples`: merges runs of small segments (one per flush)
-//! into few large ones per date partition, so a query opens few files, and
-//! stamps the rows it rewrites, so stamping converges as segments are merged.
+//! Compaction of every table: merges runs of small segments (one per flush)
+//! into few large ones per date partition, so a query or a start opens few
+//! files, and stamps the `samples` rows it rewrites, so stamping converges
+//! as segments are merged.
 //!
 //! Which segments merge is [`crate::storage::compaction`]'s policy; the
 //! streaming merge is [`crate::storage::merge`]. This module runs them
@@ -10,9 +11,12 @@
 //! flush lock again. A crash before that store leaves the old segments live
 //! (the new files are orphans, removed on start); after it, the new ones
 //! (the old files are the orphans). The replaced files are deleted when the
-//! last query that planned with them is done. Only `samples` is compacted:
-//! its rows are never resolved by segment order, and it is what grows.
+//! last query that planned with them is done. Tables that resolve rows by
+//! their order (versioned tables: the last version wins; `audit_log`: the
+//! chain head is the last row) stay correct because the policy merges only
+//! consecutive segments and the merge keeps equal keys in manifest order.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,10 +25,10 @@ use serde::Serialize;
 use tracing::info;
 
 use super::{Engine, IngestError};
-use crate::model;
-use crate::storage::SegmentMeta;
-use crate::storage::compaction::{self, CompactionPolicy};
+use crate::model::{self, TableDef};
+use crate::storage::compaction::{self, CompactionPolicy, MergeGroup};
 use crate::storage::merge::merge_segments;
+use crate::storage::{Manifest, SegmentMeta};
 
 /// Settings of compaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +51,12 @@ impl Default for CompactionConfig {
     }
 }
 
-/// What one compaction did.
+/// What one compaction did, over all tables.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CompactReport {
-    /// Date partitions that had segments merged.
+    /// Date partitions (of any table) that had segments merged.
     pub partitions: usize,
-    /// Live `samples` segments before and after.
+    /// Live segments of all tables before and after.
     pub segments_before: usize,
     pub segments_after: usize,
     pub segments_merged: usize,
@@ -61,9 +65,43 @@ pub struct CompactReport {
     pub rows: u64,
     pub bytes_before: u64,
     pub bytes_after: u64,
-    /// Rewritten rows that got their work order and lot (or equipment) now.
+    /// Rewritten `samples` rows that got their work order and lot (or equipment) now.
     pub rows_stamped: u64,
     pub seconds: f64,
+    /// The same counts per table that had segments merged.
+    pub tables: BTreeMap<&'static str, TableCompaction>,
+}
+
+/// What one compaction did to one table.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableCompaction {
+    pub segments_before: usize,
+    pub segments_after: usize,
+    pub segments_merged: usize,
+    pub segments_written: usize,
+    pub rows: u64,
+}
+
+/// The merges of one compaction: per merge its table, its inputs and its
+/// outputs.
+type Merges = Vec<(&'static TableDef, Vec<SegmentMeta>, Vec<SegmentMeta>)>;
+
+/// What the policy selects in `manifest`: the merge groups of each table
+/// that has any.
+fn plan(
+    manifest: &Manifest,
+    policy: &CompactionPolicy,
+) -> Vec<(&'static TableDef, Vec<MergeGroup>)> {
+    model::tables()
+        .into_iter()
+        .map(|def| (def, compaction::plan(manifest.segments(def.name), policy)))
+        .filter(|(_, groups)| !groups.is_empty())
+        .collect()
+}
+
+/// Live segments of all tables.
+fn live_segments(manifest: &Manifest) -> usize {
+    manifest.tables.values().map(Vec::len).sum()
 }
 
 /// Totals since start, for `/metrics`.
@@ -92,14 +130,13 @@ pub struct CompactionTotals {
 }
 
 impl Engine {
-    /// Whether the live `samples` segments call for a compaction.
+    /// Whether the live segments of any table call for a compaction.
     pub fn needs_compaction(&self) -> bool {
         let state = self.state.read().expect("state lock");
-        let segments = state.manifest.segments(model::samples().name);
-        !compaction::plan(segments, &self.config.compaction.policy).is_empty()
+        !plan(&state.manifest, &self.config.compaction.policy).is_empty()
     }
 
-    /// Merges the small `samples` segments the policy selects. When this
+    /// Merges the small segments of every table the policy selects. When this
     /// returns `Ok` the merged segments are live and durable (the manifest
     /// is stored) and hold every row of the replaced ones exactly once; the
     /// replaced files are gone, or go when the last query that planned with
@@ -132,7 +169,6 @@ impl Engine {
     }
 
     async fn compact_inner(&self, started: Instant) -> Result<CompactReport, IngestError> {
-        let def = model::samples();
         let _rewrite = self.rewrite_lock.lock().await;
         if self.compaction_totals.stop.load(Ordering::Relaxed) {
             return Err(IngestError::Internal(
@@ -142,17 +178,22 @@ impl Engine {
         let mut report = CompactReport::default();
         // Plan and reserve ids under the flush lock: a flush takes its ids
         // from the manifest after this, so none collide.
-        let (groups, first_id) = {
+        let (plans, first_id, before) = {
             let _flush = self.flush_lock.lock().await;
             let mut state = self.state.write().expect("state lock");
-            let segments = state.manifest.segments(def.name);
-            report.segments_before = segments.len();
-            let groups = compaction::plan(segments, &self.config.compaction.policy);
+            let plans = plan(&state.manifest, &self.config.compaction.policy);
+            let before = state.manifest.clone();
             let first_id = state.manifest.next_segment_id;
-            state.manifest.next_segment_id += groups.iter().map(|g| g.outputs as u64).sum::<u64>();
-            (groups, first_id)
+            let outputs: u64 = plans
+                .iter()
+                .flat_map(|(_, groups)| groups)
+                .map(|g| g.outputs as u64)
+                .sum();
+            state.manifest.next_segment_id += outputs;
+            (plans, first_id, before)
         };
-        if groups.is_empty() {
+        report.segments_before = live_segments(&before);
+        if plans.is_empty() {
             report.segments_after = report.segments_before;
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
@@ -164,37 +205,43 @@ impl Engine {
         let (merges, stamped) = tokio::task::spawn_blocking(move || {
             let mut written: Vec<SegmentMeta> = Vec::new();
             let mut stamped = 0u64;
-            let mut merges = Vec::with_capacity(groups.len());
+            let mut merges: Merges = Vec::new();
             let mut next_id = first_id;
             let result = (|| -> Result<(), IngestError> {
-                for group in &groups {
-                    let ids: Vec<u64> = (next_id..next_id + group.outputs as u64).collect();
-                    next_id += group.outputs as u64;
-                    let outputs = merge_segments(
-                        &data_dir,
-                        def,
-                        &group.inputs,
-                        &ids,
-                        &options,
-                        &mut written,
-                        |batch| match &stamp_index {
-                            _ if stop.load(Ordering::Relaxed) => Err(IngestError::Internal(
-                                "compaction stopped: the server is shutting down".into(),
-                            )),
-                            Some(index) => {
-                                let index = index.read().expect("stamp index lock");
-                                Ok::<_, IngestError>(match index.stamp(&batch)? {
-                                    Some((batch, counts)) => {
-                                        stamped += counts.stamped + counts.equipment_filled;
-                                        batch
-                                    }
-                                    None => batch,
-                                })
-                            }
-                            None => Ok(batch),
-                        },
-                    )?;
-                    merges.push((group.inputs.clone(), outputs));
+                for (def, groups) in &plans {
+                    // Only samples are stamped (as a flush does).
+                    let stamp_index = stamp_index
+                        .as_ref()
+                        .filter(|_| def.name == model::samples().name);
+                    for group in groups {
+                        let ids: Vec<u64> = (next_id..next_id + group.outputs as u64).collect();
+                        next_id += group.outputs as u64;
+                        let outputs = merge_segments(
+                            &data_dir,
+                            def,
+                            &group.inputs,
+                            &ids,
+                            &options,
+                            &mut written,
+                            |batch| match stamp_index {
+                                _ if stop.load(Ordering::Relaxed) => Err(IngestError::Internal(
+                                    "compaction stopped: the server is shutting down".into(),
+                                )),
+                                Some(index) => {
+                                    let index = index.read().expect("stamp index lock");
+                                    Ok::<_, IngestError>(match index.stamp(&batch)? {
+                                        Some((batch, counts)) => {
+                                            stamped += counts.stamped + counts.equipment_filled;
+                                            batch
+                                        }
+                                        None => batch,
+                                    })
+                                }
+                                None => Ok(batch),
+                            },
+                        )?;
+                        merges.push((*def, group.inputs.clone(), outputs));
+                    }
                 }
                 Ok(())
             })();
@@ -206,33 +253,49 @@ impl Engine {
         })
         .await
         .map_err(|e| IngestError::Internal(e.to_string()))??;
-        let outputs: Vec<SegmentMeta> = merges.iter().flat_map(|(_, o)| o.clone()).collect();
-        if let Err(e) = self.switch(&merges).await {
-            crate::storage::remove_uncommitted(&self.config.data_dir, &outputs);
-            return Err(e);
-        }
+        let after = match self.switch(&merges).await {
+            Ok(after) => after,
+            Err(e) => {
+                let outputs: Vec<SegmentMeta> =
+                    merges.into_iter().flat_map(|(_, _, o)| o).collect();
+                crate::storage::remove_uncommitted(&self.config.data_dir, &outputs);
+                return Err(e);
+            }
+        };
         // The merge's decoded pages and row groups are free now: give them
         // back, as a flush does (see `super::memory`).
         let _ = tokio::task::spawn_blocking(super::memory::release_after_flush).await;
-        let mut partitions: Vec<&str> = merges
+        let partitions: BTreeSet<&str> = merges
             .iter()
-            .map(|(inputs, _)| crate::storage::segment::partition_dir(&inputs[0]))
+            .map(|(_, inputs, _)| crate::storage::segment::partition_dir(&inputs[0]))
             .collect();
-        partitions.dedup();
         report.partitions = partitions.len();
-        for (inputs, outputs) in &merges {
+        for (def, inputs, outputs) in &merges {
+            let rows = inputs.iter().map(|m| m.rows).sum::<u64>();
             report.segments_merged += inputs.len();
             report.segments_written += outputs.len();
-            report.rows += inputs.iter().map(|m| m.rows).sum::<u64>();
+            report.rows += rows;
             report.bytes_before += inputs.iter().map(|m| m.bytes).sum::<u64>();
             report.bytes_after += outputs.iter().map(|m| m.bytes).sum::<u64>();
+            let table = report
+                .tables
+                .entry(def.name)
+                .or_insert_with(|| TableCompaction {
+                    segments_before: before.segments(def.name).len(),
+                    segments_after: after.segments(def.name).len(),
+                    ..Default::default()
+                });
+            table.segments_merged += inputs.len();
+            table.segments_written += outputs.len();
+            table.rows += rows;
         }
         report.rows_stamped = stamped;
-        report.segments_after = self.manifest().segments(def.name).len();
+        report.segments_after = live_segments(&after);
         report.seconds = started.elapsed().as_secs_f64();
         info!(
-            "compaction: {} segment(s) in {} partition(s) merged into {} ({} rows, {} -> {} bytes, {} stamped) in {:.1}s",
+            "compaction: {} segment(s) of {} table(s) in {} partition(s) merged into {} ({} rows, {} -> {} bytes, {} stamped) in {:.1}s",
             report.segments_merged,
+            report.tables.len(),
             report.partitions,
             report.segments_written,
             report.rows,
@@ -246,17 +309,24 @@ impl Engine {
 
     /// Puts every merge live in one manifest store (under the flush lock,
     /// so no flush switches in between), retires the replaced files and
-    /// records the change in the audit chain's segment lineage.
-    async fn switch(
-        &self,
-        merges: &[(Vec<SegmentMeta>, Vec<SegmentMeta>)],
-    ) -> Result<(), IngestError> {
-        let def = model::samples();
+    /// records the change in the audit chain's segment lineage. Returns the
+    /// manifest now live.
+    async fn switch(&self, merges: &Merges) -> Result<Manifest, IngestError> {
         let _flush = self.flush_lock.lock().await;
         let mut manifest = self.manifest();
         let before = manifest.clone();
-        let live = compaction::apply(manifest.segments(def.name), merges)?;
-        manifest.tables.insert(def.name.to_string(), live);
+        let mut by_table: BTreeMap<&str, Vec<(Vec<SegmentMeta>, Vec<SegmentMeta>)>> =
+            BTreeMap::new();
+        for (def, inputs, outputs) in merges {
+            by_table
+                .entry(def.name)
+                .or_default()
+                .push((inputs.clone(), outputs.clone()));
+        }
+        for (table, merges) in by_table {
+            let live = compaction::apply(manifest.segments(table), &merges)?;
+            manifest.tables.insert(table.to_string(), live);
+        }
         let data_dir = self.config.data_dir.clone();
         let manifest =
             tokio::task::spawn_blocking(move || manifest.store(&data_dir).map(|()| manifest))
@@ -269,7 +339,7 @@ impl Engine {
             .set_manifest(manifest.clone(), &self.config.data_dir);
         drop(retired);
         self.record_segments(&before, &manifest, "compaction").await;
-        Ok(())
+        Ok(manifest)
     }
 
     /// Compacts in the background whenever the policy finds work (checked

@@ -158,7 +158,7 @@ pub struct EngineConfig {
     /// Stamp samples with the work order and lot of their equipment's run at
     /// ingest and flush (`--no-stamping` turns it off; `restamp` still works).
     pub stamping: bool,
-    /// Merging of small `samples` segments (background and on demand).
+    /// Merging of small segments of every table (background and on demand).
     pub compaction: CompactionConfig,
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 pub use sample_rows::{CONTEXT_COLUMNS, SampleRow, SampleRows};
-pub use validate::{ValidationError, normalize_batch};
+pub use validate::{ValidationError, normalize_batch, quoted};
 pub use versioned::{
     HISTORY_SUFFIX, Op, Stamp, VERSION_COLUMNS, describe_key, is_tombstone, key_rows,
     resolve_current, stamp, stored_schema,
@@ -23,6 +23,12 @@ pub use versioned::{
 
 /// Timezone every timestamp is stored in.
 pub const UTC: &str = "UTC";
+
+/// Longest value of a name column ([`TableDef::name_columns`]: tag names,
+/// ids, lots), in bytes of UTF-8. Names are copied into the manifest's key
+/// ranges, bloom filters and in-memory indexes, so one runaway name must
+/// not reach them; a write with a longer one is refused whole.
+pub const MAX_NAME_BYTES: usize = 1024;
 
 /// How rows with the same key relate to each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +114,19 @@ impl TableDef {
 
     pub fn has_cache(&self, cache: Cache) -> bool {
         self.caches.contains(&cache)
+    }
+
+    /// The string columns that hold names, at most [`MAX_NAME_BYTES`] each:
+    /// the key columns and the columns rows are looked up by (bloom filters).
+    pub fn name_columns(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let key = self.key.iter().filter(|k| !self.bloom_columns.contains(k));
+        key.chain(self.bloom_columns).copied().filter(|name| {
+            self.schema
+                .field_with_name(name)
+                .expect("table column")
+                .data_type()
+                == &DataType::Utf8
+        })
     }
 }
 
@@ -227,9 +246,11 @@ pub fn sample_corrections() -> &'static TableDef {
     &SAMPLE_CORRECTIONS
 }
 
-/// Names of all tables, for messages.
+/// Names of the tables clients may write (all but `audit_log`), for the
+/// messages that refuse an unknown table.
 pub fn table_names() -> String {
-    tables().map(|t| t.name).join(", ")
+    let writable = tables().into_iter().filter(|t| client_writable(t));
+    writable.map(|t| t.name).collect::<Vec<_>>().join(", ")
 }
 
 /// The table whose writes feed the genealogy index, if any.

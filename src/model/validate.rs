@@ -12,7 +12,7 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Float64Type, TimestampNanosecondType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::{Rule, TableDef, is_good};
+use super::{MAX_NAME_BYTES, Rule, TableDef, is_good};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ValidationError {
@@ -97,6 +97,7 @@ pub fn normalize_batch(
     for rule in def.rules {
         check_rule(def, rule, &normalized, row_offset)?;
     }
+    check_name_lengths(def, &normalized, row_offset)?;
     Ok(normalized)
 }
 
@@ -184,10 +185,48 @@ fn convert(
     Ok(converted)
 }
 
+/// Characters of a value an error quotes: enough to recognise it, while a
+/// runaway value (a 50 MiB tag name) does not become a 50 MiB message.
+const QUOTED_CHARS: usize = 64;
+
+/// `text` as an error quotes it: its first [`QUOTED_CHARS`] characters.
+pub fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+        None => text.into(),
+    }
+}
+
 fn display(column: &dyn Array, row: usize) -> String {
-    ArrayFormatter::try_new(column, &FormatOptions::default())
+    let text = ArrayFormatter::try_new(column, &FormatOptions::default())
         .map(|f| f.value(row).to_string())
-        .unwrap_or_else(|_| "?".into())
+        .unwrap_or_else(|_| "?".into());
+    quoted(&text).into_owned()
+}
+
+/// Every name (see [`TableDef::name_columns`]) is at most [`MAX_NAME_BYTES`].
+fn check_name_lengths(
+    def: &TableDef,
+    batch: &RecordBatch,
+    row_offset: usize,
+) -> Result<(), ValidationError> {
+    for name in def.name_columns() {
+        let column = batch.column(def.column_index(name).expect("name column"));
+        let strings = column.as_string::<i32>();
+        let too_long = |r: usize| strings.is_valid(r) && strings.value(r).len() > MAX_NAME_BYTES;
+        if let Some(row) = (0..strings.len()).find(|&r| too_long(r)) {
+            return Err(ValidationError::BadValue {
+                row: row + row_offset,
+                column: name.into(),
+                value: display(column, row),
+                problem: format!(
+                    "is {} bytes long; names are limited to {MAX_NAME_BYTES} bytes",
+                    strings.value(row).len()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_rule(
@@ -399,5 +438,52 @@ mod tests {
             err.contains("'ts'") && err.contains("does not fit"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn names_are_limited_and_quoted_by_a_prefix() {
+        let limit = "t".repeat(MAX_NAME_BYTES);
+        let over = "x".repeat(50 << 20);
+        let tags = |tag: &str| {
+            batch(vec![
+                (
+                    "tag",
+                    Arc::new(StringArray::from(vec!["a", tag])) as ArrayRef,
+                ),
+                ("ts", Arc::new(TimestampMicrosecondArray::from(vec![1, 2]))),
+            ])
+        };
+        normalize_batch(model::samples(), &tags(&limit), 0).unwrap();
+        let err = normalize_batch(model::samples(), &tags(&over), 7).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("row 8, column 'tag': value xxx")
+                && message.contains("is 52428800 bytes long; names are limited to 1024 bytes"),
+            "{message:.300}"
+        );
+        assert!(message.len() < 300, "the value is quoted by a prefix");
+
+        // Every key and looked-up name, in every table: a lot of a sample,
+        // the id of a lot.
+        let lot = batch(vec![
+            ("tag", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(vec![1]))),
+            ("lot", Arc::new(StringArray::from(vec![over.as_str()]))),
+        ]);
+        let err = normalize_batch(model::samples(), &lot, 0).unwrap_err();
+        assert!(matches!(&err, ValidationError::BadValue { column, .. } if column == "lot"));
+        let id = batch(vec![(
+            "id",
+            Arc::new(StringArray::from(vec![over.as_str()])) as ArrayRef,
+        )]);
+        let err = normalize_batch(model::table("lots").unwrap(), &id, 0).unwrap_err();
+        assert!(matches!(&err, ValidationError::BadValue { column, .. } if column == "id"));
+        // Other text is not a name.
+        let text = batch(vec![
+            ("tag", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(vec![1]))),
+            ("text", Arc::new(StringArray::from(vec![over.as_str()]))),
+        ]);
+        normalize_batch(model::samples(), &text, 0).unwrap();
     }
 }

@@ -580,7 +580,31 @@ async fn fetch_series(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{DEFAULT_MAX_INTERVALS, parse_duration};
+
+    #[test]
+    fn sql_docs_state_the_default_limit() {
+        let docs = include_str!("../../docs/SQL.md");
+        let flag = "`--max-history-intervals`";
+        let stated: Vec<u64> = docs
+            .match_indices(flag)
+            .map(|(at, _)| {
+                let after = &docs[at + flag.len()..];
+                let number = &after[after.find("default ").expect("a default") + 8..];
+                let digits: String = number
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == ' ')
+                    .filter(char::is_ascii_digit)
+                    .collect();
+                digits.parse().expect("a number")
+            })
+            .collect();
+        assert!(!stated.is_empty());
+        assert!(
+            stated.iter().all(|&n| n == DEFAULT_MAX_INTERVALS),
+            "{stated:?}"
+        );
+    }
 
     #[test]
     fn durations() {

@@ -373,10 +373,18 @@ impl LotlineTable {
     }
 
     /// UPDATE and DELETE exist for versioned tables only: samples are
-    /// immutable (corrections go to `sample_corrections`).
+    /// immutable (corrections go to `sample_corrections`), and so is the
+    /// audit trail, which no client writes at all.
     fn changeable(&self) -> DfResult<()> {
         if self.def.is_versioned() {
             return Ok(());
+        }
+        if !model::client_writable(self.def) {
+            return datafusion::common::not_impl_err!(
+                "'{}' is the append-only, hash-chained audit trail, written by lotline only: \
+                 its entries are never updated or deleted",
+                self.def.name
+            );
         }
         datafusion::common::not_impl_err!(
             "'{}' is append-only: rows are never updated or deleted; \

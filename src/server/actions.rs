@@ -70,7 +70,7 @@ pub fn action_types() -> Vec<ActionType> {
         ),
         (
             COMPACT_ACTION,
-            "Merge small samples segments per date partition now (admin); returns a JSON report \
+            "Merge small segments of every table per date partition now (admin); returns a JSON report \
              once the merged segments are live",
         ),
         (

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use futures::StreamExt;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use super::auth::{self, Auth, Permission, Principal};
@@ -190,16 +190,25 @@ impl GrpcServices {
         let who = &super::reason::write_context(principal, interface, request.metadata())?;
         super::actions::require(&self.metrics, INTERFACE, principal, permission)?;
         let write_one = &write_one;
-        let mut outcomes = request
-            .into_inner()
-            .zip(futures::stream::iter(0u64..))
-            .map(|(message, index)| async move {
-                match message {
-                    Ok(request) => Ok(write_one(who.clone(), index, request).await),
-                    Err(status) => Err(status),
-                }
-            })
-            .buffer_unordered(in_flight);
+        // tonic's stream yields a decode error again on every poll (the bad
+        // bytes stay in its buffer): it ends at its first error.
+        let messages = futures::stream::unfold(Some(request.into_inner()), |stream| async move {
+            let mut stream = stream?;
+            let message = stream.next().await?;
+            let readable = message.is_ok();
+            Some((message, readable.then_some(stream)))
+        });
+        let mut outcomes = std::pin::pin!(
+            messages
+                .zip(futures::stream::iter(0u64..))
+                .map(|(message, index)| async move {
+                    match message {
+                        Ok(request) => Ok(write_one(who.clone(), index, request).await),
+                        Err(status) => Err(unreadable(index, status)),
+                    }
+                })
+                .buffer_unordered(in_flight)
+        );
         let mut tally = Tally {
             requests: 0,
             accepted_requests: 0,
@@ -288,6 +297,25 @@ impl GrpcServices {
             Err(e) => Outcome::Failed(e),
         }
     }
+}
+
+/// The status that ends a call whose request `index` could not be read.
+/// tonic reports a message that does not decode (a string that is not
+/// UTF-8, a bad field) as Internal and one over the size limit as
+/// OutOfRange; both are the client's bytes, not a fault of the server.
+fn unreadable(index: u64, status: Status) -> Status {
+    let code = match status.code() {
+        Code::Internal => Code::InvalidArgument,
+        Code::OutOfRange => Code::ResourceExhausted,
+        code => code,
+    };
+    Status::new(
+        code,
+        format!(
+            "request {index} of the stream could not be read: {}",
+            status.message()
+        ),
+    )
 }
 
 /// Maps one request's samples to a `samples` batch; a sample's context

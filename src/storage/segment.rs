@@ -200,22 +200,26 @@ impl SegmentWriter {
     }
 }
 
-/// The range column's value in the first and last row of a key-sorted batch
-/// (only string range columns: see [`describe`]).
+/// Bounds of the range column's values in a key-sorted batch, from its
+/// first and last row (only string range columns: see [`describe`]). Each
+/// is at most [`model::MAX_NAME_BYTES`], as every manifest entry repeats
+/// them: a longer first value is cut to a prefix (still a lower bound), a
+/// longer last one gives no upper bound (pruning then keeps the segment).
+/// Validation refuses such names; a segment may predate that.
 fn range_keys(def: &TableDef, batch: &RecordBatch) -> (Option<String>, Option<String>) {
     let range = batch
         .column(def.column_index(def.range_column).expect("range column"))
         .as_string_opt::<i32>();
-    let key_at = |i: usize| {
-        range
-            .filter(|r| r.is_valid(i))
-            .map(|r| r.value(i).to_string())
-    };
+    let key_at = |i: usize| range.filter(|r| r.is_valid(i)).map(|r| r.value(i));
     let n = batch.num_rows();
     if n == 0 {
         return (None, None);
     }
-    (key_at(0), key_at(n - 1))
+    let lower = key_at(0).map(|k| k[..k.floor_char_boundary(model::MAX_NAME_BYTES)].to_string());
+    let upper = key_at(n - 1)
+        .filter(|k| k.len() <= model::MAX_NAME_BYTES)
+        .map(str::to_string);
+    (lower, upper)
 }
 
 /// The Hive partition directory of a segment file (relative to the data
@@ -530,6 +534,55 @@ mod tests {
         assert_eq!(
             (metas[1].min_time, metas[1].max_time),
             (Some(day + 1), Some(day + 5))
+        );
+    }
+
+    #[test]
+    fn key_ranges_stay_bounded_for_names_over_the_limit() {
+        // Validation refuses such names; storage must not trust that
+        // (segments written before the limit).
+        let long = |c: &str| c.repeat(model::MAX_NAME_BYTES) + "é";
+        let (first, last) = (long("a"), long("b"));
+        let mut rows = model::SampleRows::with_capacity(3);
+        for tag in [first.as_str(), "ab.short", last.as_str()] {
+            rows.push(model::SampleRow {
+                tag,
+                ts_ns: 1,
+                ..Default::default()
+            });
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let options = SegmentOptions::default();
+        let metas = write_segments(
+            dir.path(),
+            model::samples(),
+            &[rows.finish()],
+            &mut 1,
+            &options,
+        )
+        .unwrap();
+        let meta = &metas[0];
+        assert_eq!(
+            meta.min_key.as_deref(),
+            Some(&first[..model::MAX_NAME_BYTES])
+        );
+        assert_eq!(meta.max_key, None, "no upper bound rather than a wrong one");
+        // Compaction's writer bounds them the same way.
+        let mut writer = SegmentWriter::create(
+            dir.path(),
+            "tables/samples/date=1970-01-01",
+            model::samples(),
+            9,
+            &options,
+        )
+        .unwrap();
+        writer
+            .write(&read_segment(dir.path(), meta).unwrap()[0])
+            .unwrap();
+        let merged = writer.finish().unwrap();
+        assert_eq!(
+            (merged.min_key, merged.max_key),
+            (meta.min_key.clone(), None)
         );
     }
 }

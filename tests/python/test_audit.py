@@ -100,14 +100,21 @@ def test_every_interface_and_event_is_audited(server, pb):  # noqa: F811
     out = server.cli("user", "remove", "auditee")
     assert out.returncode == 0, out.stderr
 
-    # Clients cannot write the audit trail, by ingest or by INSERT.
+    # Clients cannot write the audit trail, by ingest, INSERT, UPDATE or
+    # DELETE; nothing suggests they could write it some other way.
     forged = server.query("SELECT * FROM audit_log LIMIT 1")
     with pytest.raises(Exception) as err:
         server.client.ingest(forged, table="audit_log")
     assert "written by lotline only" in error_text(err.value)
-    with pytest.raises(Exception) as err:
-        server.client.execute("INSERT INTO audit_log SELECT * FROM audit_log")
-    assert "written by lotline only" in error_text(err.value)
+    for sql in (
+        "INSERT INTO audit_log SELECT * FROM audit_log",
+        "UPDATE audit_log SET actor = 'nobody'",
+        "DELETE FROM audit_log WHERE seq = 1",
+    ):
+        with pytest.raises(Exception) as err:
+            server.client.execute(sql)
+        text = error_text(err.value)
+        assert "written by lotline only" in text and "correction" not in text, (sql, text)
 
     rows = entries(server)
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1)), "seq is gap-free from 1"

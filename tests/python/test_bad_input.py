@@ -68,6 +68,8 @@ CASES = {
     "nan-good-quality": ("samples", lambda: with_bad_row("value", math.nan), [r"\bvalue\b", r"(?i)\bnan\b"], True),
     "inf-good-quality": ("samples", lambda: with_bad_row("value", math.inf), [r"\bvalue\b", r"(?i)\binf"], True),
     "neg-inf-good-quality": ("samples", lambda: with_bad_row("value", -math.inf), [r"\bvalue\b", r"(?i)\binf"], True),
+    "tag-too-long": ("samples", lambda: with_bad_row("tag", "t" * 1025), [r"\btag\b", r"1025 bytes", r"limited to 1024"], True),
+    "lot-too-long": ("samples", lambda: with_column("lot", pa.array(["L" * 2000] * ROWS)), [r"\blot\b", r"limited to 1024"], False),
     "unknown-table": ("no_such_table", lambda: pa.table(good_columns()), [r"no_such_table"], False),
 }
 

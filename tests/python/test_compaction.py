@@ -1,15 +1,17 @@
-"""Compaction of `samples` segments against the real binary: many small
-flushes are merged per date partition by `lotline.compact` (Flight action,
-CLI, gRPC) and by the background compactor; every query answers exactly as
-before, a one-tag-one-hour query opens fewer files, samples written before
-their production run get stamped, a compaction killed at any point is all or
+"""Compaction against the real binary: many small flushes are merged per
+date partition by `lotline.compact` (Flight action, CLI, gRPC) and by the
+background compactor; every query answers exactly as before, a
+one-tag-one-hour query opens fewer files, samples written before their
+production run get stamped, a compaction killed at any point is all or
 nothing, and a query that started before a compaction finishes with the
-files it planned.
+files it planned. The small tables (`audit_log`, versioned context tables)
+are merged too, with their chain and their latest versions intact.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path, PurePosixPath
@@ -146,11 +148,13 @@ def test_compaction_keeps_every_answer_and_merges_files(server_factory, pb):  # 
     assert len(scanned_before) == 13, scanned_before
 
     report = compact(server)
-    assert report["partitions"] == 2
-    assert report["segments_before"] == 21 and report["segments_merged"] == 21
+    merged = report["tables"]["samples"]
+    assert merged["segments_before"] == 21 and merged["segments_merged"] == 21
     # Day 1: two merges of 8 (about 9 600 rows: 2 outputs each); day 2: 5 -> 1.
-    assert report["segments_written"] == 5 and report["segments_after"] == 5
-    assert report["rows"] == rows
+    assert merged["segments_written"] == 5 and merged["segments_after"] == 5
+    assert merged["rows"] == rows
+    # The flushes' audit_log segments (one partition) were merged as well.
+    assert report["partitions"] == 3 and set(report["tables"]) == {"samples", "audit_log"}
     assert report["bytes_after"] > 0
 
     files_after = manifest_files(server.data_dir)
@@ -175,16 +179,10 @@ def test_compaction_keeps_every_answer_and_merges_files(server_factory, pb):  # 
         reply = api.admin.Compact(pb.admin.CompactRequest(), metadata=api.auth, timeout=60)
     finally:
         api.close()
-    assert reply.segments_merged == 0 and reply.segments_after == 5
+    assert reply.segments_merged == 0 and reply.segments_after == report["segments_after"]
 
     # The per-segment hashes in the manifest match the new files.
-    verify = subprocess.run(
-        [str(server.binary), "verify-audit", "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    verify_audit(server)
 
     server.restart(kill=True)
     assert answers(server.client) == before
@@ -200,20 +198,33 @@ def test_compact_needs_the_admin_role(server_factory):
 
 
 def test_background_compaction_merges_without_being_asked(server_factory):
-    # Eight segments at least before a merge: the compactor, running every
-    # second, cannot start while the test is still flushing them.
-    policy = ("--compaction-target-rows", "6000", "--compaction-min-segments", "8", "--compaction-max-inputs", "8")
-    server = server_factory(*MANUAL_FLUSH, *policy, "--compaction-interval-secs", "1", background_compaction=True)
-    rows = fill(server, day1_flushes=8, day2_flushes=0)
-    before = answers(server.client)
+    # Filled without the compactor, which could otherwise merge part of the
+    # flushes before the last one lands; then served with it.
+    filler = server_factory(*MANUAL_FLUSH, *POLICY)
+    rows = fill(filler, day1_flushes=8, day2_flushes=0)
+    before = answers(filler.client)
+    audit_segments = len(manifest_files(filler.data_dir, "audit_log"))
+    assert len(manifest_files(filler.data_dir)) == 8 and audit_segments >= 8
+    filler.stop()
+    server = server_factory(
+        *MANUAL_FLUSH, *POLICY, "--compaction-interval-secs", "1", background_compaction=True, name=filler.data_dir.name
+    )
+
+    def merged() -> int:
+        metrics = server.http("/metrics").body.decode()
+        found = re.search(r'lotline_compaction\{what="segments_merged"\} (\d+)', metrics)
+        assert found, metrics
+        return int(found.group(1))
+
+    # One run merges the 8 samples segments and the flushes' audit_log ones.
     deadline = time.monotonic() + 60
-    while len(manifest_files(server.data_dir)) != 2:
-        assert time.monotonic() < deadline, "the background compactor never merged the 8 small segments"
+    while merged() <= 8:
+        assert time.monotonic() < deadline, f"the background compactor merged {merged()} segments"
         time.sleep(0.2)
+    assert len(manifest_files(server.data_dir)) == 2
+    assert len(manifest_files(server.data_dir, "audit_log")) < audit_segments
     assert answers(server.client) == before
     assert before["count"] == rows
-    metrics = server.http("/metrics").body.decode()
-    assert 'lotline_compaction{what="segments_merged"} 8' in metrics, metrics
 
 
 def test_compaction_stamps_samples_written_before_their_run(server_factory):
@@ -234,7 +245,8 @@ def test_compaction_stamps_samples_written_before_their_run(server_factory):
     assert stored(client) != want, "the late runs must not be applied before compaction"
 
     report = compact(server)
-    assert report["segments_merged"] == 10 and report["segments_written"] == 1
+    merged = report["tables"]["samples"]
+    assert merged["segments_merged"] == 10 and merged["segments_written"] == 1
     assert report["rows_stamped"] > 0
     assert stored(client) == want
     server.restart(kill=True)
@@ -281,7 +293,8 @@ def test_compaction_killed_at_any_point_is_all_or_nothing(server_factory):
         assert delay < 30, "compaction never completed"
         delay += 0.05
     assert interrupted > 0, "no kill landed inside a compaction: make it slower (more segments)"
-    assert compact(server)["segments_merged"] == 0
+    # Nothing left of samples to merge (the restarts' audit_log segments may be).
+    assert "samples" not in compact(server)["tables"]
 
 
 def test_query_started_before_compaction_finishes_with_its_files(server_factory):
@@ -311,7 +324,7 @@ def test_query_started_before_compaction_finishes_with_its_files(server_factory)
         first = reader.read_chunk().data
         assert 0 < first.num_rows < len(expected), "the result must stream in several batches"
 
-        report = compact(server)
+        report = compact(server)["tables"]["samples"]
         assert report["segments_merged"] == segments and report["segments_after"] == 1
         assert not old_files & set(manifest_files(server.data_dir))
         still = {f for f in old_files if (server.data_dir / f).exists()}
@@ -328,3 +341,68 @@ def test_query_started_before_compaction_finishes_with_its_files(server_factory)
     while parquet_on_disk(server.data_dir) != set(manifest_files(server.data_dir)):
         assert time.monotonic() < deadline, "replaced files stayed after the last reader finished"
         time.sleep(0.1)
+
+
+def small_table_answers(client, last_seq: int) -> dict:
+    """What compacting audit_log and production_runs must leave unchanged:
+    the entries up to `last_seq` (compaction adds its own) and every
+    version of the runs, the current one of each key among them."""
+    runs = "equipment, CAST(start_ts AS BIGINT) AS start_ts, CAST(end_ts AS BIGINT) AS end_ts, work_order, lot"
+    return {
+        "audit": client.query(
+            f"SELECT seq, actor, action, table_name, row_count, detail, hash FROM audit_log WHERE seq <= {last_seq} ORDER BY seq"
+        ).to_pylist(),
+        "runs": client.query(f"SELECT {runs} FROM production_runs ORDER BY start_ts").to_pylist(),
+        "history": client.query(f"SELECT {runs}, op, reason FROM production_runs_history ORDER BY start_ts, op").to_pylist(),
+    }
+
+
+def verify_audit(server):
+    """`lotline verify-audit` on the server's data directory passes."""
+    verify = subprocess.run(
+        [str(server.binary), "verify-audit", "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_small_tables_are_compacted_with_their_chain_and_versions(server_factory):
+    server = server_factory(*MANUAL_FLUSH, "--compaction-min-segments", "4")
+    client = server.client
+    client.set_reason("shift log")
+    flushes = 10
+    for f in range(flushes):
+        # A run starts; the one before it ends: a new version of its key,
+        # in another segment than the first.
+        start = T0 + f * 3600 * S
+        runs = [("line1.oven", start, None, f"WO-{f}", f"L-{f}")]
+        if f:
+            runs.append(("line1.oven", start - 3600 * S, start, f"WO-{f - 1}", f"L-{f - 1}"))
+        client.ingest(runs_table(runs), table="production_runs")
+        server.flush()
+    last_seq = client.scalar("SELECT max(seq) FROM audit_log")
+    before = small_table_answers(client, last_seq)
+    assert len(before["runs"]) == flushes and len(before["history"]) == 2 * flushes - 1
+    audit_segments = len(manifest_files(server.data_dir, "audit_log"))
+    assert len(manifest_files(server.data_dir, "production_runs")) == flushes and audit_segments >= flushes
+
+    out = server.cli("compact")
+    assert out.returncode == 0, out.stderr
+    assert len(manifest_files(server.data_dir, "production_runs")) == 1
+    audit_after = len(manifest_files(server.data_dir, "audit_log"))
+    assert audit_after < audit_segments
+    report = json.loads(out.stdout)["tables"]
+    assert report["audit_log"]["segments_after"] == audit_after
+    assert report["production_runs"]["segments_merged"] == flushes
+    assert small_table_answers(client, last_seq) == before
+    verify_audit(server)
+
+    # After a restart the chain goes on from the merged segments' last entry.
+    server.restart(kill=True)
+    assert small_table_answers(server.client, last_seq) == before
+    server.client.ingest(runs_table([("line2.press", T0, None, "WO-x", "L-x")]), table="production_runs")
+    server.flush()
+    verify_audit(server)
+    assert server.client.count(table="production_runs") == flushes + 1

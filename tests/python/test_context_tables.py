@@ -159,3 +159,4 @@ def test_bad_rows_are_refused_with_row_column_and_value(context_server):
         assert client.count(table=table) == 0, table
     text = ingest_error(client, GOOD["lots"], table="lot")
     assert "unknown table 'lot'" in text and "production_runs" in text, text
+    assert "audit_log" not in text, "the tables listed are the writable ones"

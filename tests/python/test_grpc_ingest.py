@@ -267,3 +267,72 @@ def test_admin_flush_and_stats(pb, server_factory):
         assert rows(server) == EXPECTED
     finally:
         api.close()
+
+
+# A broken message must end its call at once; this deadline only bounds how
+# long a server that hangs on one keeps the test waiting.
+BROKEN_CALL_DEADLINE_S = 20
+
+
+def raw_stream_call(server, method: str, messages: list[bytes], auth) -> grpc.RpcError:
+    """Calls client-streaming `IngestService/<method>` with raw message bytes
+    (no serializer: what a buggy gateway puts on the wire); returns the error
+    it must end with."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        call = channel.stream_unary(f"/lotline.v1.IngestService/{method}")
+        with pytest.raises(grpc.RpcError) as err:
+            call(iter(messages), metadata=auth, timeout=BROKEN_CALL_DEADLINE_S)
+        return err.value
+    finally:
+        channel.close()
+
+
+def not_utf8(message, placeholder: str) -> bytes:
+    """`message` serialized, with the string `placeholder` turned into as
+    many bytes that are not UTF-8."""
+    raw = message.SerializeToString()
+    assert raw.count(placeholder.encode()) == 1
+    return raw.replace(placeholder.encode(), b"\xff" * len(placeholder))
+
+
+def assert_still_serving(server, samples: int):
+    assert http_request(f"{server.http_url}/health").json()["status"] == "ok"
+    assert server.client.count() == samples
+
+
+def test_a_message_that_does_not_decode_ends_its_call_and_the_server_serves_on(pb, server, api):
+    placeholder = "PLACEHOLDER"
+    good = request(pb, [sample(pb, "ok.before", T0, 1.0)])
+    broken = not_utf8(request(pb, [sample(pb, placeholder, T0, 2.0)]), placeholder)
+    after = request(pb, [sample(pb, "ok.after", T0, 3.0)])
+    error = raw_stream_call(server, "Write", [good.SerializeToString(), broken, after.SerializeToString()], api.auth)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    # Which request, which field, what is wrong with it, and what was kept.
+    details = error.details()
+    assert "request 1" in details and "Sample.tag" in details and "UTF-8" in details, details
+    assert "1 of the stream's 1 request(s) (1 samples) were written durably" in details, details
+    assert_still_serving(server, samples=1)
+
+    lot = pb.ingest.ContextEvent(lot=pb.ingest.Lot(id=placeholder))
+    broken = not_utf8(pb.ingest.ContextRequest(events=[lot]), placeholder)
+    error = raw_stream_call(server, "WriteContext", [broken], api.auth)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    assert "request 0" in error.details() and "Lot.id" in error.details(), error.details()
+    assert_still_serving(server, samples=1)
+    assert server.client.count(table="lots") == 0
+
+
+def test_a_message_over_the_size_limit_ends_its_call_and_the_server_serves_on(pb, server_factory):
+    # Messages may be up to max_request_bytes + 1 MiB.
+    server = server_factory("--max-request-bytes", "100000")
+    api = Api(pb, server)
+    try:
+        huge = request(pb, [sample(pb, "too.big", T0, text="x" * ((1 << 20) + 200_000))])
+        error = raw_stream_call(server, "Write", [huge.SerializeToString()], api.auth)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+        assert "request 0" in error.details() and "limit" in error.details(), error.details()
+        assert api.write([request(pb, [sample(pb, "ok.after", T0, 1.0)])]).accepted_rows == 1
+        assert_still_serving(server, samples=1)
+    finally:
+        api.close()

@@ -115,6 +115,7 @@ MALFORMED = [
     (GOOD + f"m value=1 {T0} trailing\n", 2, "after the timestamp"),
     (GOOD + f"m,t=1,t=2 value=1 {T0}\n", 2, "appears twice"),
     (GOOD + f"m value=NaN {T0}\n", 2, "invalid value 'NaN'"),
+    (GOOD + f"{'m' * 1020},site=a value=1 {T0}\n", 2, "is 1027 bytes long; names are limited to 1024 bytes"),
 ]
 
 
