@@ -60,7 +60,7 @@ pub use versions::{ChangeFn, TablePart, reason_hint};
 pub enum IngestError {
     #[error("{0}")]
     Invalid(#[from] ValidationError),
-    #[error("unknown table '{0}' (writable tables: {names})", names = model::table_names())]
+    #[error("unknown table '{0}' (writable tables: {names})", names = model::writable_table_names())]
     UnknownTable(String),
     #[error(
         "table '{0}' is written by lotline only (the append-only, hash-chained audit trail); clients may read it but not write it"

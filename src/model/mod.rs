@@ -248,7 +248,7 @@ pub fn sample_corrections() -> &'static TableDef {
 
 /// Names of the tables clients may write (all but `audit_log`), for the
 /// messages that refuse an unknown table.
-pub fn table_names() -> String {
+pub fn writable_table_names() -> String {
     let writable = tables().into_iter().filter(|t| client_writable(t));
     writable.map(|t| t.name).collect::<Vec<_>>().join(", ")
 }

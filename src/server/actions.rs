@@ -114,9 +114,10 @@ pub fn require(
 pub fn auth_status(e: AuthError) -> Status {
     let text = e.to_string();
     match e {
-        AuthError::BadCredentials | AuthError::Malformed(_) | AuthError::BadToken => {
-            Status::unauthenticated(text)
-        }
+        AuthError::BadCredentials
+        | AuthError::Throttled { .. }
+        | AuthError::Malformed(_)
+        | AuthError::BadToken => Status::unauthenticated(text),
         AuthError::PermissionDenied(_) => Status::permission_denied(text),
         AuthError::Invalid(_) => Status::invalid_argument(text),
         AuthError::UserExists(_) => Status::already_exists(text),

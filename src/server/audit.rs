@@ -21,11 +21,38 @@ pub async fn refused_login(
     if !matches!(error, AuthError::BadCredentials) {
         return;
     }
-    let event =
-        Event::new(claimed_user, "login.refused").detail(format!("interface={interface}; {error}"));
+    let event = Event::new(&recorded_actor(claimed_user), "login.refused")
+        .detail(format!("interface={interface}; {error}"));
     if let Err(e) = engine.audit(event).await {
         warn!("could not audit a refused login: {e}");
     }
+}
+
+/// Longest claimed user name a refused login records (real names are at
+/// most 64 characters).
+const MAX_RECORDED_ACTOR: usize = 64;
+
+/// A claimed user name as the audit trail records it: anything a client
+/// sent, so cut to [`MAX_RECORDED_ACTOR`] characters and with control and
+/// non-ASCII characters escaped (`\u{1b}`), marked `…` when cut.
+fn recorded_actor(claimed: &str) -> String {
+    let mut actor: String = claimed
+        .chars()
+        .take(MAX_RECORDED_ACTOR)
+        .flat_map(|c| {
+            let plain = c.is_ascii_graphic() || c == ' ';
+            let escaped: Vec<char> = if plain {
+                vec![c]
+            } else {
+                c.escape_unicode().collect()
+            };
+            escaped
+        })
+        .collect();
+    if claimed.chars().count() > MAX_RECORDED_ACTOR {
+        actor.push('…');
+    }
+    actor
 }
 
 /// The user name an `Authorization: Basic` header claims ("unknown" if none).
@@ -47,4 +74,18 @@ pub async fn user_change(
         .audit(Event::new(&by.user, change.action).detail(change.detail.clone()))
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_actors_are_short_and_printable() {
+        assert_eq!(recorded_actor("wim"), "wim");
+        assert_eq!(recorded_actor("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        let long = "x".repeat(6000);
+        let recorded = recorded_actor(&long);
+        assert_eq!(recorded, format!("{}…", "x".repeat(MAX_RECORDED_ACTOR)));
+    }
 }

@@ -203,7 +203,9 @@ impl FlightSqlService for LotlineFlightSql {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
-        super::handshake::handshake(&self.engine, self.auth.as_ref(), request.metadata()).await
+        let source = request.remote_addr().map(|a| a.ip());
+        super::handshake::handshake(&self.engine, self.auth.as_ref(), request.metadata(), source)
+            .await
     }
 
     async fn get_flight_info_statement(
@@ -275,7 +277,7 @@ impl FlightSqlService for LotlineFlightSql {
             Status::not_found(format!(
                 "unknown table '{}' (writable tables: {})",
                 command.table,
-                model::table_names()
+                model::writable_table_names()
             ))
         })?;
         self.require(&principal, Permission::Write { table: def.name })?;

@@ -144,11 +144,13 @@ impl GrpcServices {
             Some(h) if h.starts_with("Basic ") => match auth::basic_credentials(Some(h)) {
                 Ok((user, password)) => {
                     let (auth, claimed) = (auth.clone(), user.clone());
+                    let source = request.remote_addr().map(|a| a.ip());
                     // argon2 is deliberately slow: keep it off the async workers.
-                    let outcome =
-                        tokio::task::spawn_blocking(move || auth.verify(&user, &password))
-                            .await
-                            .map_err(|e| Status::internal(e.to_string()))?;
+                    let outcome = tokio::task::spawn_blocking(move || {
+                        auth.verify_from(&user, &password, source)
+                    })
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
                     if let Err(e) = &outcome {
                         super::audit::refused_login(&self.engine, &claimed, "grpc", e).await;
                     }

@@ -1,7 +1,9 @@
 //! The Flight handshake: basic credentials in, a bearer token out (in the
 //! payload and as an `authorization: Bearer` header). A wrong user name or
-//! password is refused and recorded in `audit_log`.
+//! password is refused and recorded in `audit_log`; too many from one user
+//! name or address are refused at once for a while ([`super::auth::throttle`]).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use arrow_flight::HandshakeResponse;
@@ -19,6 +21,7 @@ pub(super) async fn handshake(
     engine: &Engine,
     auth: Option<&Arc<Auth>>,
     metadata: &MetadataMap,
+    source: Option<IpAddr>,
 ) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
     let token = match auth {
         None => "anonymous".to_string(),
@@ -35,9 +38,10 @@ pub(super) async fn handshake(
             let header = header.map(str::to_string);
             let claimed = header.clone();
             // argon2 verification is deliberately slow: keep it off the async workers.
-            let outcome = tokio::task::spawn_blocking(move || auth.login_basic(header.as_deref()))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let outcome =
+                tokio::task::spawn_blocking(move || auth.login_basic(header.as_deref(), source))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
             if let Err(e) = &outcome {
                 super::audit::refused_login(
                     engine,

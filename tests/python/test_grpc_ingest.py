@@ -297,7 +297,7 @@ def not_utf8(message, placeholder: str) -> bytes:
 
 
 def assert_still_serving(server, samples: int):
-    assert http_request(f"{server.http_url}/health").json()["status"] == "ok"
+    assert http_request(f"{server.http_url}/health").json()["status"] == "pass"
     assert server.client.count() == samples
 
 

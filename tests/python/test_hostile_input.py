@@ -239,3 +239,64 @@ def test_a_column_sent_twice_is_refused_naming_it(srv):
     assert "'value' is sent more than once" in str(err.value), err.value
     assert srv.client.count("tag = 'hostile.dup'") == 0
     still_serving(srv)
+
+
+# -- password guessing ------------------------------------------------------------------
+
+
+def test_refused_logins_are_throttled_and_their_names_recorded_short(server_factory):
+    server = server_factory()
+    with flight_client(server.port) as client:
+        options = bearer_options(client, server.password)  # a session opened before the attack
+        refusals = []
+        for i in range(12):
+            name = ("x" * 6000) if i == 0 else f"guess{i}"
+            with pytest.raises(flight.FlightUnauthenticatedError) as err:
+                client.authenticate_basic_token(name, "wrong-password-1")
+            refusals.append(str(err.value))
+        assert all("invalid user name or password" in r for r in refusals[:10]), refusals[:10]
+        assert all("too many refused logins" in r for r in refusals[10:]), refusals[10:]
+        # The throttle holds the address, the right password included, but
+        # sessions already open go on.
+        with pytest.raises(flight.FlightUnauthenticatedError):
+            client.authenticate_basic_token("admin", server.password)
+        info = client.get_flight_info(
+            flight.FlightDescriptor.for_command(
+                pb_any(
+                    "CommandStatementQuery",
+                    pb_len_field(
+                        1, b"SELECT actor FROM audit_log WHERE action = 'login.refused' ORDER BY seq"
+                    ),
+                )
+            ),
+            options,
+        )
+        actors = client.do_get(info.endpoints[0].ticket, options).read_all().column(0).to_pylist()
+    # Ten refusals recorded, no more; the 6000-character name cut short.
+    assert len(actors) == 10, actors
+    assert actors[0] == "x" * 64 + "…"
+
+
+def test_the_request_limit_counts_the_bytes_sent_once(server_factory):
+    # Eight columns, about 2.1 MB of data in one IPC message: under a 3 MB
+    # limit. Counting the shared message once per column made it ~17 MB.
+    limit = 3_000_000
+    server = server_factory("--max-request-bytes", str(limit))
+    rows = 20_000
+    text = [f"site1.area2.line3.unit{i % 50:02d}" for i in range(rows)]
+    table = samples_table(
+        [f"limit.tag{i % 100}" for i in range(rows)],
+        [T0 + i * NS_PER_S for i in range(rows)],
+        [float(i) for i in range(rows)],
+        quality=[0] * rows,
+        text=text,
+        equipment=text,
+        work_order=["WO-1"] * rows,
+        lot=["L-1"] * rows,
+    )
+    assert 1_000_000 < table.nbytes < limit, table.nbytes
+    assert server.client.ingest(table) == rows
+    twice = pa.concat_tables([table, table])
+    with pytest.raises(Exception) as err:
+        server.client.ingest(twice)
+    assert "max_request_bytes" in str(err.value), err.value

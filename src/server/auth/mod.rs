@@ -8,12 +8,14 @@
 
 mod roles;
 mod store;
+pub mod throttle;
 mod tokens;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use roles::{Permission, Principal, Role};
 use store::User;
 pub use store::{BOOTSTRAP_ADMIN, USERS_FILE, hash_password};
+use throttle::LoginThrottle;
 use tokens::{Tokens, random_token};
 
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
@@ -32,6 +35,8 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 pub enum AuthError {
     #[error("invalid user name or password")]
     BadCredentials,
+    #[error("too many refused logins for this user or from this address; try again in {seconds} s")]
+    Throttled { seconds: u64 },
     #[error("missing or malformed authorization header; expected {0}")]
     Malformed(&'static str),
     #[error("invalid or expired token; authenticate with a handshake first")]
@@ -66,7 +71,13 @@ pub struct Auth {
     changing: Mutex<()>,
     users: Mutex<BTreeMap<String, User>>,
     tokens: Tokens,
+    throttle: LoginThrottle,
 }
+
+/// What a login for a user that does not exist is checked against, so that
+/// it costs the same argon2 hash as a wrong password: the time of a refusal
+/// does not tell which user names exist.
+static NO_SUCH_USER_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&random_token(18)));
 
 /// A user change as the audit trail records it: action (`user.add`,
 /// `user.remove`, `user.passwd`) and detail.
@@ -155,14 +166,20 @@ impl Auth {
             changing: Mutex::new(()),
             users: Mutex::new(users),
             tokens: Tokens::new(token_ttl),
+            throttle: LoginThrottle::default(),
         };
         Ok((auth, bootstrap))
     }
 
-    /// Checks an `Authorization: Basic ...` header and issues a token.
-    pub fn login_basic(&self, header: Option<&str>) -> Result<(String, Principal), AuthError> {
+    /// Checks an `Authorization: Basic ...` header from `source` (the
+    /// caller's address, where known) and issues a token.
+    pub fn login_basic(
+        &self,
+        header: Option<&str>,
+        source: Option<IpAddr>,
+    ) -> Result<(String, Principal), AuthError> {
         let (user, password) = basic_credentials(header)?;
-        let principal = self.verify(&user, &password)?;
+        let principal = self.verify_from(&user, &password, source)?;
         Ok((self.tokens.issue(&principal.user), principal))
     }
 
@@ -174,15 +191,46 @@ impl Auth {
     /// such as Telegraf send them with every request). argon2 is slow on
     /// purpose: call it off the async workers.
     pub fn verify(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
-        // Clone the record so the slow check runs without the lock.
-        let record = self.user(user).ok_or(AuthError::BadCredentials)?;
-        if !store::password_matches(&record.password_hash, password) {
-            return Err(AuthError::BadCredentials);
+        self.verify_from(user, password, None)
+    }
+
+    /// [`Self::verify`] for a caller at `source`: refused at once, without a
+    /// hash, while the user name or the source has had too many refusals
+    /// ([`throttle`]). A missing user costs the same hash as a wrong password.
+    pub fn verify_from(
+        &self,
+        user: &str,
+        password: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        let user_key = format!("user:{user}");
+        let mut keys = vec![user_key.clone()];
+        keys.extend(source.map(|ip| format!("source:{ip}")));
+        let now = Instant::now();
+        if let Err(wait) = self.throttle.check(&keys, now) {
+            return Err(AuthError::Throttled {
+                seconds: wait.as_secs().max(1),
+            });
         }
-        Ok(Principal {
-            user: user.to_string(),
-            role: record.role,
-        })
+        // Clone the record so the slow check runs without the lock.
+        let record = self.user(user);
+        let hash = record
+            .as_ref()
+            .map_or(NO_SUCH_USER_HASH.as_str(), |r| r.password_hash.as_str());
+        let matches = store::password_matches(hash, password);
+        match record {
+            Some(record) if matches => {
+                self.throttle.succeeded(&user_key);
+                Ok(Principal {
+                    user: user.to_string(),
+                    role: record.role,
+                })
+            }
+            _ => {
+                self.throttle.refused(&keys, now);
+                Err(AuthError::BadCredentials)
+            }
+        }
     }
 
     /// Checks an `Authorization: Bearer ...` header. The role is the user's

@@ -37,7 +37,9 @@ fn login_and_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let (auth, boot) = Auth::open(dir.path(), Some("s3cret"), TTL).unwrap();
     assert!(matches!(boot, AdminBootstrap::FromEnv));
-    let (token, p) = auth.login_basic(Some(&basic("admin", "s3cret"))).unwrap();
+    let (token, p) = auth
+        .login_basic(Some(&basic("admin", "s3cret")), None)
+        .unwrap();
     assert_eq!(p.role, Role::Admin);
     assert_eq!(auth.check_bearer(Some(&bearer(&token))).unwrap(), p);
     assert!(matches!(
@@ -45,7 +47,7 @@ fn login_and_tokens() {
         Err(AuthError::BadToken)
     ));
     assert!(matches!(
-        auth.login_basic(Some(&basic("admin", "nope"))),
+        auth.login_basic(Some(&basic("admin", "nope")), None),
         Err(AuthError::BadCredentials)
     ));
     let stored = std::fs::read_to_string(dir.path().join(USERS_FILE)).unwrap();
@@ -53,14 +55,20 @@ fn login_and_tokens() {
     // A second open keeps the stored password, whatever the environment says.
     let (again, boot) = Auth::open(dir.path(), Some("other"), TTL).unwrap();
     assert!(matches!(boot, AdminBootstrap::Existing));
-    assert!(again.login_basic(Some(&basic("admin", "s3cret"))).is_ok());
+    assert!(
+        again
+            .login_basic(Some(&basic("admin", "s3cret")), None)
+            .is_ok()
+    );
 }
 
 #[test]
 fn tokens_expire_after_the_configured_lifetime() {
     let dir = tempfile::tempdir().unwrap();
     let (auth, _) = Auth::open(dir.path(), Some("s3cret"), Duration::from_millis(300)).unwrap();
-    let (token, _) = auth.login_basic(Some(&basic("admin", "s3cret"))).unwrap();
+    let (token, _) = auth
+        .login_basic(Some(&basic("admin", "s3cret")), None)
+        .unwrap();
     assert!(auth.check_bearer(Some(&bearer(&token))).is_ok());
     std::thread::sleep(Duration::from_millis(400));
     assert!(matches!(
@@ -107,7 +115,7 @@ fn users_persist_with_roles_across_restarts() {
         ]
     );
     let (_, rita) = reopened
-        .login_basic(Some(&basic("rita", "reader-pass")))
+        .login_basic(Some(&basic("rita", "reader-pass")), None)
         .unwrap();
     assert_eq!(rita.role, Role::Reader);
 }
@@ -136,7 +144,7 @@ fn only_admins_manage_users_and_anyone_sets_their_own_password() {
     assert!(auth.verify("admin", "s3cret-admin").is_ok());
     // Their own password, with the old tokens ended.
     let (token, _) = auth
-        .login_basic(Some(&basic("wim", "writer-pass")))
+        .login_basic(Some(&basic("wim", "writer-pass")), None)
         .unwrap();
     auth.set_password(&wim, "wim", "new-writer-pass", NO_AUDIT)
         .unwrap();
@@ -155,7 +163,7 @@ fn removal_ends_tokens_and_spares_the_last_admin() {
     auth.add_user(&admin(), "rita", "reader-pass", Role::Reader, NO_AUDIT)
         .unwrap();
     let (token, _) = auth
-        .login_basic(Some(&basic("rita", "reader-pass")))
+        .login_basic(Some(&basic("rita", "reader-pass")), None)
         .unwrap();
     auth.remove_user(&admin(), "rita", NO_AUDIT).unwrap();
     assert!(matches!(
