@@ -57,6 +57,10 @@ pub(crate) struct Writer {
     pub fsync: bool,
     /// The newest sealed audit entry; moves only when a group is durable.
     pub head: Chain,
+    /// Set by the first I/O error of the WAL: from then on every request and
+    /// rotation is refused (fail-stop, as Postgres and TigerBeetle treat a
+    /// failed fsync: the file's state after it is unknown).
+    pub stopped: Option<String>,
 }
 
 pub(crate) fn spawn(writer: Writer, state: Arc<RwLock<State>>) -> Sender<Command> {
@@ -92,7 +96,7 @@ fn run(rx: Receiver<Command>, mut writer: Writer, state: Arc<RwLock<State>>) {
                 }),
                 Command::Rotate { reply } => {
                     commit(&mut writer, &state, &mut pending, observer.as_ref());
-                    let _ = reply.send(rotate(&writer.wal_dir, &mut writer.file, &state));
+                    let _ = reply.send(rotate(&mut writer, &state));
                 }
                 Command::Observe(f) => observer = Some(f),
             }
@@ -109,6 +113,12 @@ fn commit(
     observer: Option<&WalObserver>,
 ) {
     if pending.is_empty() {
+        return;
+    }
+    if let Some(reason) = &writer.stopped {
+        for p in pending.drain(..) {
+            let _ = p.reply.send(Err(WalError::Stopped(reason.clone())));
+        }
         return;
     }
     let events: Vec<Event> = pending
@@ -169,6 +179,9 @@ fn commit(
                 pending.len()
             );
             let message = e.to_string();
+            if matches!(e, WalError::Io { .. }) {
+                stop(writer, state, message.clone());
+            }
             for p in pending.drain(..) {
                 let _ = p.reply.send(Err(WalError::GroupFailed(message.clone())));
             }
@@ -176,7 +189,25 @@ fn commit(
     }
 }
 
-fn rotate(
+/// Stops the WAL for good (until restart) and tells the engine why.
+fn stop(writer: &mut Writer, state: &RwLock<State>, reason: String) {
+    tracing::error!("WAL stopped: no more writes are acknowledged until restart: {reason}");
+    state.write().expect("state lock").wal_stopped = Some(reason.clone());
+    writer.stopped = Some(reason);
+}
+
+fn rotate(writer: &mut Writer, state: &RwLock<State>) -> Result<u64, WalError> {
+    if let Some(reason) = &writer.stopped {
+        return Err(WalError::Stopped(reason.clone()));
+    }
+    let rotated = rotate_file(&writer.wal_dir, &mut writer.file, state);
+    if let Err(e @ WalError::Io { .. }) = &rotated {
+        stop(writer, state, e.to_string());
+    }
+    rotated
+}
+
+fn rotate_file(
     wal_dir: &std::path::Path,
     file: &mut WalFile,
     state: &RwLock<State>,

@@ -120,6 +120,15 @@ impl IngestError {
         )
     }
 
+    /// True when the server takes no writes until restarted (a failed WAL).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::InPart { source, .. } => source.is_unavailable(),
+            Self::Wal(e) => e.is_stopped(),
+            _ => false,
+        }
+    }
+
     /// The problem itself, without the part of a multi-table request it is in.
     pub fn without_part(self) -> Self {
         match self {
@@ -169,6 +178,8 @@ pub(crate) struct State {
     buffers: Vec<TableBuffer>,
     /// One handle per live segment file; snapshots pin them (see [`Pins`]).
     files: HashMap<String, Arc<SegmentFile>>,
+    /// Why the WAL stopped taking writes, once it has ([`commit`]).
+    wal_stopped: Option<String>,
 }
 
 impl State {
@@ -177,6 +188,7 @@ impl State {
             manifest: Manifest::default(),
             buffers,
             files: HashMap::new(),
+            wal_stopped: None,
         };
         let retired = state.set_manifest(manifest, data_dir);
         debug_assert!(retired.is_empty());
@@ -383,6 +395,7 @@ impl Engine {
             file,
             fsync: config.wal_fsync,
             head,
+            stopped: None,
         };
         let wal = commit::spawn(writer, state.clone());
         Ok(Arc::new(Self {
@@ -408,6 +421,11 @@ impl Engine {
 
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
+    }
+
+    /// Why writes are refused until restart, if the WAL has failed.
+    pub fn wal_stopped(&self) -> Option<String> {
+        self.state.read().expect("state lock").wal_stopped.clone()
     }
 
     /// [`Engine::write_as`] for lotline's own writes ([`WriteContext::internal`]).

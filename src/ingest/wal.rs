@@ -42,6 +42,21 @@ pub enum WalError {
     GroupFailed(String),
     #[error("the WAL writer has stopped")]
     Closed,
+    /// An earlier write, fsync or truncate of the WAL failed: what is on disk
+    /// after it is unknown, so nothing more is acknowledged until a restart
+    /// recovers from what is there.
+    #[error(
+        "writes are stopped since a WAL I/O error ({0}); nothing after it was acknowledged. \
+         Fix the cause (disk full, failing disk) and restart lotline; queries keep working"
+    )]
+    Stopped(String),
+}
+
+impl WalError {
+    /// Whether the WAL can take no more writes until a restart.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, Self::Stopped(_) | Self::Closed)
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {

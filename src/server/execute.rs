@@ -223,6 +223,13 @@ fn contains_write(plan: &LogicalPlan) -> bool {
 /// Maps a DataFusion error to a status: problems with the statement are the
 /// caller's (InvalidArgument), I/O and the like are ours (Internal).
 pub fn df_status(e: DataFusionError) -> Status {
+    if let DataFusionError::External(inner) = e.find_root() {
+        if let Some(ingest) = inner.downcast_ref::<crate::ingest::IngestError>() {
+            if ingest.is_unavailable() {
+                return Status::unavailable(e.to_string());
+            }
+        }
+    }
     match e.find_root() {
         DataFusionError::IoError(_)
         | DataFusionError::ObjectStore(_)

@@ -21,7 +21,9 @@ pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 's
 
 /// An ingest error as the status a client sees: its own fault or ours.
 pub fn ingest_status(e: IngestError) -> Status {
-    if e.is_client_error() {
+    if e.is_unavailable() {
+        Status::unavailable(e.to_string())
+    } else if e.is_client_error() {
         Status::invalid_argument(e.to_string())
     } else {
         Status::internal(e.to_string())

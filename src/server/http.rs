@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -79,10 +79,15 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
     let usage = state.engine.buffer_usage();
     let manifest = state.engine.manifest();
     let segments = manifest.tables.values().flatten();
+    let stopped = state.engine.wal_stopped();
+    let (status, message) = match &stopped {
+        None => ("pass", "ready for queries and writes".to_string()),
+        Some(reason) => ("fail", format!("queries only: writes stopped: {reason}")),
+    };
     let body = json!({
         "name": "lotline",
-        "status": "pass",
-        "message": "ready for queries and writes",
+        "status": status,
+        "message": message,
         "checks": [],
         "version": env!("CARGO_PKG_VERSION"),
         "commit": COMMIT,
@@ -93,7 +98,13 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
         "segment_bytes": segments.map(|s| s.bytes).sum::<u64>(),
         "authentication": state.auth.is_some(),
     });
-    axum::Json(body).into_response()
+    // 503 as InfluxDB answers when unhealthy: load balancers take writers elsewhere.
+    let code = if stopped.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(body)).into_response()
 }
 
 async fn render_metrics(State(state): State<Arc<HttpState>>) -> Response {

@@ -120,6 +120,9 @@ impl WriteError {
             }
             Self::Encoding(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported media type"),
             Self::Ingest(e) if e.is_client_error() => (StatusCode::BAD_REQUEST, "invalid"),
+            Self::Ingest(e) if e.is_unavailable() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             Self::Ingest(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
