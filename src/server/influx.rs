@@ -21,11 +21,12 @@
 //! request is one durable write, accepted whole (204) or rejected whole.
 
 use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -193,6 +194,7 @@ pub async fn ready(State(state): State<Arc<HttpState>>) -> Response {
 /// The three write endpoints; the path tells which API the client speaks.
 pub async fn write(
     State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     Query(mut params): Query<WriteParams>,
     headers: HeaderMap,
@@ -207,7 +209,7 @@ pub async fn write(
         // `u` and `p` are InfluxDB 1's; elsewhere they are just unknown parameters.
         (params.u, params.p) = (None, None);
     }
-    match write_request(&state, api, params, &headers, body).await {
+    match write_request(&state, api, params, &headers, body, peer.ip()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => {
             e.count(&state.metrics);
@@ -226,8 +228,9 @@ async fn write_request(
     params: WriteParams,
     headers: &HeaderMap,
     body: Body,
+    peer: IpAddr,
 ) -> Result<(), WriteError> {
-    let principal = authenticate(state, headers, params.u.zip(params.p)).await?;
+    let principal = authenticate(state, headers, params.u.zip(params.p), peer).await?;
     let reason = super::reason::decode(
         headers
             .get(crate::ingest::REASON_HEADER)
@@ -290,6 +293,7 @@ async fn authenticate(
     state: &HttpState,
     headers: &HeaderMap,
     query_user: Option<(String, String)>,
+    peer: IpAddr,
 ) -> Result<Principal, WriteError> {
     let Some(auth) = state.auth.as_ref() else {
         return Ok(Principal::anonymous());
@@ -318,9 +322,10 @@ async fn authenticate(
         (Some((user, password)), _) => {
             let (auth, claimed) = (auth.clone(), user.clone());
             // argon2 verification is deliberately slow: keep it off the async workers.
-            let outcome = tokio::task::spawn_blocking(move || auth.verify(&user, &password))
-                .await
-                .map_err(|e| WriteError::Internal(e.to_string()))?;
+            let outcome =
+                tokio::task::spawn_blocking(move || auth.verify_from(&user, &password, Some(peer)))
+                    .await
+                    .map_err(|e| WriteError::Internal(e.to_string()))?;
             if let Err(e) = &outcome {
                 super::audit::refused_login(&state.engine, &claimed, "http", e).await;
             }

@@ -300,3 +300,16 @@ def test_the_request_limit_counts_the_bytes_sent_once(server_factory):
     with pytest.raises(Exception) as err:
         server.client.ingest(twice)
     assert "max_request_bytes" in str(err.value), err.value
+
+
+def test_refused_http_logins_are_throttled_per_source(server_factory):
+    server = server_factory()
+    url = f"{server.http_url}/api/v2/write"
+    answers = []
+    for i in range(11):
+        # A different user name each time: only the source ties them together.
+        reply = http_request(url, "POST", b"m v=1", headers={"Authorization": f"Token guess{i}:wrong-password-1"})
+        answers.append((reply.status, reply.json()["message"]))
+    assert all(status == 401 for status, _ in answers), answers
+    assert "too many refused logins" in answers[-1][1], answers[-1]
+    assert all("too many" not in message for _, message in answers[:10]), answers
