@@ -22,7 +22,7 @@ use tokio::time::{Instant, timeout_at};
 use tonic::{Response, Status};
 
 use super::flight::{BoxStream, LotlineFlightSql, encode_batches};
-use super::metrics::QueryTimer;
+use super::metrics::{QueryTimer, StatementGauge};
 use crate::model;
 
 impl LotlineFlightSql {
@@ -74,12 +74,19 @@ impl LotlineFlightSql {
 
     /// A place among the statements that run at once (`max_concurrent`):
     /// waits until one is free. Held until the statement's results end.
-    async fn slot(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.slots
+    async fn slot(&self) -> Result<Slot, Status> {
+        let waiting = self.metrics.statement("waiting");
+        let permit = self
+            .slots
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| Status::unavailable("the server is shutting down"))
+            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        drop(waiting);
+        Ok(Slot {
+            _permit: permit,
+            _running: self.metrics.statement("running"),
+        })
     }
 
     /// When a query started now must end (`statement_timeout`).
@@ -169,6 +176,12 @@ pub(super) fn written_result(handle: &[u8]) -> Option<Result<RecordBatch, Status
         )
         .map_err(|e| Status::internal(e.to_string())),
     })
+}
+
+/// A running statement's place among `max_concurrent`, counted in the metrics.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _running: StatementGauge,
 }
 
 /// The end of a query's time (`statement_timeout`).

@@ -12,6 +12,7 @@
 //! | `lotline_errors_total` | `kind` (`wal`, `storage`, `internal`, `query`, …): server-side failures |
 //! | `lotline_wal_fsync_seconds` | histogram of WAL group commits (write + fsync) |
 //! | `lotline_queries_total`, `lotline_query_duration_seconds` | SQL queries executed, and their time to the last batch |
+//! | `lotline_statements` | `state` (`running`, `waiting`): statements holding one of the `--max-concurrent-queries` places, and those waiting for one |
 //! | `lotline_buffer_rows`, `lotline_buffer_bytes` | `table`: acknowledged rows not yet in segments |
 //! | `lotline_segments`, `lotline_segment_bytes` | `table`: live Parquet segments |
 //! | `lotline_compaction` | `what` (`runs`, `segments_merged`, `segments_written`, `rows`, `bytes_written`, `failures`): totals since start |
@@ -72,6 +73,22 @@ pub struct Metrics {
     segments: Family<TableLabels, Gauge>,
     segment_bytes: Family<TableLabels, Gauge>,
     compaction: Family<WhatLabels, Gauge>,
+    statements: Family<StateLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+/// Keeps a statement counted in `lotline_statements{state}` while alive.
+#[derive(Debug)]
+pub struct StatementGauge(Gauge);
+
+impl Drop for StatementGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -147,8 +164,15 @@ impl Metrics {
             "Compaction totals since start: runs, segments merged and written, rows, bytes written, failures",
             compaction.clone(),
         );
+        let statements = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "statements",
+            "Statements running (holding a place of --max-concurrent-queries) and waiting for a place",
+            statements.clone(),
+        );
         Self {
             registry,
+            statements,
             compaction,
             rows_ingested,
             rejected,
@@ -209,6 +233,17 @@ impl Metrics {
             histogram: self.query_duration.clone(),
             started: Instant::now(),
         }
+    }
+
+    /// Counts a statement as `state` (`running`, `waiting`) until the
+    /// returned guard is dropped.
+    pub fn statement(&self, state: &'static str) -> StatementGauge {
+        let gauge = self
+            .statements
+            .get_or_create(&StateLabels { state })
+            .clone();
+        gauge.inc();
+        StatementGauge(gauge)
     }
 
     /// Counts a query that failed: the statement's fault or the server's.

@@ -313,3 +313,34 @@ def test_refused_http_logins_are_throttled_per_source(server_factory):
     assert all(status == 401 for status, _ in answers), answers
     assert "too many refused logins" in answers[-1][1], answers[-1]
     assert all("too many" not in message for _, message in answers[:10]), answers
+
+
+def test_statements_beyond_the_concurrency_limit_wait_their_turn(server_factory):
+    import re
+    import threading
+    import time
+
+    server = server_factory("--max-concurrent-queries", "1")
+
+    def statements(state: str) -> int:
+        text = server.http("/metrics").body.decode()
+        found = re.search(rf'lotline_statements{{state="{state}"}} (\d+)', text)
+        return int(found.group(1)) if found else 0
+
+    with raw_flight(server) as (client, options):
+        slow = pb_any("CommandStatementQuery", pb_len_field(1, b"SELECT v FROM generate_series(1, 100000000000) AS t(v)"))
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(slow), options)
+        reader = client.do_get(info.endpoints[0].ticket, options)
+        reader.read_chunk()  # running: it holds the one place
+        answer = {}
+        waiter = threading.Thread(target=lambda: answer.update(n=server.client.scalar("SELECT 41 + 1")))
+        waiter.start()
+        deadline = time.monotonic() + 60
+        while statements("waiting") != 1:
+            assert time.monotonic() < deadline, "the second statement never queued"
+            time.sleep(0.1)
+        assert statements("running") == 1 and waiter.is_alive()
+        reader.cancel()  # the first ends: its place goes to the one waiting
+        waiter.join(60)
+    assert answer == {"n": 42}
+    assert statements("waiting") == 0
