@@ -1,11 +1,13 @@
-//! Fuzzes the check of client Arrow IPC (`src/server/ipc_guard.rs`, the file
-//! the server compiles) together with what the server does next: an IPC
-//! stream the guard passes is decoded with Arrow's `StreamReader`, as a
-//! prepared-statement handle's parameters are.
+//! Fuzzes what the server does with a prepared-statement handle a client
+//! sends back (`src/server/handle.rs`, with `src/server/ipc_guard.rs`, the
+//! files the server compiles): protobuf decoding, the check of the bound
+//! parameters' Arrow IPC stream, and Arrow's `StreamReader` on what passes.
+//! The raw input is also checked as a bare IPC stream, so both layers get
+//! inputs shaped for them.
 //!
-//! Beyond "never panics": the guard's limit is tiny (64 KiB), and libFuzzer
-//! runs with `-malloc_limit_mb`, so an input the guard passes that makes Arrow
-//! allocate by a claimed length instead of the bytes sent is a crash here.
+//! Beyond "never panics": run with `-malloc_limit_mb=64`. The guard's limit
+//! for handles is 4 MiB, so an input that makes Arrow or prost allocate by a
+//! claimed length instead of the bytes sent is a crash here.
 
 #![no_main]
 
@@ -18,9 +20,18 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 mod ipc_guard;
 
+#[path = "../../src/server/handle.rs"]
+#[allow(dead_code)]
+mod handle;
+
 const LIMIT: usize = 64 << 10;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(decoded) = handle::Handle::decode(data) {
+        // What decodes must encode and decode to the same statement.
+        let again = handle::Handle::decode(&decoded.encode().expect("re-encodes")).expect("decodes");
+        assert_eq!(again, decoded);
+    }
     if ipc_guard::check_stream(data, LIMIT).is_err() {
         return;
     }

@@ -53,7 +53,13 @@ pub struct ConnectArgs {
     #[arg(long, env = "LOTLINE_USER", default_value = "admin")]
     pub user: String,
     /// Password for the handshake
-    #[arg(long, env = "LOTLINE_PASSWORD", hide_env_values = true)]
+    // A password may start with '-' (generated ones can): it is a value.
+    #[arg(
+        long,
+        env = "LOTLINE_PASSWORD",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub password: Option<String>,
     /// Skip the handshake (server started with --without-auth)
     #[arg(long)]

@@ -12,6 +12,7 @@ pub mod flight;
 pub mod flight_data;
 pub mod flight_front;
 pub mod grpc;
+pub mod handle;
 mod handshake;
 pub mod http;
 pub mod influx;

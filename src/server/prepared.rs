@@ -22,15 +22,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::{CastOptions, cast, cast_with_options, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::server::PeekableFlightDataStream;
@@ -44,24 +42,17 @@ use datafusion::logical_expr::{DmlStatement, LogicalPlan, LogicalPlanBuilder, Un
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::{StreamExt, TryStreamExt};
-use prost::Message;
 use tonic::{Request, Status};
 
 use super::auth::Principal;
 use super::execute::df_status;
 use super::flight::LotlineFlightSql;
+pub use super::handle::Handle;
+use super::handle::{HandleError, MAX_HANDLE_PARAMETER_BYTES};
 use super::ipc_guard;
 use super::reason;
 use crate::ingest::{IngestError, WriteContext, request_bytes};
 use crate::query::parameterized::ArgumentPlaceholders;
-
-/// Bumped when the handle's layout changes, so an old handle is refused
-/// clearly instead of being misread.
-const HANDLE_VERSION: u32 = 1;
-
-/// Bound query parameters travel in the handle, through every client call;
-/// bulk data belongs in ingest or in a prepared INSERT's own DoPut.
-const MAX_HANDLE_PARAMETER_BYTES: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreparedError {
@@ -115,95 +106,34 @@ pub enum PreparedError {
     Arrow(#[from] ArrowError),
 }
 
+impl From<HandleError> for PreparedError {
+    fn from(e: HandleError) -> Self {
+        match e {
+            HandleError::BadHandle(why) => Self::BadHandle(why),
+            HandleError::Arrow(e) => Self::Arrow(e),
+        }
+    }
+}
+
+impl From<HandleError> for Status {
+    fn from(e: HandleError) -> Self {
+        PreparedError::from(e).into()
+    }
+}
+
 impl From<PreparedError> for Status {
     fn from(e: PreparedError) -> Self {
         Status::invalid_argument(e.to_string())
     }
 }
 
-/// The handle's wire form (protobuf, like the rest of Flight SQL).
-#[derive(Clone, PartialEq, prost::Message)]
-struct HandleMessage {
-    #[prost(uint32, tag = "1")]
-    version: u32,
-    #[prost(string, tag = "2")]
-    sql: String,
-    /// An Arrow IPC stream; empty when nothing is bound.
-    #[prost(bytes = "bytes", tag = "3")]
-    parameters: Bytes,
-    /// The statement's identity, under which the server keeps what was last
-    /// bound to it ([`super::bound_parameters`]); 16 bytes, big-endian.
-    #[prost(bytes = "bytes", tag = "4")]
-    id: Bytes,
-}
-
-/// A prepared statement: its SQL and the parameters bound for a query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Handle {
-    pub sql: String,
-    pub parameters: Option<RecordBatch>,
-    /// Random, given when the statement is prepared; 0 in handles made
-    /// before there were ids.
-    pub id: u128,
-}
-
 impl Handle {
-    pub fn encode(&self) -> Result<Bytes, PreparedError> {
-        let parameters = match &self.parameters {
-            None => Bytes::new(),
-            Some(batch) => {
-                let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema())?;
-                writer.write(batch)?;
-                Bytes::from(writer.into_inner()?)
-            }
-        };
-        let message = HandleMessage {
-            version: HANDLE_VERSION,
-            sql: self.sql.clone(),
-            parameters,
-            id: Bytes::copy_from_slice(&self.id.to_be_bytes()),
-        };
-        Ok(message.encode_to_vec().into())
-    }
-
     /// This statement with `who`'s reason carried in its text
     /// ([`reason::carry`]), for the calls that run it later.
     pub fn carrying(self, who: &WriteContext) -> Result<Self, Status> {
         Ok(Self {
             sql: reason::carry(&self.sql, who)?,
             ..self
-        })
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, PreparedError> {
-        let message =
-            HandleMessage::decode(bytes).map_err(|e| PreparedError::BadHandle(e.to_string()))?;
-        if message.version != HANDLE_VERSION {
-            return Err(PreparedError::BadHandle(format!(
-                "version {} instead of {HANDLE_VERSION}",
-                message.version
-            )));
-        }
-        let parameters = if message.parameters.is_empty() {
-            None
-        } else {
-            // Client bytes: lengths are checked before Arrow allocates by them.
-            ipc_guard::check_stream(&message.parameters, MAX_HANDLE_PARAMETER_BYTES)
-                .map_err(|e| PreparedError::BadHandle(e.to_string()))?;
-            let reader = StreamReader::try_new(Cursor::new(message.parameters), None)?;
-            let schema = reader.schema();
-            let batches = reader.collect::<Result<Vec<_>, _>>()?;
-            Some(concat_batches(&schema, &batches)?)
-        };
-        let id = match message.id.len() {
-            0 => 0,
-            16 => u128::from_be_bytes(message.id[..].try_into().expect("16 bytes")),
-            n => return Err(PreparedError::BadHandle(format!("an id of {n} bytes"))),
-        };
-        Ok(Self {
-            sql: message.sql,
-            parameters,
-            id,
         })
     }
 }
@@ -778,157 +708,5 @@ impl LotlineFlightSql {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow::array::{Float64Array, Int64Array, StringArray};
-
-    #[test]
-    fn question_marks_are_numbered_in_order_outside_strings() {
-        let sql = "SELECT '?' AS q, \"a?\" FROM t -- ?\nWHERE tag = ? AND\n  ts >= ? AND x = ?3";
-        assert_eq!(
-            number_question_marks(sql).unwrap(),
-            "SELECT '?' AS q, \"a?\" FROM t -- ?\nWHERE tag = $1 AND\n  ts >= $2 AND x = $3"
-        );
-        assert!(matches!(
-            number_question_marks("SELECT 1").unwrap(),
-            Cow::Borrowed(_)
-        ));
-        assert!(matches!(
-            number_question_marks("SELECT ? + $1"),
-            Err(PreparedError::MixedPlaceholders(_))
-        ));
-        // Multi-byte characters before a mark: columns count characters.
-        assert_eq!(
-            number_question_marks("SELECT 'é' = ?").unwrap(),
-            "SELECT 'é' = $1"
-        );
-    }
-
-    #[test]
-    fn handle_round_trips_with_and_without_parameters() {
-        let bare = Handle {
-            sql: "SELECT 1".into(),
-            parameters: None,
-            id: 0,
-        };
-        assert_eq!(Handle::decode(&bare.encode().unwrap()).unwrap(), bare);
-        let batch = RecordBatch::try_from_iter([
-            ("0", Arc::new(StringArray::from(vec!["a", "b"])) as _),
-            ("1", Arc::new(Int64Array::from(vec![1, 2])) as _),
-        ])
-        .unwrap();
-        let bound = Handle {
-            sql: "SELECT $1, $2".into(),
-            parameters: Some(batch),
-            id: u128::MAX - 7,
-        };
-        assert_eq!(Handle::decode(&bound.encode().unwrap()).unwrap(), bound);
-        assert!(matches!(
-            Handle::decode(b"SELECT 1"),
-            Err(PreparedError::BadHandle(_))
-        ));
-    }
-
-    fn positional(types: Vec<Option<DataType>>) -> Parameters {
-        Parameters {
-            ids: (1..=types.len()).map(|n| format!("${n}")).collect(),
-            types,
-            named: false,
-            replan: false,
-        }
-    }
-
-    #[test]
-    fn binding_casts_to_the_inferred_types_and_names_what_fails() {
-        let params = positional(vec![Some(DataType::Float64), None]);
-        let batch = RecordBatch::try_from_iter([
-            ("0", Arc::new(Int64Array::from(vec![7, 8])) as _),
-            ("1", Arc::new(StringArray::from(vec!["x", "y"])) as _),
-        ])
-        .unwrap();
-        let rows = params.bind(&batch).unwrap();
-        assert_eq!(rows.len(), 2);
-        let ParamValues::List(first) = &rows[1] else {
-            panic!("positional")
-        };
-        assert_eq!(first[0].value, ScalarValue::Float64(Some(8.0)));
-        assert_eq!(first[1].value, ScalarValue::Utf8(Some("y".into())));
-
-        let words = RecordBatch::try_from_iter([
-            ("0", Arc::new(StringArray::from(vec!["hot"])) as _),
-            ("1", Arc::new(Float64Array::from(vec![1.0])) as _),
-        ])
-        .unwrap();
-        let err = params.bind(&words).unwrap_err().to_string();
-        assert!(err.contains("$1") && err.contains("Float64"), "{err}");
-
-        let one =
-            RecordBatch::try_from_iter([("0", Arc::new(Int64Array::from(vec![1])) as _)]).unwrap();
-        let err = params.bind(&one).unwrap_err().to_string();
-        assert!(
-            err.contains("2 parameter(s) ($1, $2)") && err.contains("1 column"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_cast_that_changes_the_value_is_refused() {
-        let params = positional(vec![Some(DataType::Int64), Some(DataType::UInt32)]);
-        let exact = RecordBatch::try_from_iter([
-            ("0", Arc::new(Float64Array::from(vec![2.0, 1e15])) as _),
-            ("1", Arc::new(Int64Array::from(vec![192, 0])) as _),
-        ])
-        .unwrap();
-        assert_eq!(params.bind(&exact).unwrap().len(), 2);
-        let fraction = RecordBatch::try_from_iter([
-            ("0", Arc::new(Float64Array::from(vec![2.0, 1.25])) as _),
-            ("1", Arc::new(Int64Array::from(vec![192, 0])) as _),
-        ])
-        .unwrap();
-        let err = params.bind(&fraction).unwrap_err().to_string();
-        assert!(
-            err.contains("$1") && err.contains("1.25") && err.contains("would become 1"),
-            "{err}"
-        );
-        let double = positional(vec![Some(DataType::Float64)]);
-        let huge = RecordBatch::try_from_iter([(
-            "0",
-            Arc::new(Int64Array::from(vec![(1 << 53) + 1])) as _,
-        )])
-        .unwrap();
-        assert!(double.bind(&huge).is_err(), "2^53 + 1 is not a double");
-        let real = positional(vec![Some(DataType::Float32)]);
-        let tenth =
-            RecordBatch::try_from_iter([("0", Arc::new(Float64Array::from(vec![0.1])) as _)])
-                .unwrap();
-        assert!(real.bind(&tenth).is_ok(), "floats round to the nearest");
-    }
-
-    #[test]
-    fn named_parameters_bind_by_column_name() {
-        let params = Parameters {
-            ids: vec!["$lot".into(), "$tag".into()],
-            replan: false,
-            types: vec![Some(DataType::Utf8), Some(DataType::Utf8)],
-            named: true,
-        };
-        let batch = RecordBatch::try_from_iter([
-            ("tag", Arc::new(StringArray::from(vec!["t1"])) as _),
-            ("lot", Arc::new(StringArray::from(vec!["L-1"])) as _),
-        ])
-        .unwrap();
-        let rows = params.bind(&batch).unwrap();
-        let ParamValues::Map(values) = &rows[0] else {
-            panic!("named")
-        };
-        assert_eq!(values["lot"].value, ScalarValue::Utf8(Some("L-1".into())));
-        assert_eq!(values["tag"].value, ScalarValue::Utf8(Some("t1".into())));
-        let missing =
-            RecordBatch::try_from_iter([("tag", Arc::new(StringArray::from(vec!["t1"])) as _)])
-                .unwrap();
-        assert!(matches!(
-            params.bind(&missing),
-            Err(PreparedError::MissingNamed { name }) if name == "$lot"
-        ));
-    }
-}
+#[path = "prepared_tests.rs"]
+mod tests;

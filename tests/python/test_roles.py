@@ -227,3 +227,12 @@ def test_tokens_expire(server_factory):
         authed_call(server, bearer_options(client, DEFAULT_PASSWORD, timeout=30))
     finally:
         client.close()
+
+
+def test_a_password_that_starts_with_a_dash_is_a_value(roles_server):
+    # Generated passwords never start with '-', but a chosen one may.
+    out = roles_server.cli("user", "add", "dash", "--role", "reader", "--password-stdin", input="-dash-Secret-1\n")
+    assert out.returncode == 0, out.stderr
+    out = roles_server.cli("sql", "SELECT 41 + 1 AS x", "--format", "csv", user="dash", password="-dash-Secret-1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "42"

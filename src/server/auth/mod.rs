@@ -103,6 +103,17 @@ pub enum AdminBootstrap {
     },
 }
 
+/// A password for `admin` on first start. Never starting with '-', so that
+/// `--password "$(cat lotline-data/admin-password)"` is not read as a flag.
+fn generated_password() -> String {
+    loop {
+        let password = random_token(18);
+        if password.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return password;
+        }
+    }
+}
+
 /// User names go into `user:password` credentials and log lines: keep them plain.
 fn check_name(name: &str) -> Result<(), AuthError> {
     let ok = !name.is_empty()
@@ -143,7 +154,7 @@ impl Auth {
                 let (password, bootstrap) = match admin_password {
                     Some(p) if !p.is_empty() => (p.to_string(), AdminBootstrap::FromEnv),
                     _ => {
-                        let password = random_token(18);
+                        let password = generated_password();
                         let file = data_dir.join(ADMIN_PASSWORD_FILE);
                         store::write_private(&file, format!("{password}\n").as_bytes())?;
                         (
