@@ -26,7 +26,6 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
@@ -82,16 +81,8 @@ static RUNTIME: LazyLock<Arc<RuntimeEnv>> = LazyLock::new(|| Arc::new(RuntimeEnv
 /// A statement's runtime: the shared caches, spill directory and object
 /// stores, and its own view of the query memory.
 fn statement_runtime(memory: &memory::QueryMemory) -> Arc<RuntimeEnv> {
-    let shared = &RUNTIME.cache_manager;
-    let caches = CacheManagerConfig::default()
-        .with_file_metadata_cache(Some(shared.get_file_metadata_cache()))
-        .with_metadata_cache_limit(shared.get_metadata_cache_limit());
-    let mut builder = RuntimeEnvBuilder::new()
+    RuntimeEnvBuilder::from_runtime_env(&RUNTIME)
         .with_memory_pool(memory.for_statement())
-        .with_cache_manager(caches)
-        .with_object_store_registry(RUNTIME.object_store_registry.clone());
-    builder.disk_manager = Some(RUNTIME.disk_manager.clone());
-    builder
         .build_arc()
         .expect("a runtime of existing parts builds")
 }
