@@ -51,6 +51,7 @@ pub fn check_message(header: &[u8], body: &[u8], limit: usize) -> Result<(), Ipc
         });
     }
     let batch = match message.header_type() {
+        MessageHeader::Schema => return check_schema(&message),
         MessageHeader::RecordBatch => message.header_as_record_batch(),
         MessageHeader::DictionaryBatch => {
             message.header_as_dictionary_batch().and_then(|d| d.data())
@@ -104,6 +105,20 @@ pub fn check_message(header: &[u8], body: &[u8], limit: usize) -> Result<(), Ipc
         });
     }
     Ok(())
+}
+
+/// Arrow converts a schema message with `unwrap`s and `panic!`s on what a
+/// writer would never send (a schema without fields, a list without its
+/// child, an unknown unit; found by the `ipc_guard` fuzz target). The
+/// conversion is tried here, and a panic is a refusal.
+fn check_schema(message: &Message<'_>) -> Result<(), IpcGuardError> {
+    let schema = message
+        .header_as_schema()
+        .ok_or_else(|| IpcGuardError::Header("a schema message without a schema".into()))?;
+    let converted = std::panic::catch_unwind(|| arrow::ipc::convert::fb_to_schema(schema));
+    converted
+        .map(|_| ())
+        .map_err(|_| IpcGuardError::Header("a schema Arrow cannot read".into()))
 }
 
 /// Checks every message of an IPC stream held whole in `bytes` (as a
@@ -220,6 +235,16 @@ mod tests {
                 limit: 1 << 20
             })
         );
+    }
+
+    #[test]
+    fn a_schema_arrow_cannot_read_is_refused_not_a_panic() {
+        // Found by the fuzz target: a schema message without its field list.
+        let bytes = include_bytes!("../../fuzz/seeds/ipc_guard/schema-without-fields.arrows");
+        assert!(matches!(
+            check_stream(bytes, 1 << 20),
+            Err(IpcGuardError::Header(_))
+        ));
     }
 
     #[test]
