@@ -94,10 +94,7 @@ impl Handle {
             // Client bytes: lengths are checked before Arrow allocates by them.
             ipc_guard::check_stream(&message.parameters, MAX_HANDLE_PARAMETER_BYTES)
                 .map_err(|e| HandleError::BadHandle(e.to_string()))?;
-            let reader = StreamReader::try_new(Cursor::new(message.parameters), None)?;
-            let schema = reader.schema();
-            let batches = reader.collect::<Result<Vec<_>, _>>()?;
-            Some(concat_batches(&schema, &batches)?)
+            Some(read_parameters(message.parameters)?)
         };
         let id = match message.id.len() {
             0 => 0,
@@ -109,5 +106,40 @@ impl Handle {
             parameters,
             id,
         })
+    }
+}
+
+/// The bound parameters' IPC stream as one batch. Arrow's decoder still
+/// panics on some inconsistencies the guard does not check (a validity
+/// buffer shorter than its column's rows): such a panic is a refusal.
+fn read_parameters(stream: Bytes) -> Result<RecordBatch, HandleError> {
+    let decode = || -> Result<RecordBatch, HandleError> {
+        let reader = StreamReader::try_new(Cursor::new(stream), None)?;
+        let schema = reader.schema();
+        let batches = reader.collect::<Result<Vec<_>, _>>()?;
+        Ok(concat_batches(&schema, &batches)?)
+    };
+    std::panic::catch_unwind(decode).unwrap_or_else(|_| {
+        Err(HandleError::BadHandle(
+            "the bound parameters are not a well-formed Arrow IPC stream".into(),
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_arrow_cannot_decode_are_refused_not_a_panic() {
+        // Found by the fuzz target: a validity buffer shorter than its rows.
+        let stream = include_bytes!("../../fuzz/seeds/ipc_guard/short-validity-buffer.arrows");
+        let message = HandleMessage {
+            version: HANDLE_VERSION,
+            sql: "SELECT $1".into(),
+            parameters: Bytes::from_static(stream),
+            id: Bytes::new(),
+        };
+        assert!(Handle::decode(&message.encode_to_vec()).is_err());
     }
 }

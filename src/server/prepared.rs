@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -41,7 +42,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, LogicalPlanBuilder, Union, WriteOp};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use tonic::{Request, Status};
 
 use super::auth::Principal;
@@ -690,7 +691,18 @@ impl LotlineFlightSql {
             FlightRecordBatchStream::new_from_flight_data(checked.map_err(FlightError::from));
         let mut batches = Vec::new();
         let mut bytes = 0;
-        while let Some(batch) = stream.next().await {
+        // Arrow's decoder still panics on some inconsistent batches the guard
+        // does not catch (a validity buffer shorter than its rows): such a
+        // panic ends the request with an error.
+        while let Some(batch) = AssertUnwindSafe(stream.next())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Some(Err(FlightError::DecodeError(
+                    "not a well-formed Arrow IPC stream".into(),
+                )))
+            })
+        {
             let batch = batch
                 .map_err(|e| Status::invalid_argument(format!("decoding {what} stream: {e}")))?;
             bytes += request_bytes(std::slice::from_ref(&batch));
