@@ -109,9 +109,9 @@ impl Handle {
     }
 }
 
-/// The bound parameters' IPC stream as one batch. Arrow's decoder still
-/// panics on some inconsistencies the guard does not check (a validity
-/// buffer shorter than its column's rows): such a panic is a refusal.
+/// The bound parameters' IPC stream as one batch. The guard checks what
+/// Arrow's decoder is known to panic on; should it still panic on something,
+/// that is a refusal too.
 fn read_parameters(stream: Bytes) -> Result<RecordBatch, HandleError> {
     let decode = || -> Result<RecordBatch, HandleError> {
         let reader = StreamReader::try_new(Cursor::new(stream), None)?;

@@ -678,12 +678,13 @@ impl LotlineFlightSql {
         let limit = self.engine.config().max_request_bytes;
         // Each message's claimed lengths are checked before Arrow decodes it.
         let stream_name = what.to_string();
+        let mut guard = ipc_guard::StreamGuard::new(limit);
         let checked = request.into_inner().map(move |data| {
             let data = data?;
             if !data.data_header.is_empty() {
-                ipc_guard::check_message(&data.data_header, &data.data_body, limit).map_err(
-                    |e| Status::invalid_argument(format!("decoding {stream_name} stream: {e}")),
-                )?;
+                guard.check(&data.data_header, &data.data_body).map_err(|e| {
+                    Status::invalid_argument(format!("decoding {stream_name} stream: {e}"))
+                })?;
             }
             Ok::<_, Status>(data)
         });
@@ -691,9 +692,8 @@ impl LotlineFlightSql {
             FlightRecordBatchStream::new_from_flight_data(checked.map_err(FlightError::from));
         let mut batches = Vec::new();
         let mut bytes = 0;
-        // Arrow's decoder still panics on some inconsistent batches the guard
-        // does not catch (a validity buffer shorter than its rows): such a
-        // panic ends the request with an error.
+        // The guard checks what Arrow's decoder is known to panic on; should
+        // it still panic on something, the request ends with an error.
         while let Some(batch) = AssertUnwindSafe(stream.next())
             .catch_unwind()
             .await
