@@ -35,6 +35,18 @@ pub enum WalSync {
     None,
 }
 
+/// What `lotline serve` does with a WAL record that does not verify and has
+/// acknowledged records after it (a torn tail is always cut).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WalRecovery {
+    /// refuse to start, naming the file and offset
+    #[default]
+    Strict,
+    /// keep every record that verifies, copy the damaged file to
+    /// wal/quarantine/ and record the salvage in audit_log
+    Salvage,
+}
+
 /// Flags of `lotline serve`. Each can also be set by the environment variable
 /// shown, or by the same name (with underscores) in the `--config` TOML file.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -70,6 +82,10 @@ pub struct ServeArgs {
     /// Writers wait while the buffers hold this many bytes of memory [default: 4 x flush_bytes]
     #[arg(long, env = "LOTLINE_MAX_BUFFERED_BYTES")]
     pub max_buffered_bytes: Option<usize>,
+    /// A writer waiting for buffer room (flushes behind or failing) is
+    /// refused after this many seconds [default: 30]
+    #[arg(long, env = "LOTLINE_MAX_WRITE_WAIT_SECS")]
+    pub max_write_wait_secs: Option<u64>,
     /// Largest accepted write request, in bytes of Arrow memory [default: 268435456]
     #[arg(long, env = "LOTLINE_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -121,12 +137,21 @@ pub struct ServeArgs {
     /// Most segments merged at once (memory: about 5 MB per input) [default: 32]
     #[arg(long, env = "LOTLINE_COMPACTION_MAX_INPUTS")]
     pub compaction_max_inputs: Option<usize>,
+    /// Seconds a segment file replaced by compaction or restamp stays on disk
+    /// after lotline's last reader, for programs that read the directory
+    /// themselves (DuckDB, Spark) [default: 300]
+    #[arg(long, env = "LOTLINE_RETIRED_FILE_GRACE_SECS")]
+    pub retired_file_grace_secs: Option<u64>,
     /// Seconds between background checks for segments to compact [default: 30]
     #[arg(long, env = "LOTLINE_COMPACTION_INTERVAL_SECS")]
     pub compaction_interval_secs: Option<u64>,
     /// Write the demo plant through the ingest path before serving
     #[arg(long)]
     pub demo: bool,
+    /// On a damaged WAL (not a torn tail): refuse to start, or salvage what
+    /// verifies. A one-off decision, so a flag only, not a config-file key
+    #[arg(long, value_enum, default_value_t = WalRecovery::Strict)]
+    pub wal_recovery: WalRecovery,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +167,7 @@ struct FileConfig {
     max_request_bytes: Option<usize>,
     max_buffered_rows: Option<usize>,
     max_buffered_bytes: Option<usize>,
+    max_write_wait_secs: Option<u64>,
     row_group_rows: Option<usize>,
     max_history_intervals: Option<u64>,
     query_memory_bytes: Option<usize>,
@@ -158,6 +184,7 @@ struct FileConfig {
     compaction_min_segments: Option<usize>,
     compaction_max_inputs: Option<usize>,
     compaction_interval_secs: Option<u64>,
+    retired_file_grace_secs: Option<u64>,
 }
 
 /// Certificate and key files of `--tls-cert` / `--tls-key`.
@@ -331,6 +358,17 @@ impl ServeArgs {
                 },
                 stamping: !(self.no_stamping || file.no_stamping.unwrap_or(false)),
                 compaction,
+                wal_salvage: self.wal_recovery == WalRecovery::Salvage,
+                retired_file_grace: Duration::from_secs(
+                    self.retired_file_grace_secs
+                        .or(file.retired_file_grace_secs)
+                        .unwrap_or(300),
+                ),
+                max_write_wait: Duration::from_secs(
+                    self.max_write_wait_secs
+                        .or(file.max_write_wait_secs)
+                        .unwrap_or(30),
+                ),
             },
             query: {
                 let (default_memory, _) = QueryMemory::default_budget();

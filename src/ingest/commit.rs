@@ -212,9 +212,13 @@ fn rotate_file(
     file: &mut WalFile,
     state: &RwLock<State>,
 ) -> Result<u64, WalError> {
-    file.sync()?;
-    let next = WalFile::create(wal_dir, file.seq + 1)?;
-    *file = next;
+    // An empty file holds no row of the buffers: they are frozen as they
+    // are, and a flush that failed and retries adds no file.
+    if !file.is_empty() {
+        file.sync()?;
+        let next = WalFile::create(wal_dir, file.seq + 1)?;
+        *file = next;
+    }
     let mut state = state.write().expect("state lock");
     for buffer in &mut state.buffers {
         buffer.freeze();

@@ -16,6 +16,7 @@ use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type};
 
 use super::buffer::TableBuffer;
 use super::{IngestError, WriteContext};
+use crate::model::columns::{self, ColumnError};
 use crate::model::{self, Cache, TableDef, UTC};
 use crate::storage::Manifest;
 
@@ -33,19 +34,17 @@ pub type CorrectionMap = HashMap<(String, i64), Fix>;
 /// Columns the map is rebuilt from on start.
 const COLUMNS: [&str; 5] = ["tag", "ts", "value", "text", "quality"];
 
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
-    batch
-        .column_by_name(name)
-        .unwrap_or_else(|| panic!("corrections batch without '{name}'"))
-}
+/// The table of corrections (the one with [`Cache::Corrections`]).
+const TABLE: &str = "sample_corrections";
 
 /// Merges correction rows (in write order: a later row wins).
-pub fn merge(map: &mut CorrectionMap, batch: &RecordBatch) {
-    let tag = column(batch, "tag").as_string::<i32>();
-    let ts = column(batch, "ts").as_primitive::<TimestampNanosecondType>();
-    let value = column(batch, "value").as_primitive::<Float64Type>();
-    let text = column(batch, "text").as_string::<i32>();
-    let quality = column(batch, "quality").as_primitive::<UInt32Type>();
+pub fn merge(map: &mut CorrectionMap, batch: &RecordBatch) -> Result<(), ColumnError> {
+    let table = TABLE;
+    let tag = columns::strings(batch, table, "tag")?;
+    let ts = columns::primitives::<TimestampNanosecondType>(batch, table, "ts")?;
+    let value = columns::primitives::<Float64Type>(batch, table, "value")?;
+    let text = columns::strings(batch, table, "text")?;
+    let quality = columns::primitives::<UInt32Type>(batch, table, "quality")?;
     for i in 0..batch.num_rows() {
         let fix = Fix {
             value: value.is_valid(i).then(|| value.value(i)),
@@ -54,6 +53,7 @@ pub fn merge(map: &mut CorrectionMap, batch: &RecordBatch) {
         };
         map.insert((tag.value(i).to_string(), ts.value(i)), fix);
     }
+    Ok(())
 }
 
 /// Rebuilds the map of the table with [`Cache::Corrections`] from its
@@ -71,8 +71,7 @@ pub(super) fn recover(
     };
     let mut map = CorrectionMap::new();
     super::replay_table(data_dir, manifest, buffers, id, &COLUMNS, |batch| {
-        merge(&mut map, batch);
-        Ok(())
+        Ok(merge(&mut map, batch)?)
     })?;
     Ok(Some((id, map)))
 }
@@ -88,7 +87,7 @@ pub(super) fn stamp(
     row_offset: usize,
 ) -> Result<RecordBatch, IngestError> {
     let n = batch.num_rows();
-    let given = column(batch, "reason").as_string::<i32>();
+    let given = columns::strings(batch, TABLE, "reason")?;
     let mut reasons = Vec::with_capacity(n);
     for i in 0..n {
         let reason = given
@@ -130,7 +129,8 @@ pub(super) fn stamp(
 pub(super) fn reasons(batches: &[RecordBatch]) -> Option<String> {
     let mut seen: Vec<&str> = Vec::new();
     for batch in batches {
-        for reason in column(batch, "reason").as_string::<i32>().iter().flatten() {
+        let given = columns::strings(batch, TABLE, "reason");
+        for reason in given.iter().flat_map(|reasons| reasons.iter().flatten()) {
             if !seen.contains(&reason) {
                 seen.push(reason);
             }
@@ -239,8 +239,9 @@ mod tests {
         merge(
             &mut map,
             &correction(&[("a", 1, 10.0), ("a", 2, 20.0)], Some("x")),
-        );
-        merge(&mut map, &correction(&[("a", 1, 11.0)], Some("y")));
+        )
+        .unwrap();
+        merge(&mut map, &correction(&[("a", 1, 11.0)], Some("y"))).unwrap();
         let raw = samples(&[("a", 1, 1.0), ("a", 2, 2.0), ("a", 3, 3.0), ("b", 1, 4.0)]);
         let fixed = apply(&map, &raw).unwrap();
         let values: Vec<f64> = fixed

@@ -2,6 +2,8 @@
 //! switched atomically, the WAL before the rotation point is removed; by
 //! size, bytes and age in the background, or on request.
 
+use std::time::Instant;
+
 use super::*;
 
 /// What a flush did.
@@ -13,6 +15,27 @@ pub struct FlushReport {
     /// Buffered samples that got a work order and lot only now (their run
     /// was recorded after them).
     pub rows_stamped: u64,
+}
+
+/// Longest wait between attempts of a background job that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Flush outcomes so far, for writers waiting for room and for `/health`.
+#[derive(Debug, Default)]
+pub(super) struct FlushHealth {
+    /// The first failure since the last success.
+    failing_since: Option<Instant>,
+    /// Failed attempts since the last success.
+    attempts: u64,
+    error: String,
+}
+
+/// Flushes have been failing: for how long, how many attempts, the last error.
+#[derive(Debug, Clone)]
+pub struct FlushFailure {
+    pub failing_for: Duration,
+    pub attempts: u64,
+    pub error: String,
 }
 
 impl Engine {
@@ -38,12 +61,73 @@ impl Engine {
         })
     }
 
+    /// Applies backpressure: returns once the buffers hold fewer than
+    /// `max_buffered_rows` rows and `max_buffered_bytes` bytes (the
+    /// background flusher drains them). Refuses after `max_write_wait`,
+    /// naming the flush error if flushes are failing, so a writer is never
+    /// left without an answer.
+    pub(super) async fn wait_for_buffer_room(&self) -> Result<(), IngestError> {
+        let started = Instant::now();
+        loop {
+            let (rows, bytes) = self.total_buffered();
+            if rows < self.config.max_buffered_rows && bytes < self.config.max_buffered_bytes {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            if waited >= self.config.max_write_wait {
+                let cause = match self.flush_failure() {
+                    Some(f) => format!(
+                        "flushing has failed for {} s ({} attempts): {}",
+                        f.failing_for.as_secs(),
+                        f.attempts,
+                        f.error
+                    ),
+                    None => format!("flushes freed no room within {} s", waited.as_secs()),
+                };
+                return Err(IngestError::BufferFull { rows, bytes, cause });
+            }
+            if waited.is_zero() {
+                tracing::debug!("write buffer full; writer waits for a flush");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether flushes are failing: since when, how often, the last error.
+    pub fn flush_failure(&self) -> Option<FlushFailure> {
+        let health = self.flush_health.lock().expect("flush health lock");
+        health.failing_since.map(|since| FlushFailure {
+            failing_for: since.elapsed(),
+            attempts: health.attempts,
+            error: health.error.clone(),
+        })
+    }
+
+    fn note_flush<T>(&self, result: &Result<T, IngestError>) {
+        let mut health = self.flush_health.lock().expect("flush health lock");
+        match result {
+            Ok(_) => {
+                if health.failing_since.take().is_some() {
+                    info!("flushing works again after {} failed attempt(s)", health.attempts);
+                }
+                health.attempts = 0;
+            }
+            Err(e) => {
+                health.failing_since.get_or_insert_with(Instant::now);
+                health.attempts += 1;
+                health.error = e.to_string();
+            }
+        }
+    }
+
     /// Writes every buffered row to segments, commits the manifest and
     /// truncates the WAL. Rows stay visible throughout; on error nothing
     /// becomes live and the rows stay buffered and in the WAL for a retry.
     pub async fn flush(&self) -> Result<FlushReport, IngestError> {
         let guard = self.flush_lock.lock().await;
-        self.flush_locked(guard).await
+        let result = self.flush_locked(guard).await;
+        self.note_flush(&result);
+        result
     }
 
     /// [`Self::flush`] if one is still due once the flush lock is ours (a
@@ -51,7 +135,9 @@ impl Engine {
     async fn flush_if_due(&self) -> Result<(), IngestError> {
         let guard = self.flush_lock.lock().await;
         if self.needs_flush() {
-            self.flush_locked(guard).await?;
+            let result = self.flush_locked(guard).await;
+            self.note_flush(&result);
+            result?;
         }
         Ok(())
     }
@@ -144,6 +230,8 @@ impl Engine {
             }
         }
         storage::crash_point("segments-committed");
+        let graveyard = self.state.read().expect("state lock").graveyard.clone();
+        graveyard.sweep();
         self.record_segments(&before, &manifest, "flush").await;
         let mut report = report;
         last_values::remove_stale_snapshots(&self.config.data_dir, &self.manifest())?;
@@ -195,14 +283,24 @@ impl Engine {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // After a failure, wait twice as long as before (up to
+            // MAX_BACKOFF) before the next attempt: a full disk is not hammered
+            // and does not fill the log.
+            let mut backoff = Duration::ZERO;
             loop {
                 tick.tick().await;
                 let Some(engine) = engine.upgrade() else {
                     break;
                 };
                 if due(&engine) {
-                    if let Err(e) = engine.run_to_completion(job).await {
-                        tracing::error!("{failed}: {e}");
+                    match engine.run_to_completion(job).await {
+                        Ok(_) => backoff = Duration::ZERO,
+                        Err(e) => {
+                            backoff = (backoff * 2).clamp(every, MAX_BACKOFF);
+                            tracing::error!("{failed}: {e} (next attempt in {backoff:?})");
+                            drop(engine);
+                            tokio::time::sleep(backoff).await;
+                        }
                     }
                 }
             }

@@ -17,9 +17,11 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::datatypes::{Float64Type, TimestampNanosecondType};
 use hashbrown::HashTable;
+
+use crate::model::{self, columns, columns::ColumnError};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -190,19 +192,21 @@ pub struct Step {
 impl GenealogyIndex {
     /// Builds the index from batches in write order (segments oldest first,
     /// then the replayed WAL); a later row of a key replaces an earlier one.
-    pub fn load<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>) -> Self {
+    pub fn load<'a>(
+        batches: impl IntoIterator<Item = &'a RecordBatch>,
+    ) -> Result<Self, ColumnError> {
         let mut index = Self::default();
         for batch in batches {
-            index.load_batch(batch);
+            index.load_batch(batch)?;
         }
         index.finish_load();
-        index
+        Ok(index)
     }
 
     /// Bulk loading, step 1: appends without looking for existing keys.
     /// Traces are not valid until [`Self::finish_load`].
-    pub fn load_batch(&mut self, batch: &RecordBatch) {
-        self.append(batch, false);
+    pub fn load_batch(&mut self, batch: &RecordBatch) -> Result<(), ColumnError> {
+        self.append(batch, false)
     }
 
     /// Bulk loading, step 2: resolves rewritten keys and builds the adjacency.
@@ -213,26 +217,24 @@ impl GenealogyIndex {
     /// Merges an accepted `genealogy` batch (any column order; at least
     /// [`COLUMNS`]). A row whose key `(input_lot, output_lot, ts)` is already
     /// present replaces that edge's attributes, so merging is idempotent.
-    pub fn merge(&mut self, batch: &RecordBatch) {
-        self.append(batch, true);
+    pub fn merge(&mut self, batch: &RecordBatch) -> Result<(), ColumnError> {
+        self.append(batch, true)?;
         let recent = self.edges.len() - self.csr_edges;
         if recent > MIN_REBUILD_EDGES.max(self.csr_edges / 8) {
             self.rebuild();
         }
+        Ok(())
     }
 
-    fn append(&mut self, batch: &RecordBatch, dedup: bool) {
-        let column = |name: &str| {
-            batch
-                .column_by_name(name)
-                .unwrap_or_else(|| panic!("genealogy batch without '{name}'"))
-        };
-        let input = column("input_lot").as_string::<i32>();
-        let output = column("output_lot").as_string::<i32>();
-        let quantity = column("quantity").as_primitive::<Float64Type>();
-        let ts = column("ts").as_primitive::<TimestampNanosecondType>();
-        let work_order = column("work_order").as_string::<i32>();
-        let equipment = column("equipment").as_string::<i32>();
+    fn append(&mut self, batch: &RecordBatch, dedup: bool) -> Result<(), ColumnError> {
+        let table = model::genealogy().name;
+        let strings = |name| columns::strings(batch, table, name);
+        let input = strings("input_lot")?;
+        let output = strings("output_lot")?;
+        let quantity = columns::primitives::<Float64Type>(batch, table, "quantity")?;
+        let ts = columns::primitives::<TimestampNanosecondType>(batch, table, "ts")?;
+        let work_order = strings("work_order")?;
+        let equipment = strings("equipment")?;
         let label = |this: &mut Self, a: &StringArray, row: usize| {
             if a.is_valid(row) {
                 this.labels.intern(a.value(row))
@@ -275,6 +277,7 @@ impl GenealogyIndex {
                     .push(id);
             }
         }
+        Ok(())
     }
 
     /// Drops replaced versions of a key (keeping the last written) and

@@ -73,7 +73,8 @@ fn diamond_reaches_each_lot_once_through_the_smallest_parent() {
         ("R", "A", 1, 2.0),
         ("B", "F", 2, 3.0),
         ("A", "F", 2, 4.0),
-    ])]);
+    ])])
+    .unwrap();
     assert_eq!(
         rows(&index, "F", Direction::Backward, None),
         owned(&[
@@ -108,7 +109,8 @@ fn cycle_terminates_and_depth_limit_applies() {
         ("C", "A", 3, 1.0),
         ("C", "D", 4, 1.0),
         ("D", "D", 5, 1.0),
-    ])]);
+    ])])
+    .unwrap();
     assert_eq!(
         rows(&index, "A", Direction::Forward, None),
         owned(&[
@@ -151,11 +153,11 @@ fn rewrites_replace_and_incremental_merge_equals_a_full_load() {
         ("R1", "I1", 0, 1.0),
         ("I1", "F2", 3, 1.0),
     ]);
-    let loaded = GenealogyIndex::load([&first, &second]);
+    let loaded = GenealogyIndex::load([&first, &second]).unwrap();
     let mut merged = GenealogyIndex::default();
-    merged.merge(&first);
-    merged.merge(&second);
-    merged.merge(&second); // idempotent, as on WAL replay
+    merged.merge(&first).unwrap();
+    merged.merge(&second).unwrap();
+    merged.merge(&second).unwrap(); // idempotent, as on WAL replay
     for index in [&loaded, &merged] {
         assert_eq!(index.edge_count(), 5);
         let steps = index.trace("I1", Direction::Backward, None);
@@ -194,7 +196,7 @@ fn many_incremental_merges_fold_into_the_csr() {
             .iter()
             .map(|(a, b)| (a.as_str(), b.as_str(), 1, 1.0))
             .collect();
-        index.merge(&edges(&rows));
+        index.merge(&edges(&rows)).unwrap();
     }
     assert!(index.csr_edges > 0, "a rebuild happened");
     assert_eq!(index.edge_count(), n as usize);
@@ -219,7 +221,9 @@ fn measure_bytes_per_edge() {
     let g = Arc::new(Genealogy::new(plant).unwrap());
     let mut index = GenealogyIndex::default();
     for b in g.edges(50_000) {
-        index.load_batch(&model::normalize_batch(model::genealogy(), &b, 0).unwrap());
+        index
+            .load_batch(&model::normalize_batch(model::genealogy(), &b, 0).unwrap())
+            .unwrap();
     }
     index.finish_load();
     eprintln!(
@@ -229,4 +233,21 @@ fn measure_bytes_per_edge() {
         index.memory_bytes(),
         index.memory_bytes() as f64 / index.edge_count() as f64
     );
+}
+
+#[test]
+fn rows_of_another_schema_are_an_error_not_a_panic() {
+    // A segment replaced on disk by a file of another table.
+    let foreign = RecordBatch::try_from_iter([(
+        "input_lot",
+        std::sync::Arc::new(arrow::array::Int64Array::from(vec![7])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    let Err(error) = GenealogyIndex::load([&foreign]) else {
+        panic!("loaded rows of another schema");
+    };
+    assert_eq!((error.table, error.column), ("genealogy", "input_lot"));
+    let mut corrections = crate::ingest::corrections::CorrectionMap::new();
+    let error = crate::ingest::corrections::merge(&mut corrections, &foreign).unwrap_err();
+    assert_eq!(error.column, "tag");
 }

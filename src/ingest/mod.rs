@@ -37,7 +37,7 @@ use tracing::{info, warn};
 use crate::model::{self, Cache, TableDef, ValidationError};
 use crate::storage::compaction::CompactionError;
 use crate::storage::segment::{self, SegmentOptions};
-use crate::storage::{self, Manifest, Pins, SegmentFile, SegmentMeta, StorageError};
+use crate::storage::{self, Graveyard, Manifest, Pins, SegmentFile, SegmentMeta, StorageError};
 use buffer::TableBuffer;
 use genealogy_index::GenealogyIndex;
 use last_values::LastValues;
@@ -51,7 +51,7 @@ use wal::{WalError, WalFile};
 pub use audit::{REASON_HEADER, WriteContext};
 pub use commit::WalObserver;
 pub use compact::{CompactReport, CompactionConfig, CompactionTotals};
-pub use flush::FlushReport;
+pub use flush::{FlushFailure, FlushReport};
 pub use restamp::RestampReport;
 use versions::Versions;
 pub use versions::{ChangeFn, TablePart, reason_hint};
@@ -80,6 +80,21 @@ pub enum IngestError {
     Compaction(#[from] CompactionError),
     #[error("data directory {path} is in use by another lotline process")]
     Locked { path: PathBuf },
+    /// A WAL record that does not verify, with acknowledged records after it.
+    #[error(
+        "{file} is damaged at offset {offset} ({reason}), and {records_after} record(s) that verify \
+         follow it in that file, {later_files} later WAL file(s) hold more: acknowledged writes, \
+         which lotline does not cut on its own. To start keeping every record that verifies \
+         (the damaged file is copied to wal/quarantine/, and the salvage is recorded in audit_log), \
+         run `lotline serve --wal-recovery salvage`"
+    )]
+    WalDamaged {
+        file: String,
+        offset: u64,
+        reason: String,
+        records_after: usize,
+        later_files: usize,
+    },
     #[error("{op} an existing {table} record ({key}) needs a reason: {hint}", hint = reason_hint())]
     ReasonRequired {
         table: &'static str,
@@ -97,6 +112,18 @@ pub enum IngestError {
         table: &'static str,
         source: Box<IngestError>,
     },
+    /// The buffers stayed full for the whole bounded wait.
+    #[error(
+        "the write buffers are full ({rows} rows, {bytes} bytes not yet flushed) and {cause}; \
+         nothing of this request was written: retry later (GET /health tells when flushes work again)"
+    )]
+    BufferFull {
+        rows: usize,
+        bytes: usize,
+        cause: String,
+    },
+    #[error("{0}")]
+    Column(#[from] model::columns::ColumnError),
     #[error("{0}")]
     Statement(String),
     #[error("internal: {0}")]
@@ -125,6 +152,7 @@ impl IngestError {
         match self {
             Self::InPart { source, .. } => source.is_unavailable(),
             Self::Wal(e) => e.is_stopped(),
+            Self::BufferFull { .. } => true,
             _ => false,
         }
     }
@@ -169,6 +197,15 @@ pub struct EngineConfig {
     pub stamping: bool,
     /// Merging of small segments of every table (background and on demand).
     pub compaction: CompactionConfig,
+    /// Start on a damaged WAL by keeping every record that verifies (see
+    /// [`recovery::recover`]) instead of refusing to start.
+    pub wal_salvage: bool,
+    /// Longest a writer waits for buffer room (flushes behind or failing)
+    /// before its request is refused.
+    pub max_write_wait: Duration,
+    /// How long a segment file replaced by compaction or restamp stays on
+    /// disk after its last reader, for programs that read the directory.
+    pub retired_file_grace: Duration,
 }
 
 /// Everything readers see, changed only under the lock: live segments and
@@ -180,15 +217,23 @@ pub(crate) struct State {
     files: HashMap<String, Arc<SegmentFile>>,
     /// Why the WAL stopped taking writes, once it has ([`commit`]).
     wal_stopped: Option<String>,
+    /// Where retired segment files wait out their grace period.
+    graveyard: Arc<Graveyard>,
 }
 
 impl State {
-    fn new(manifest: Manifest, buffers: Vec<TableBuffer>, data_dir: &Path) -> Self {
+    fn new(
+        manifest: Manifest,
+        buffers: Vec<TableBuffer>,
+        data_dir: &Path,
+        graveyard: Arc<Graveyard>,
+    ) -> Self {
         let mut state = Self {
             manifest: Manifest::default(),
             buffers,
             files: HashMap::new(),
             wal_stopped: None,
+            graveyard,
         };
         let retired = state.set_manifest(manifest, data_dir);
         debug_assert!(retired.is_empty());
@@ -216,7 +261,9 @@ impl State {
         for segment in manifest.tables.values().flatten() {
             self.files
                 .entry(segment.file.clone())
-                .or_insert_with(|| SegmentFile::new(data_dir.join(&segment.file)));
+                .or_insert_with(|| {
+                    SegmentFile::new(data_dir.join(&segment.file), self.graveyard.clone())
+                });
         }
         self.manifest = manifest;
         retired
@@ -275,6 +322,8 @@ pub struct Engine {
     corrections: Option<(usize, std::sync::RwLock<Arc<corrections::CorrectionMap>>)>,
     /// Current keys of versioned tables; held across a versioned write.
     versions: Mutex<Versions>,
+    /// Whether flushes are failing, since when and why.
+    flush_health: std::sync::Mutex<flush::FlushHealth>,
     _dir_lock: File,
 }
 
@@ -361,8 +410,14 @@ impl Engine {
             .iter()
             .map(|_| TableBuffer::default())
             .collect();
-        let last_seq = recover(&wal_dir, manifest.wal_replay_from, &mut buffers)?;
-        let first_free = last_seq
+        let recovered = recover(
+            &wal_dir,
+            manifest.wal_replay_from,
+            &mut buffers,
+            config.wal_salvage,
+        )?;
+        let first_free = recovered
+            .last_seq
             .map_or(0, |s| s + 1)
             .max(manifest.wal_replay_from)
             .max(1);
@@ -389,7 +444,8 @@ impl Engine {
             *index.get_mut().expect("genealogy index lock") =
                 versions::genealogy_without_tombstones(dir, def, snapshot)?;
         }
-        let state = Arc::new(RwLock::new(State::new(manifest, buffers, dir)));
+        let graveyard = Graveyard::new(config.retired_file_grace);
+        let state = Arc::new(RwLock::new(State::new(manifest, buffers, dir, graveyard)));
         let writer = commit::Writer {
             wal_dir,
             file,
@@ -398,6 +454,18 @@ impl Engine {
             stopped: None,
         };
         let wal = commit::spawn(writer, state.clone());
+        if !recovered.salvaged.is_empty() {
+            // Durable before anything else is written: the salvage is the
+            // first thing the audit trail says after the damage.
+            let (reply, done) = oneshot::channel();
+            wal.send(commit::Command::Append {
+                parts: Vec::new(),
+                events: recovered.salvaged,
+                reply,
+            })
+            .map_err(|_| WalError::Closed)?;
+            futures::executor::block_on(done).map_err(|_| WalError::Closed)??;
+        }
         Ok(Arc::new(Self {
             config,
             state,
@@ -411,6 +479,7 @@ impl Engine {
             merge_gate: tokio::sync::RwLock::new(()),
             versions: Mutex::new(versions),
             corrections,
+            flush_health: Default::default(),
             _dir_lock: dir_lock,
         }))
     }
@@ -536,7 +605,7 @@ impl Engine {
         parts: Vec<commit::Part>,
         events: Vec<crate::audit::Event>,
     ) -> Result<(), IngestError> {
-        self.wait_for_buffer_room().await;
+        self.wait_for_buffer_room().await?;
         let _gate = self.merge_gate.read().await;
         let applied: Vec<(usize, Vec<RecordBatch>)> =
             parts.iter().map(|p| (p.table, p.batches.clone())).collect();
@@ -566,7 +635,7 @@ impl Engine {
         if let Some((_, index)) = self.genealogy.as_ref().filter(|(t, _)| *t == id) {
             let mut index = index.write().expect("genealogy index lock");
             for batch in normalized {
-                index.merge(batch);
+                index.merge(batch)?;
             }
         }
         if let Some((_, map)) = self.corrections.as_ref().filter(|(t, _)| *t == id) {
@@ -574,7 +643,7 @@ impl Engine {
             let mut map = map.write().expect("corrections lock");
             let map = Arc::make_mut(&mut map);
             for batch in normalized {
-                corrections::merge(map, batch);
+                corrections::merge(map, batch)?;
             }
         }
         let def = model::tables()[id];
@@ -601,26 +670,8 @@ impl Engine {
         Ok(done.await.map_err(|_| WalError::Closed)??)
     }
 
-    /// Applies backpressure: returns once the buffers hold fewer than
-    /// `max_buffered_rows` rows and `max_buffered_bytes` bytes (the
-    /// background flusher drains them).
-    async fn wait_for_buffer_room(&self) {
-        let mut waited = false;
-        loop {
-            let (rows, bytes) = self.total_buffered();
-            if rows < self.config.max_buffered_rows && bytes < self.config.max_buffered_bytes {
-                break;
-            }
-            if !waited {
-                tracing::debug!("write buffer full; writer waits for a flush");
-                waited = true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Rows and bytes buffered in all tables.
-    fn total_buffered(&self) -> (usize, usize) {
+    /// Rows and bytes in the write buffers, all tables together.
+    pub fn total_buffered(&self) -> (usize, usize) {
         let state = self.state.read().expect("state lock");
         state.buffers.iter().fold((0, 0), |(rows, bytes), b| {
             (rows + b.rows(), bytes + b.bytes())

@@ -12,6 +12,7 @@ use super::genealogy_index::{self, GenealogyIndex};
 use super::last_values::LastValues;
 use super::stamping::{self, StampIndex};
 use super::{IngestError, wal};
+use crate::audit::Event;
 use crate::model::{self, Cache};
 use crate::storage::segment;
 use crate::storage::{Manifest, StorageError};
@@ -64,8 +65,7 @@ pub(super) fn recover_genealogy(
         id,
         &genealogy_index::COLUMNS,
         |batch| {
-            index.load_batch(batch);
-            Ok(())
+            Ok(index.load_batch(batch)?)
         },
     )?;
     index.finish_load();
@@ -130,34 +130,98 @@ pub(super) fn replay_table(
     Ok(())
 }
 
+/// What WAL recovery found beyond the records it replayed.
+#[derive(Debug, Default)]
+pub(super) struct WalRecovered {
+    /// The highest WAL file number seen.
+    pub last_seq: Option<u64>,
+    /// One audit event per damaged file salvaged, for `audit_log`.
+    pub salvaged: Vec<Event>,
+}
+
 /// Replays WAL files numbered `from` and up into `buffers`; removes older
-/// ones. Returns the highest file number seen.
+/// ones. A record that does not verify is cut only when it is a torn tail:
+/// nothing that verifies follows it in its file or any later one (the last
+/// write, never acknowledged). Anything else is damage to acknowledged
+/// records: start-up stops with [`IngestError::WalDamaged`], unless
+/// `salvage`, which keeps every group record that verifies, moves a copy of
+/// the damaged file to `wal/quarantine/` and reports an audit event.
 pub(super) fn recover(
     wal_dir: &Path,
     from: u64,
     buffers: &mut [TableBuffer],
-) -> Result<Option<u64>, IngestError> {
+    salvage: bool,
+) -> Result<WalRecovered, IngestError> {
     let seqs = wal::list_files(wal_dir)?;
     remove_wal_before(wal_dir, from)?;
+    let seqs: Vec<u64> = seqs.into_iter().filter(|&s| s >= from).collect();
+    let sizes = seqs
+        .iter()
+        .map(|&seq| wal::file_len(&wal_dir.join(wal::file_name(seq))))
+        .collect::<Result<Vec<u64>, _>>()?;
+    let mut recovered = WalRecovered {
+        last_seq: seqs.last().copied(),
+        ..WalRecovered::default()
+    };
     let (mut records, mut rows) = (0usize, 0usize);
-    for &seq in seqs.iter().filter(|&&s| s >= from) {
-        let path = wal_dir.join(wal::file_name(seq));
-        let (replayed, cut) = wal::replay(&path)?;
+    for (i, &seq) in seqs.iter().enumerate() {
+        let name = wal::file_name(seq);
+        let path = wal_dir.join(&name);
+        let Some(image) = wal::map(&path)? else {
+            continue;
+        };
+        let (mut replayed, cut) = wal::decode_records(&image);
         if let Some(cut) = cut {
-            warn!(
-                "WAL recovery: cut {} byte(s) at offset {} in wal/{}: {} ({} whole record(s) before it kept)",
-                cut.bytes,
-                cut.offset,
-                wal::file_name(seq),
-                cut.reason,
-                replayed.len()
-            );
+            let after = wal::records_after(&image, &cut);
+            let later = sizes[i + 1..].iter().filter(|&&len| len > 0).count();
+            if after == 0 && later == 0 {
+                drop(image);
+                wal::truncate(&path, cut.offset)?;
+                warn!(
+                    "WAL recovery: cut a torn tail of {} byte(s) at offset {} in wal/{name}: {} (the last write, never acknowledged; {} whole record(s) before it kept)",
+                    cut.bytes,
+                    cut.offset,
+                    cut.reason,
+                    replayed.len()
+                );
+            } else if !salvage {
+                return Err(IngestError::WalDamaged {
+                    file: format!("wal/{name}"),
+                    offset: cut.offset,
+                    reason: cut.reason,
+                    records_after: after,
+                    later_files: later,
+                });
+            } else {
+                let kept = wal::salvage(&image);
+                drop(image);
+                let copy = quarantine(wal_dir, &name, &path)?;
+                wal::replace(&path, &kept.image)?;
+                let skipped: Vec<String> = kept
+                    .skipped
+                    .iter()
+                    .map(|c| format!("{} byte(s) at offset {} ({})", c.bytes, c.offset, c.reason))
+                    .collect();
+                warn!(
+                    "WAL recovery (salvage): wal/{name}: kept {} record(s), skipped {}; the damaged file is kept as {copy}",
+                    kept.records.len(),
+                    skipped.join(", ")
+                );
+                let mut event = Event::new("lotline", "wal.salvage");
+                event.detail = Some(format!(
+                    "wal/{name}: kept {} record(s), skipped {}; damaged file kept as {copy}",
+                    kept.records.len(),
+                    skipped.join(", ")
+                ));
+                event.reason = Some("serve --wal-recovery salvage".into());
+                recovered.salvaged.push(event);
+                replayed = kept.records;
+            }
         }
         for record in replayed {
             let buffer = buffers.get_mut(record.table_id as usize).ok_or_else(|| {
                 IngestError::Internal(format!(
-                    "wal/{} names unknown table id {}",
-                    wal::file_name(seq),
+                    "wal/{name} names unknown table id {}",
                     record.table_id
                 ))
             })?;
@@ -173,7 +237,26 @@ pub(super) fn recover(
     if records > 0 {
         info!("WAL recovery: replayed {records} record(s), {rows} row(s)");
     }
-    Ok(seqs.last().copied())
+    Ok(recovered)
+}
+
+/// Copies a damaged WAL file to `wal/quarantine/` (durably, before the
+/// file is replaced) and returns the copy's name relative to the data dir.
+fn quarantine(wal_dir: &Path, name: &str, path: &Path) -> Result<String, IngestError> {
+    let dir = wal_dir.join("quarantine");
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let copy = dir.join(format!("{name}.{stamp}"));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    std::fs::copy(path, &copy).map_err(io(&copy))?;
+    std::fs::File::open(&copy)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&copy))?;
+    wal::sync_dir(&dir)?;
+    Ok(format!("wal/quarantine/{}", copy.file_name().expect("named").to_string_lossy()))
 }
 
 pub(super) fn remove_wal_before(wal_dir: &Path, seq: u64) -> Result<usize, IngestError> {

@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::TimestampNanosecondType;
 
 use crate::model::{self, TableDef};
@@ -41,11 +41,8 @@ const OPEN: i64 = i64::MAX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StampError {
-    #[error("table '{table}' has no column '{column}' that stamping reads")]
-    MissingColumn {
-        table: &'static str,
-        column: &'static str,
-    },
+    #[error("stamping: {0}")]
+    Column(#[from] model::columns::ColumnError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }
@@ -155,28 +152,12 @@ pub struct StampIndex {
     tag_equipment: FastMap<Arc<str>, Arc<str>>,
 }
 
-/// Column `name` of `batch` as the array type `cast` gives, or a clear error.
-fn typed<'a, T: 'a>(
-    batch: &'a RecordBatch,
-    table: &'static str,
-    name: &'static str,
-    cast: impl FnOnce(&'a ArrayRef) -> Option<&'a T>,
-) -> Result<&'a T, StampError> {
-    batch
-        .column_by_name(name)
-        .and_then(cast)
-        .ok_or(StampError::MissingColumn {
-            table,
-            column: name,
-        })
-}
-
 fn strings<'a>(
     batch: &'a RecordBatch,
     table: &'static str,
     name: &'static str,
 ) -> Result<&'a StringArray, StampError> {
-    typed(batch, table, name, |c| c.as_string_opt::<i32>())
+    Ok(model::columns::strings(batch, table, name)?)
 }
 
 fn times<'a>(
@@ -184,9 +165,9 @@ fn times<'a>(
     table: &'static str,
     name: &'static str,
 ) -> Result<&'a TimestampNanosecondArray, StampError> {
-    typed(batch, table, name, |c| {
-        c.as_primitive_opt::<TimestampNanosecondType>()
-    })
+    Ok(model::columns::primitives::<TimestampNanosecondType>(
+        batch, table, name,
+    )?)
 }
 
 /// Whether row `i` of `batch` is a tombstone (false when it has no `op`).

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 
 use super::*;
 use crate::model;

@@ -367,7 +367,7 @@ impl Engine {
             return Ok(());
         };
         let current = self.current_rows(model::tables()[*table]).await?;
-        let rebuilt = GenealogyIndex::load([&current]);
+        let rebuilt = GenealogyIndex::load([&current])?;
         *index.write().expect("genealogy index lock") = rebuilt;
         Ok(())
     }
@@ -395,5 +395,5 @@ pub(super) fn genealogy_without_tombstones(
 ) -> Result<GenealogyIndex, IngestError> {
     let all = read_versions(data_dir, snapshot)?;
     let current = now_or_internal(model::resolve_current(def, &all))?;
-    Ok(GenealogyIndex::load([&current]))
+    Ok(GenealogyIndex::load([&current])?)
 }

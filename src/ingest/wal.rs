@@ -13,9 +13,13 @@
 //! the concatenation of whole records (not compressed again). Its checksum
 //! covers them all, so replay yields all of them or none.
 //!
-//! A torn or corrupt record (short read, bad magic, bad checksum, undecodable
-//! payload) ends the readable log: [`replay`] reports where and how many bytes
-//! it cut, and truncates the file there so that new records follow good ones.
+//! A record that does not verify (short read, bad magic, bad checksum,
+//! undecodable payload) is told apart by what follows it: with no verifiable
+//! record after it, it is a torn tail (the last write, never acknowledged),
+//! cut by recovery; with verifiable group records after it, it is corruption
+//! of acknowledged data ([`records_after`]), which recovery does not cut on
+//! its own (see `super::recovery`). [`salvage`] keeps every group that
+//! verifies.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -207,6 +211,79 @@ fn decode_one(bytes: &[u8]) -> Result<(Vec<Record>, usize), String> {
     Ok((vec![Record { table_id, batches }], end))
 }
 
+/// The offset of the first group record at or after `from` whose header and
+/// checksum verify (its payload may still fail to decode). Only group
+/// records count: every commit writes exactly one, so a group is the unit a
+/// write was acknowledged in, and the plain records inside a damaged group
+/// (a write without its audit entry) are never taken on their own.
+pub fn next_group(image: &[u8], from: usize) -> Option<usize> {
+    let last = image.len().checked_sub(HEADER_LEN)?;
+    (from..=last).find(|&at| verified_group_len(&image[at..]).is_some())
+}
+
+/// The length of the group record at the start of `bytes` if its header and
+/// checksum verify.
+fn verified_group_len(bytes: &[u8]) -> Option<usize> {
+    let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+    if word(0) != GROUP_MAGIC {
+        return None;
+    }
+    let end = HEADER_LEN.checked_add(word(4) as usize)?;
+    let payload = bytes.get(HEADER_LEN..end)?;
+    (crc32fast::hash(payload) == word(8)).then_some(end)
+}
+
+/// How many group records that verify lie after the damage at `cut`: none
+/// means the damage runs to the end of the image, a torn tail.
+pub fn records_after(image: &[u8], cut: &Cut) -> usize {
+    let mut count = 0;
+    let mut from = cut.offset as usize + 1;
+    while let Some(at) = next_group(image, from) {
+        count += 1;
+        from = at + verified_group_len(&image[at..]).expect("verified");
+    }
+    count
+}
+
+/// What [`salvage`] kept of a damaged WAL image.
+#[derive(Debug)]
+pub struct Salvaged {
+    pub records: Vec<Record>,
+    /// The kept records' bytes, in order: a WAL file image without the damage.
+    pub image: Vec<u8>,
+    /// Each damaged range skipped.
+    pub skipped: Vec<Cut>,
+}
+
+/// Every group record of `image` that verifies and decodes, skipping each
+/// damaged range up to the next group record that verifies.
+pub fn salvage(image: &[u8]) -> Salvaged {
+    let mut kept = Salvaged {
+        records: Vec::new(),
+        image: Vec::with_capacity(image.len()),
+        skipped: Vec::new(),
+    };
+    let mut start = 0;
+    while start < image.len() {
+        let (records, cut) = decode_records(&image[start..]);
+        kept.records.extend(records);
+        let Some(cut) = cut else {
+            kept.image.extend_from_slice(&image[start..]);
+            break;
+        };
+        let at = start + cut.offset as usize;
+        kept.image.extend_from_slice(&image[start..at]);
+        let resume = next_group(image, at + 1).unwrap_or(image.len());
+        kept.skipped.push(Cut {
+            offset: at as u64,
+            bytes: (resume - at) as u64,
+            reason: cut.reason,
+        });
+        start = resume;
+    }
+    kept
+}
+
 /// Name of WAL file number `seq`.
 pub fn file_name(seq: u64) -> String {
     format!("{seq:020}.wal")
@@ -230,29 +307,43 @@ pub fn list_files(dir: &Path) -> Result<Vec<u64>, WalError> {
     Ok(seqs)
 }
 
-/// Replays one WAL file: returns its whole records, and if it ended in a torn
-/// or corrupt record, truncates the file to its last whole record and reports
-/// the cut.
-pub fn replay(path: &Path) -> Result<(Vec<Record>, Option<Cut>), WalError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    let len = file.metadata().map_err(io_err(path))?.len();
-    if len == 0 {
-        return Ok((Vec::new(), None));
+/// The length of a WAL file.
+pub fn file_len(path: &Path) -> Result<u64, WalError> {
+    Ok(std::fs::metadata(path).map_err(io_err(path))?.len())
+}
+
+/// Maps a WAL file for recovery (`None` when it is empty).
+pub fn map(path: &Path) -> Result<Option<memmap2::Mmap>, WalError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    if file.metadata().map_err(io_err(path))?.len() == 0 {
+        return Ok(None);
     }
     // SAFETY: the file is private to this process while it replays (the server
     // holds the data directory lock) and is not modified while mapped.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path))?;
-    let (records, cut) = decode_records(&map);
-    drop(map);
-    if let Some(cut) = &cut {
-        file.set_len(cut.offset).map_err(io_err(path))?;
-        file.sync_all().map_err(io_err(path))?;
-    }
-    Ok((records, cut))
+    Ok(Some(map))
+}
+
+/// Cuts a WAL file at `len` (a torn tail), durably.
+pub fn truncate(path: &Path, len: u64) -> Result<(), WalError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    file.set_len(len).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
+}
+
+/// Replaces a WAL file with `image` atomically (a temporary file, fsynced,
+/// renamed over it, the directory fsynced): a crash leaves the old file or
+/// the new one.
+pub fn replace(path: &Path, image: &[u8]) -> Result<(), WalError> {
+    let temporary = path.with_extension("wal-salvaged");
+    let mut file = File::create(&temporary).map_err(io_err(&temporary))?;
+    file.write_all(image).map_err(io_err(&temporary))?;
+    file.sync_all().map_err(io_err(&temporary))?;
+    std::fs::rename(&temporary, path).map_err(io_err(path))?;
+    sync_dir(path.parent().expect("WAL files live in wal/"))
 }
 
 /// Reads one WAL file without changing it (for readers beside a running
@@ -287,6 +378,11 @@ impl WalFile {
             file,
             len,
         })
+    }
+
+    /// Whether nothing was appended to this file yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Appends records and, when `fsync`, makes them durable. On error the
@@ -401,5 +497,53 @@ mod tests {
         let (records, cut) = decode_records(&flipped);
         assert_eq!(records.len(), 1);
         assert_eq!(cut.unwrap().reason, "checksum mismatch");
+    }
+
+    /// Three commits as the WAL thread writes them: one group each.
+    fn three_groups() -> Vec<Vec<u8>> {
+        (1..=3)
+            .map(|n| {
+                let data = encode_record(0, &[batch(n)]).unwrap();
+                let audit = encode_record(1, &[batch(1)]).unwrap();
+                frame_group(&[&data, &audit])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_torn_last_group_is_a_torn_tail_even_with_whole_records_inside() {
+        let groups = three_groups();
+        let whole = groups.concat();
+        // Only the first half of the last group reached the disk: its inner
+        // data record is whole and verifies, but it is not a group.
+        let torn = &whole[..whole.len() - groups[2].len() / 2];
+        let (records, cut) = decode_records(torn);
+        assert_eq!(records.len(), 4);
+        assert_eq!(records_after(torn, &cut.unwrap()), 0);
+    }
+
+    #[test]
+    fn damage_with_groups_after_it_is_corruption_and_salvage_keeps_them() {
+        let groups = three_groups();
+        let mut image = groups.concat();
+        // A bit flip inside the first group's payload.
+        image[groups[0].len() / 2] ^= 0x01;
+        let (records, cut) = decode_records(&image);
+        assert!(records.is_empty());
+        let cut = cut.unwrap();
+        assert_eq!((cut.offset, cut.reason.as_str()), (0, "checksum mismatch"));
+        assert_eq!(records_after(&image, &cut), 2);
+
+        let kept = salvage(&image);
+        assert_eq!(kept.records.len(), 4, "two whole groups of two records");
+        assert_eq!(kept.image, [groups[1].clone(), groups[2].clone()].concat());
+        assert_eq!(kept.skipped.len(), 1);
+        assert_eq!(kept.skipped[0].bytes, groups[0].len() as u64);
+        // A corrupted length field that claims past the end is corruption
+        // too: the groups after it still verify.
+        let mut image = groups.concat();
+        image[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (_, cut) = decode_records(&image);
+        assert_eq!(records_after(&image, &cut.unwrap()), 2);
     }
 }

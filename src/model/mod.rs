@@ -5,6 +5,7 @@
 //! definition here, never a new branch elsewhere.
 
 mod audit;
+pub mod columns;
 mod context;
 mod sample_rows;
 mod validate;

@@ -86,9 +86,26 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
     let manifest = state.engine.manifest();
     let segments = manifest.tables.values().flatten();
     let stopped = state.engine.wal_stopped();
-    let (status, message) = match &stopped {
-        None => ("pass", "ready for queries and writes".to_string()),
-        Some(reason) => ("fail", format!("queries only: writes stopped: {reason}")),
+    let (rows, bytes) = state.engine.total_buffered();
+    let config = state.engine.config();
+    let full = rows >= config.max_buffered_rows || bytes >= config.max_buffered_bytes;
+    let (status, message) = match (&stopped, state.engine.flush_failure()) {
+        (Some(reason), _) => ("fail", format!("queries only: writes stopped: {reason}")),
+        (None, Some(f)) => (
+            if full { "fail" } else { "warn" },
+            format!(
+                "flushing has failed for {} s ({} attempts): {}; {}",
+                f.failing_for.as_secs(),
+                f.attempts,
+                f.error,
+                if full {
+                    "the write buffers are full, writes are refused until a flush succeeds"
+                } else {
+                    "writes are taken until the write buffers are full"
+                }
+            ),
+        ),
+        (None, None) => ("pass", "ready for queries and writes".to_string()),
     };
     let body = json!({
         "name": "lotline",
@@ -105,7 +122,7 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
         "authentication": state.auth.is_some(),
     });
     // 503 as InfluxDB answers when unhealthy: load balancers take writers elsewhere.
-    let code = if stopped.is_some() {
+    let code = if status == "fail" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK

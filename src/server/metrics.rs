@@ -321,6 +321,9 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
         IngestError::Stamp(_) => "stamping",
         IngestError::Compaction(_) => "compaction",
         IngestError::Internal(_) => "internal",
+        IngestError::WalDamaged { .. } => "wal",
+        IngestError::BufferFull { .. } => "buffer_full",
+        IngestError::Column(_) => "storage",
         IngestError::InPart { source, .. } => ingest_error_kind(source),
     }
 }

@@ -16,7 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, SegmentMeta};
-pub use pins::{Pins, SegmentFile};
+pub use pins::{Graveyard, Pins, SegmentFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

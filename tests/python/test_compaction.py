@@ -44,6 +44,8 @@ STEP_S = 10
 FLUSH_SPAN_S = 300  # each flush holds 5 minutes of every tag
 # Small enough that the test data makes several outputs per merge.
 POLICY = ("--compaction-target-rows", "6000", "--compaction-min-segments", "4", "--compaction-max-inputs", "8")
+# Replaced files go as soon as their last reader does (tests that count files).
+NO_GRACE = ("--retired-file-grace-secs", "0")
 
 
 def tag(k: int) -> str:
@@ -136,7 +138,7 @@ def parquet_on_disk(data_dir: Path) -> set[str]:
 
 
 def test_compaction_keeps_every_answer_and_merges_files(server_factory, pb):  # noqa: F811
-    server = server_factory(*MANUAL_FLUSH, *POLICY)
+    server = server_factory(*MANUAL_FLUSH, *POLICY, *NO_GRACE)
     rows = fill(server)
     before = answers(server.client)
     assert before["count"] == rows
@@ -299,7 +301,7 @@ def test_compaction_killed_at_any_point_is_all_or_nothing(server_factory):
 
 def test_query_started_before_compaction_finishes_with_its_files(server_factory):
     policy = ("--compaction-target-rows", "200000", "--compaction-min-segments", "2", "--compaction-max-inputs", "64")
-    server = server_factory(*MANUAL_FLUSH, *policy)
+    server = server_factory(*MANUAL_FLUSH, *policy, *NO_GRACE)
     segments = 48
     for f in range(segments):
         flush_window(server.client, T0 + f * FLUSH_SPAN_S * S, float(f))

@@ -1,0 +1,112 @@
+"""Flushes that keep failing never leave a writer without an answer (issue 14).
+
+The segment directory (`tables/`) is its own small tmpfs inside the data
+directory, so the WAL keeps appending while every flush fails: full
+(ENOSPC) or remounted read-only (EROFS). Writes are taken until the buffers
+are full, then refused after the bounded wait with UNAVAILABLE naming the
+flush error; `/health` says why; failed retries create no WAL files; once
+the filesystem has room again flushes succeed on their own, writes resume,
+and every acknowledged row is there once, also after a SIGKILL.
+
+Needs root (mount); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from lotline_testlib import NS_PER_S, http_request, ns, samples_table, wal_files
+
+T0 = ns(2025, 7, 1)
+BATCH = 2_000
+TAG = "site1.area1.line4.oven2.zone3.temperature.pv"
+
+
+def mount(*args: str):
+    subprocess.run(["mount", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def tables_mount(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs as the segment directory")
+    data_dir = tmp_path / "data0"
+    tables = data_dir / "tables"
+    tables.mkdir(parents=True)
+    mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(tables))
+    yield tables
+    subprocess.run(["umount", "-l", str(tables)], capture_output=True)
+
+
+def fill(path):
+    """Fills the filesystem at `path` to the last byte."""
+    with open(path / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 16))
+                f.flush()
+        except OSError:
+            pass
+
+
+def rows(start: int):
+    return samples_table([TAG] * BATCH, [T0 + (start + i) * NS_PER_S for i in range(BATCH)], [float(start + i) for i in range(BATCH)])
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_failing_flushes_refuse_writes_after_a_bounded_wait(server_factory, tables_mount, fault):
+    server = server_factory(
+        "--flush-rows", str(BATCH), "--max-buffered-rows", str(4 * BATCH),
+        "--flush-age-secs", "86400", "--max-write-wait-secs", "2",
+        name="data0",
+    )
+    if fault == "full":
+        fill(tables_mount)
+    else:
+        mount("-o", "remount,ro", str(tables_mount))
+
+    acknowledged = 0
+    started = time.monotonic()
+    with pytest.raises(Exception) as refused:
+        for _ in range(50):
+            server.client.ingest(rows(acknowledged))
+            acknowledged += BATCH
+    took = time.monotonic() - started
+    message = str(refused.value)
+    assert "UNAVAILABLE" in message.upper() and "write buffers are full" in message, message
+    assert "flushing has failed" in message, message
+    expected_error = "No space left on device" if fault == "full" else "Read-only file system"
+    assert expected_error in message, message
+    assert acknowledged >= 3 * BATCH, "writes are taken until the buffers are full"
+    assert took < 30, f"refused only after {took:.0f} s"
+
+    health = http_request(f"{server.http_url}/health")
+    assert health.status == 503 and health.json()["status"] == "fail", health
+    assert "flushing has failed" in health.json()["message"], health
+    wal_count = len(wal_files(server.data_dir))
+    time.sleep(2)
+    assert len(wal_files(server.data_dir)) == wal_count <= 3, "failed retries create no WAL files"
+    assert server.client.count(f"tag = '{TAG}'") == acknowledged, "queries keep working"
+
+    # Room again: flushes succeed by themselves (backoff stays short here).
+    if fault == "full":
+        (tables_mount / "filler").unlink()
+    else:
+        mount("-o", "remount,rw", str(tables_mount))
+    deadline = time.monotonic() + 30
+    while http_request(f"{server.http_url}/health").json()["status"] != "pass":
+        assert time.monotonic() < deadline, http_request(f"{server.http_url}/health").json()
+        time.sleep(0.2)
+    server.client.ingest(rows(acknowledged))
+    acknowledged += BATCH
+    assert server.client.count(f"tag = '{TAG}'") == acknowledged
+    assert list(tables_mount.glob("samples/**/*.parquet")), "the buffered rows were flushed"
+
+    server.kill()
+    server.start()
+    assert server.client.count(f"tag = '{TAG}'") == acknowledged, "every acknowledged row, once"
+    assert server.client.query(f"SELECT count(DISTINCT ts) AS n FROM samples WHERE tag = '{TAG}'").column(0)[0].as_py() == acknowledged
