@@ -82,6 +82,11 @@ pub struct ServeArgs {
     /// Writers wait while the buffers hold this many bytes of memory [default: 4 x flush_bytes]
     #[arg(long, env = "LOTLINE_MAX_BUFFERED_BYTES")]
     pub max_buffered_bytes: Option<usize>,
+    /// Refuse writes while the WAL's or the segments' filesystem has fewer
+    /// free bytes than this, so flushes and compactions can finish; 0: no
+    /// reserve [default: 1073741824]
+    #[arg(long, env = "LOTLINE_MIN_FREE_BYTES")]
+    pub min_free_bytes: Option<u64>,
     /// A writer waiting for buffer room (flushes behind or failing) is
     /// refused after this many seconds [default: 30]
     #[arg(long, env = "LOTLINE_MAX_WRITE_WAIT_SECS")]
@@ -168,6 +173,7 @@ struct FileConfig {
     max_buffered_rows: Option<usize>,
     max_buffered_bytes: Option<usize>,
     max_write_wait_secs: Option<u64>,
+    min_free_bytes: Option<u64>,
     row_group_rows: Option<usize>,
     max_history_intervals: Option<u64>,
     query_memory_bytes: Option<usize>,
@@ -359,6 +365,10 @@ impl ServeArgs {
                 stamping: !(self.no_stamping || file.no_stamping.unwrap_or(false)),
                 compaction,
                 wal_salvage: self.wal_recovery == WalRecovery::Salvage,
+                min_free_bytes: self
+                    .min_free_bytes
+                    .or(file.min_free_bytes)
+                    .unwrap_or(1 << 30),
                 retired_file_grace: Duration::from_secs(
                     self.retired_file_grace_secs
                         .or(file.retired_file_grace_secs)

@@ -93,6 +93,24 @@ impl Engine {
         }
     }
 
+    /// Refuses a write up front when the WAL's or the segments' filesystem
+    /// has less free space than `min_free_bytes` ([`IngestError::DiskFull`]).
+    pub fn check_free_space(&self) -> Result<(), IngestError> {
+        let reserve = self.config.min_free_bytes;
+        if reserve == 0 {
+            return Ok(());
+        }
+        let dir = &self.config.data_dir;
+        for path in [dir.join("wal"), dir.join("tables")] {
+            let free = storage::free_bytes(&path)
+                .map_err(|source| StorageError::Io { path: path.clone(), source })?;
+            if free < reserve {
+                return Err(IngestError::DiskFull { path, free, reserve });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether flushes are failing: since when, how often, the last error.
     pub fn flush_failure(&self) -> Option<FlushFailure> {
         let health = self.flush_health.lock().expect("flush health lock");

@@ -112,6 +112,17 @@ pub enum IngestError {
         table: &'static str,
         source: Box<IngestError>,
     },
+    /// Free space fell below the reserve: refused before anything is written.
+    #[error(
+        "only {free} bytes are free on the filesystem of {path}, below the reserve of {reserve} \
+         bytes (--min-free-bytes): writes are refused until space is freed, and resume by \
+         themselves then; nothing of this request was written"
+    )]
+    DiskFull {
+        path: PathBuf,
+        free: u64,
+        reserve: u64,
+    },
     /// The buffers stayed full for the whole bounded wait.
     #[error(
         "the write buffers are full ({rows} rows, {bytes} bytes not yet flushed) and {cause}; \
@@ -145,6 +156,16 @@ impl IngestError {
                 | Self::ReasonRequired { .. }
                 | Self::Statement(_)
         )
+    }
+
+    /// True when a resource the server needs (disk space) is short; the
+    /// same request may succeed later.
+    pub fn is_resource_exhausted(&self) -> bool {
+        match self {
+            Self::InPart { source, .. } => source.is_resource_exhausted(),
+            Self::DiskFull { .. } => true,
+            _ => false,
+        }
     }
 
     /// True when the server takes no writes until restarted (a failed WAL).
@@ -206,6 +227,9 @@ pub struct EngineConfig {
     /// How long a segment file replaced by compaction or restamp stays on
     /// disk after its last reader, for programs that read the directory.
     pub retired_file_grace: Duration,
+    /// Writes are refused while the WAL's or the segments' filesystem has
+    /// fewer free bytes, so flushes and compactions can still finish.
+    pub min_free_bytes: u64,
 }
 
 /// Everything readers see, changed only under the lock: live segments and
@@ -605,6 +629,7 @@ impl Engine {
         parts: Vec<commit::Part>,
         events: Vec<crate::audit::Event>,
     ) -> Result<(), IngestError> {
+        self.check_free_space()?;
         self.wait_for_buffer_room().await?;
         let _gate = self.merge_gate.read().await;
         let applied: Vec<(usize, Vec<RecordBatch>)> =

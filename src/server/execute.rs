@@ -238,8 +238,12 @@ fn contains_write(plan: &LogicalPlan) -> bool {
 pub fn df_status(e: DataFusionError) -> Status {
     if let DataFusionError::External(inner) = e.find_root() {
         if let Some(ingest) = inner.downcast_ref::<crate::ingest::IngestError>() {
-            if ingest.is_unavailable() {
-                return Status::unavailable(e.to_string());
+            let code = super::flight_data::ingest_code(ingest);
+            if matches!(
+                code,
+                tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+            ) {
+                return Status::new(code, e.to_string());
             }
         }
     }

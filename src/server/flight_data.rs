@@ -21,12 +21,21 @@ pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 's
 
 /// An ingest error as the status a client sees: its own fault or ours.
 pub fn ingest_status(e: IngestError) -> Status {
+    Status::new(ingest_code(&e), e.to_string())
+}
+
+/// The gRPC code of a refused write: the server's state (`Unavailable`,
+/// `ResourceExhausted`: retry later), the client's request
+/// (`InvalidArgument`) or a fault (`Internal`).
+pub fn ingest_code(e: &IngestError) -> tonic::Code {
     if e.is_unavailable() {
-        Status::unavailable(e.to_string())
+        tonic::Code::Unavailable
+    } else if e.is_resource_exhausted() {
+        tonic::Code::ResourceExhausted
     } else if e.is_client_error() {
-        Status::invalid_argument(e.to_string())
+        tonic::Code::InvalidArgument
     } else {
-        Status::internal(e.to_string())
+        tonic::Code::Internal
     }
 }
 

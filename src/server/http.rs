@@ -89,8 +89,10 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
     let (rows, bytes) = state.engine.total_buffered();
     let config = state.engine.config();
     let full = rows >= config.max_buffered_rows || bytes >= config.max_buffered_bytes;
+    let disk = state.engine.check_free_space().err();
     let (status, message) = match (&stopped, state.engine.flush_failure()) {
         (Some(reason), _) => ("fail", format!("queries only: writes stopped: {reason}")),
+        (None, _) if disk.is_some() => ("fail", disk.expect("checked").to_string()),
         (None, Some(f)) => (
             if full { "fail" } else { "warn" },
             format!(

@@ -124,6 +124,9 @@ impl WriteError {
             Self::Ingest(e) if e.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
+            Self::Ingest(e) if e.is_resource_exhausted() => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient storage")
+            }
             Self::Ingest(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }

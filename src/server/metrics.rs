@@ -323,6 +323,7 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
         IngestError::Internal(_) => "internal",
         IngestError::WalDamaged { .. } => "wal",
         IngestError::BufferFull { .. } => "buffer_full",
+        IngestError::DiskFull { .. } => "disk_full",
         IngestError::Column(_) => "storage",
         IngestError::InPart { source, .. } => ingest_error_kind(source),
     }

@@ -90,6 +90,21 @@ pub fn remove_uncommitted(data_dir: &Path, written: &[SegmentMeta]) {
 /// Deletes files under `data_dir/tables` that the manifest does not list:
 /// segments a crash left between writing and the manifest commit, and
 /// temporary files. Returns what it removed.
+/// Bytes free for unprivileged writers on the filesystem holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer statvfs fills on success.
+    if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
 pub fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>, StorageError> {
     let live: HashSet<PathBuf> = manifest.files().iter().map(|f| data_dir.join(f)).collect();
     let mut removed = Vec::new();

@@ -1,4 +1,5 @@
-"""Flushes that keep failing never leave a writer without an answer (issue 14).
+"""Flushes that keep failing never leave a writer without an answer, and a
+free-space reserve refuses writes before the disk is full (issue 14).
 
 The segment directory (`tables/`) is its own small tmpfs inside the data
 directory, so the WAL keeps appending while every flush fails: full
@@ -7,6 +8,11 @@ are full, then refused after the bounded wait with UNAVAILABLE naming the
 flush error; `/health` says why; failed retries create no WAL files; once
 the filesystem has room again flushes succeed on their own, writes resume,
 and every acknowledged row is there once, also after a SIGKILL.
+
+With the whole data directory on a small tmpfs and a reserve
+(`--min-free-bytes`), writes are refused up front with RESOURCE_EXHAUSTED
+(HTTP 507) and the figures before anything fails; the WAL never hits ENOSPC,
+and writes resume by themselves once space is freed.
 
 Needs root (mount); skipped otherwise.
 """
@@ -61,7 +67,7 @@ def rows(start: int):
 def test_failing_flushes_refuse_writes_after_a_bounded_wait(server_factory, tables_mount, fault):
     server = server_factory(
         "--flush-rows", str(BATCH), "--max-buffered-rows", str(4 * BATCH),
-        "--flush-age-secs", "86400", "--max-write-wait-secs", "2",
+        "--flush-age-secs", "86400", "--max-write-wait-secs", "2", "--min-free-bytes", "0",
         name="data0",
     )
     if fault == "full":
@@ -110,3 +116,53 @@ def test_failing_flushes_refuse_writes_after_a_bounded_wait(server_factory, tabl
     server.start()
     assert server.client.count(f"tag = '{TAG}'") == acknowledged, "every acknowledged row, once"
     assert server.client.query(f"SELECT count(DISTINCT ts) AS n FROM samples WHERE tag = '{TAG}'").column(0)[0].as_py() == acknowledged
+
+
+@pytest.fixture
+def data_mount(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs as the data directory")
+    data_dir = tmp_path / "data0"
+    data_dir.mkdir()
+    mount("-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data_dir))
+    yield data_dir
+    subprocess.run(["umount", "-l", str(data_dir)], capture_output=True)
+
+
+def test_a_free_space_reserve_refuses_writes_before_the_disk_fills(server_factory, data_mount):
+    reserve = 16 << 20
+    server = server_factory(
+        *("--flush-rows", "1000000000", "--flush-age-secs", "86400"),
+        "--min-free-bytes", str(reserve), name="data0",
+    )
+    ballast = data_mount / "ballast"
+    ballast.write_bytes(b"\x5a" * (30 << 20))
+    line_protocol = "\n".join(
+        f"{TAG},equipment=line4.oven2 value={i}.5 {T0 + i * NS_PER_S}" for i in range(BATCH)
+    ).encode()
+
+    acknowledged = 0
+    with pytest.raises(Exception) as refused:
+        for _ in range(2000):
+            server.client.ingest(rows(acknowledged))
+            acknowledged += BATCH
+    message = str(refused.value)
+    # ADBC names the gRPC code in parentheses (and files it under INTERNAL).
+    assert "ResourceExhausted" in message or "RESOURCE_EXHAUSTED" in message, message
+    assert f"below the reserve of {reserve} bytes" in message and "--min-free-bytes" in message, message
+    assert acknowledged > 0
+    reply = http_request(f"{server.http_url}/api/v2/write?bucket=plant&precision=ns", "POST", line_protocol,
+                         {"Authorization": f"Token admin:{server.password}"})
+    assert reply.status == 507, reply
+    health = http_request(f"{server.http_url}/health")
+    assert health.status == 503 and "below the reserve" in health.json()["message"], health
+    assert server.client.count(f"tag = '{TAG}'") == acknowledged, "queries keep working"
+    assert "stopped" not in http_request(f"{server.http_url}/health").json()["message"], "the WAL never failed"
+
+    ballast.unlink()
+    server.client.ingest(rows(acknowledged))
+    acknowledged += BATCH
+    assert http_request(f"{server.http_url}/health").json()["status"] == "pass"
+    server.kill()
+    server.start()
+    assert server.client.count(f"tag = '{TAG}'") == acknowledged, "every acknowledged row, once"
