@@ -1,5 +1,5 @@
 //! Fuzzes what the server does with a prepared-statement handle a client
-//! sends back (`src/server/handle.rs`, with `src/server/ipc_guard.rs`, the
+//! sends back (`src/server/handle.rs`, with `src/server/ipc_guard/`, the
 //! files the server compiles): protobuf decoding, the check of the bound
 //! parameters' Arrow IPC stream, and Arrow's `StreamReader` on what passes.
 //! The raw input is also checked as a bare IPC stream, so both layers get
@@ -16,7 +16,7 @@ use std::io::Cursor;
 use arrow::ipc::reader::StreamReader;
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/server/ipc_guard.rs"]
+#[path = "../../src/server/ipc_guard/mod.rs"]
 #[allow(dead_code)]
 mod ipc_guard;
 

@@ -101,7 +101,7 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
             need(&fail, "validity bitmap", validity, rows.div_ceil(8))?;
         }
         match field.data_type() {
-            DataType::Boolean => self.values(&fail, rows.div_ceil(8)),
+            DataType::Boolean => self.values(&fail, rows.div_ceil(8), 1),
             DataType::Utf8 | DataType::Binary => {
                 self.offsets(&fail, rows, 4)?;
                 self.buffer(&fail, "values").map(drop)
@@ -111,7 +111,7 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
                 self.buffer(&fail, "values").map(drop)
             }
             DataType::Utf8View | DataType::BinaryView => {
-                self.values(&fail, rows.saturating_mul(16))?;
+                self.values(&fail, rows.saturating_mul(16), 16)?;
                 let count = self
                     .variadic
                     .pop_front()
@@ -121,7 +121,9 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
                 }
                 (0..count).try_for_each(|_| self.buffer(&fail, "data buffer").map(drop))
             }
-            DataType::FixedSizeBinary(width) => self.values(&fail, rows.saturating_mul(*width as usize)),
+            DataType::FixedSizeBinary(width) => {
+                self.values(&fail, rows.saturating_mul(*width as usize), 1)
+            }
             DataType::List(child) | DataType::Map(child, _) => {
                 self.offsets(&fail, rows, 4)?;
                 self.column(child)
@@ -134,11 +136,11 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
             DataType::Struct(fields) => fields.iter().try_for_each(|f| self.column(f)),
             // A dictionary column's node and buffers are its keys'.
             DataType::Dictionary(key, _) => {
-                let width = key.primitive_width().unwrap_or(0);
-                self.values(&fail, rows.saturating_mul(width))
+                let width = key.primitive_width().unwrap_or(1);
+                self.values(&fail, rows.saturating_mul(width), width)
             }
             other => match other.primitive_width() {
-                Some(width) => self.values(&fail, rows.saturating_mul(width)),
+                Some(width) => self.values(&fail, rows.saturating_mul(width), width),
                 None => Err(IpcGuardError::Unsupported {
                     column: column.clone(),
                     data_type: other.to_string(),
@@ -157,13 +159,17 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
             .ok_or_else(|| fail(format!("the batch holds no {what} buffer for it")))
     }
 
+    /// A values buffer of at least `bytes`, in whole `element`s: Arrow
+    /// views typed buffers whole and asserts they hold whole elements.
     fn values(
         &mut self,
         fail: &impl Fn(String) -> IpcGuardError,
         bytes: usize,
+        element: usize,
     ) -> Result<(), IpcGuardError> {
         let held = self.buffer(fail, "values")?;
-        need(fail, "values buffer", held, bytes)
+        need(fail, "values buffer", held, bytes)?;
+        whole(fail, "values buffer", held, element)
     }
 
     /// An offsets buffer of `width`-byte offsets: one more than rows, or none
@@ -175,11 +181,28 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
         width: usize,
     ) -> Result<(), IpcGuardError> {
         let held = self.buffer(fail, "offsets")?;
+        whole(fail, "offsets buffer", held, width)?;
         if rows == 0 {
             return Ok(());
         }
         need(fail, "offsets buffer", held, (rows + 1).saturating_mul(width))
     }
+}
+
+/// Fixed-width elements (offsets, keys, numbers) must fill `held` exactly;
+/// a padded buffer still does, as writers pad to multiples of 8 or 64.
+fn whole(
+    fail: &impl Fn(String) -> IpcGuardError,
+    what: &str,
+    held: usize,
+    element: usize,
+) -> Result<(), IpcGuardError> {
+    if element > 1 && held % element != 0 {
+        return Err(fail(format!(
+            "its {what} holds {held} bytes, not a whole number of {element}-byte elements"
+        )));
+    }
+    Ok(())
 }
 
 fn need(

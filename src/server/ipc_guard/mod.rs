@@ -465,6 +465,18 @@ mod tests {
     }
 
     #[test]
+    fn an_offsets_buffer_of_partial_offsets_is_refused() {
+        // Found by the fuzz target: Arrow's offset validation views the
+        // whole buffer as i32 and asserts it is made of whole ones.
+        let seed = include_bytes!("../../../fuzz/seeds/ipc_guard/offsets-not-whole.arrows");
+        let error = check_stream(seed, 1 << 20).unwrap_err();
+        assert!(
+            matches!(&error, IpcGuardError::Layout { problem, .. } if problem.contains("not a whole number")),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn an_lz4_frame_holding_more_than_it_claims_is_refused() {
         // Arrow decompresses an LZ4 frame whole, whatever the prefix says: an
         // 8000-byte column claiming 8 bytes would decompress to 1000 times that.
