@@ -64,7 +64,18 @@ pub(super) fn check_columns(
             .map(|counts| counts.iter().collect())
             .unwrap_or_default(),
     };
-    fields.iter().try_for_each(|field| walk.column(field))
+    fields.iter().try_for_each(|field| walk.column(field))?;
+    // Arrow asserts that the view columns used every count there is.
+    if !walk.variadic.is_empty() {
+        return Err(IpcGuardError::Layout {
+            column: "(batch)".into(),
+            problem: format!(
+                "{} data-buffer count(s) more than its view columns",
+                walk.variadic.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Nodes and buffers not yet matched to a column.

@@ -477,6 +477,17 @@ mod tests {
     }
 
     #[test]
+    fn data_buffer_counts_no_view_column_uses_are_refused() {
+        // Found by the fuzz target: Arrow asserts every count was used.
+        let seed = include_bytes!("../../../fuzz/seeds/ipc_guard/variadic-counts-left.arrows");
+        let error = check_stream(seed, 1 << 20).unwrap_err();
+        assert!(
+            matches!(&error, IpcGuardError::Layout { problem, .. } if problem.contains("more than its view columns")),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn an_lz4_frame_holding_more_than_it_claims_is_refused() {
         // Arrow decompresses an LZ4 frame whole, whatever the prefix says: an
         // 8000-byte column claiming 8 bytes would decompress to 1000 times that.
