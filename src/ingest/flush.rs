@@ -102,10 +102,16 @@ impl Engine {
         }
         let dir = &self.config.data_dir;
         for path in [dir.join("wal"), dir.join("tables")] {
-            let free = storage::free_bytes(&path)
-                .map_err(|source| StorageError::Io { path: path.clone(), source })?;
+            let free = storage::free_bytes(&path).map_err(|source| StorageError::Io {
+                path: path.clone(),
+                source,
+            })?;
             if free < reserve {
-                return Err(IngestError::DiskFull { path, free, reserve });
+                return Err(IngestError::DiskFull {
+                    path,
+                    free,
+                    reserve,
+                });
             }
         }
         Ok(())
@@ -126,7 +132,10 @@ impl Engine {
         match result {
             Ok(_) => {
                 if health.failing_since.take().is_some() {
-                    info!("flushing works again after {} failed attempt(s)", health.attempts);
+                    info!(
+                        "flushing works again after {} failed attempt(s)",
+                        health.attempts
+                    );
                 }
                 health.attempts = 0;
             }

@@ -283,11 +283,9 @@ impl State {
             retired.push(handle);
         }
         for segment in manifest.tables.values().flatten() {
-            self.files
-                .entry(segment.file.clone())
-                .or_insert_with(|| {
-                    SegmentFile::new(data_dir.join(&segment.file), self.graveyard.clone())
-                });
+            self.files.entry(segment.file.clone()).or_insert_with(|| {
+                SegmentFile::new(data_dir.join(&segment.file), self.graveyard.clone())
+            });
         }
         self.manifest = manifest;
         retired

@@ -64,9 +64,7 @@ pub(super) fn recover_genealogy(
         buffers,
         id,
         &genealogy_index::COLUMNS,
-        |batch| {
-            Ok(index.load_batch(batch)?)
-        },
+        |batch| Ok(index.load_batch(batch)?),
     )?;
     index.finish_load();
     if index.edge_count() > 0 {
@@ -256,7 +254,10 @@ fn quarantine(wal_dir: &Path, name: &str, path: &Path) -> Result<String, IngestE
         .and_then(|f| f.sync_all())
         .map_err(io(&copy))?;
     wal::sync_dir(&dir)?;
-    Ok(format!("wal/quarantine/{}", copy.file_name().expect("named").to_string_lossy()))
+    Ok(format!(
+        "wal/quarantine/{}",
+        copy.file_name().expect("named").to_string_lossy()
+    ))
 }
 
 pub(super) fn remove_wal_before(wal_dir: &Path, seq: u64) -> Result<usize, IngestError> {

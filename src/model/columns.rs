@@ -39,7 +39,13 @@ pub fn strings<'a>(
     table: &'static str,
     name: &'static str,
 ) -> Result<&'a StringArray, ColumnError> {
-    typed(batch, table, name, || "Utf8".into(), |c| c.as_string_opt::<i32>())
+    typed(
+        batch,
+        table,
+        name,
+        || "Utf8".into(),
+        |c| c.as_string_opt::<i32>(),
+    )
 }
 
 /// Column `name` of `batch` as primitives of type `T`.
@@ -69,13 +75,19 @@ mod tests {
     #[test]
     fn a_wrong_or_missing_column_is_an_error_naming_it() {
         let batch =
-            RecordBatch::try_from_iter([("value", Arc::new(Int64Array::from(vec![1])) as _)]).unwrap();
+            RecordBatch::try_from_iter([("value", Arc::new(Int64Array::from(vec![1])) as _)])
+                .unwrap();
         let error = primitives::<Float64Type>(&batch, "samples", "value").unwrap_err();
         assert_eq!(
             error.to_string(),
             "stored rows of table 'samples' have no column 'value' of type Float64"
         );
         assert!(strings(&batch, "samples", "tag").is_err());
-        assert_eq!(primitives::<arrow::datatypes::Int64Type>(&batch, "samples", "value").unwrap().len(), 1);
+        assert_eq!(
+            primitives::<arrow::datatypes::Int64Type>(&batch, "samples", "value")
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

@@ -682,9 +682,11 @@ impl LotlineFlightSql {
         let checked = request.into_inner().map(move |data| {
             let data = data?;
             if !data.data_header.is_empty() {
-                guard.check(&data.data_header, &data.data_body).map_err(|e| {
-                    Status::invalid_argument(format!("decoding {stream_name} stream: {e}"))
-                })?;
+                guard
+                    .check(&data.data_header, &data.data_body)
+                    .map_err(|e| {
+                        Status::invalid_argument(format!("decoding {stream_name} stream: {e}"))
+                    })?;
             }
             Ok::<_, Status>(data)
         });

@@ -196,7 +196,12 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
         if rows == 0 {
             return Ok(());
         }
-        need(fail, "offsets buffer", held, (rows + 1).saturating_mul(width))
+        need(
+            fail,
+            "offsets buffer",
+            held,
+            (rows + 1).saturating_mul(width),
+        )
     }
 }
 

@@ -100,9 +100,9 @@ impl StreamGuard {
                 Ok(())
             }
             MessageHeader::RecordBatch => {
-                let batch = message
-                    .header_as_record_batch()
-                    .ok_or_else(|| IpcGuardError::Header("a record batch without its header".into()))?;
+                let batch = message.header_as_record_batch().ok_or_else(|| {
+                    IpcGuardError::Header("a record batch without its header".into())
+                })?;
                 let schema = self.schema.as_ref().ok_or(IpcGuardError::NoSchema)?;
                 let fields: Vec<&Field> = schema.fields().iter().map(|f| &**f).collect();
                 check_batch(&batch, body, self.limit, &fields)
@@ -138,8 +138,8 @@ fn check_batch(
     // Rows are bounded by the limit too: a Null column of 2^40 rows takes no
     // body bytes, but everything downstream of it would.
     let nodes = batch.nodes();
-    let rows = std::iter::once(batch.length())
-        .chain(nodes.iter().flatten().map(|node| node.length()));
+    let rows =
+        std::iter::once(batch.length()).chain(nodes.iter().flatten().map(|node| node.length()));
     for rows in rows {
         if rows < 0 || rows as u64 > limit as u64 {
             return Err(IpcGuardError::TooManyRows { rows });
@@ -443,18 +443,66 @@ mod tests {
         use arrow::datatypes::Int32Type;
         let strings = StringArray::from(vec![Some("a"), None, Some("ccc")]);
         let columns: Vec<(&str, ArrayRef)> = vec![
-            ("b", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)]))),
+            (
+                "b",
+                Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+            ),
             ("s", Arc::new(strings.clone())),
-            ("ls", Arc::new(LargeStringArray::from(vec![Some("x"), None, Some("")]))),
-            ("sv", Arc::new(StringViewArray::from(vec![Some("a string longer than twelve"), None, Some("b")]))),
-            ("fsb", Arc::new(FixedSizeBinaryArray::try_from_sparse_iter_with_size(vec![Some([1u8, 2]), None, Some([3, 4])].into_iter(), 2).unwrap())),
-            ("l", Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1)]), None, Some(vec![])]))),
-            ("st", Arc::new(StructArray::from(vec![(Arc::new(Field::new("s", DataType::Utf8, true)), Arc::new(strings) as ArrayRef)]))),
-            ("d", Arc::new(DictionaryArray::<Int32Type>::from_iter([Some("line1"), None, Some("line1")]))),
+            (
+                "ls",
+                Arc::new(LargeStringArray::from(vec![Some("x"), None, Some("")])),
+            ),
+            (
+                "sv",
+                Arc::new(StringViewArray::from(vec![
+                    Some("a string longer than twelve"),
+                    None,
+                    Some("b"),
+                ])),
+            ),
+            (
+                "fsb",
+                Arc::new(
+                    FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                        vec![Some([1u8, 2]), None, Some([3, 4])].into_iter(),
+                        2,
+                    )
+                    .unwrap(),
+                ),
+            ),
+            (
+                "l",
+                Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+                    Some(vec![Some(1)]),
+                    None,
+                    Some(vec![]),
+                ])),
+            ),
+            (
+                "st",
+                Arc::new(StructArray::from(vec![(
+                    Arc::new(Field::new("s", DataType::Utf8, true)),
+                    Arc::new(strings) as ArrayRef,
+                )])),
+            ),
+            (
+                "d",
+                Arc::new(DictionaryArray::<Int32Type>::from_iter([
+                    Some("line1"),
+                    None,
+                    Some("line1"),
+                ])),
+            ),
         ];
         let batch = RecordBatch::try_from_iter(columns).unwrap();
-        for compression in [None, Some(CompressionType::LZ4_FRAME), Some(CompressionType::ZSTD)] {
-            let options = IpcWriteOptions::default().try_with_compression(compression).unwrap();
+        for compression in [
+            None,
+            Some(CompressionType::LZ4_FRAME),
+            Some(CompressionType::ZSTD),
+        ] {
+            let options = IpcWriteOptions::default()
+                .try_with_compression(compression)
+                .unwrap();
             let mut writer =
                 StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options).unwrap();
             writer.write(&batch).unwrap();
