@@ -153,6 +153,10 @@ pub struct ServeArgs {
     /// Write the demo plant through the ingest path before serving
     #[arg(long)]
     pub demo: bool,
+    /// Run the collectors of this mapping file (TOML, see docs/COLLECTORS.md)
+    /// in the server: OPC UA, Modbus and other machines are read directly
+    #[arg(long, env = "LOTLINE_COLLECTORS")]
+    pub collectors: Option<PathBuf>,
     /// On a damaged WAL (not a torn tail): refuse to start, or salvage what
     /// verifies. A one-off decision, so a flag only, not a config-file key
     #[arg(long, value_enum, default_value_t = WalRecovery::Strict)]
@@ -191,6 +195,7 @@ struct FileConfig {
     compaction_max_inputs: Option<usize>,
     compaction_interval_secs: Option<u64>,
     retired_file_grace_secs: Option<u64>,
+    collectors: Option<PathBuf>,
 }
 
 /// Certificate and key files of `--tls-cert` / `--tls-key`.
@@ -212,6 +217,8 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     pub without_auth: bool,
     pub demo: bool,
+    /// The collectors' mapping file, if collectors run in this server.
+    pub collectors: Option<PathBuf>,
     /// From `LOTLINE_ADMIN_PASSWORD`: the admin password set on first start.
     pub admin_password: Option<String>,
 }
@@ -405,12 +412,14 @@ impl ServeArgs {
                         .or(file.statement_timeout_secs)
                         .filter(|&s| s > 0)
                         .map(Duration::from_secs),
+                    extra_tables: Vec::new(),
                 }
             },
             token_ttl: Duration::from_secs(token_ttl_secs),
             tls: self.tls_files(file.tls_cert, file.tls_key)?,
             without_auth: self.without_auth || file.without_auth.unwrap_or(false),
             demo: self.demo,
+            collectors: self.collectors.clone().or(file.collectors),
             admin_password: std::env::var("LOTLINE_ADMIN_PASSWORD").ok(),
         })
     }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod bench;
 pub mod client;
+pub mod collect;
 pub mod config;
 pub mod connect;
 pub mod demo;

@@ -50,6 +50,9 @@ pub struct QueryOptions {
     pub max_concurrent: usize,
     /// A statement running longer is cancelled (`None`: no limit).
     pub statement_timeout: Option<std::time::Duration>,
+    /// Tables of the layers above (e.g. `collector_status`), registered in
+    /// every session beside lotline's own.
+    pub extra_tables: Vec<(&'static str, Arc<dyn datafusion::catalog::TableProvider>)>,
 }
 
 /// Statements that run at once unless configured.
@@ -62,6 +65,7 @@ impl Default for QueryOptions {
             memory: memory::QueryMemory::default(),
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             statement_timeout: None,
+            extra_tables: Vec::new(),
         }
     }
 }
@@ -127,6 +131,10 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
         last_values::LastValuesTable::provider(model::samples(), engine.clone()),
     )
     .expect("registering last_values");
+    for (name, table) in &options.extra_tables {
+        ctx.register_table(*name, table.clone())
+            .expect("registering an extra table in a fresh session");
+    }
     ctx.register_udf(ScalarUDF::from(quality::QualityClass::default()));
     ctx.register_udaf(AggregateUDF::from(time_weighted::TimeWeightedAvg::default()));
     // Table functions whose arguments may be bound parameters (see `parameterized`).

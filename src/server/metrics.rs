@@ -17,6 +17,7 @@
 //! | `lotline_segments`, `lotline_segment_bytes` | `table`: live Parquet segments |
 //! | `lotline_compaction` | `what` (`runs`, `segments_merged`, `segments_written`, `rows`, `bytes_written`, `failures`): totals since start |
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,6 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::collect::{self, status::StatusBoard};
 use crate::ingest::{Engine, IngestError};
 
 /// `Content-Type` of [`Metrics::render`]'s output.
@@ -59,9 +61,18 @@ struct WhatLabels {
     what: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CollectorLabels {
+    collector: String,
+    kind: &'static str,
+    what: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    collector: Family<CollectorLabels, Gauge>,
+    collectors: std::sync::OnceLock<Arc<StatusBoard>>,
     rows_ingested: Family<WriteLabels, Counter>,
     rejected: Family<RejectLabels, Counter>,
     errors: Family<KindLabels, Counter>,
@@ -170,8 +181,16 @@ impl Metrics {
             "Statements running (holding a place of --max-concurrent-queries) and waiting for a place",
             statements.clone(),
         );
+        let collector = Family::<CollectorLabels, Gauge>::default();
+        registry.register(
+            "collector",
+            "Per collector: connected (1 or 0), samples written and errors since start",
+            collector.clone(),
+        );
         Self {
             registry,
+            collector,
+            collectors: std::sync::OnceLock::new(),
             statements,
             compaction,
             rows_ingested,
@@ -185,6 +204,11 @@ impl Metrics {
             segments,
             segment_bytes,
         }
+    }
+
+    /// Shows `board`'s collectors from now on.
+    pub fn observe_collectors(&self, board: Arc<StatusBoard>) {
+        let _ = self.collectors.set(board);
     }
 
     /// Subscribes to the engine's WAL group commits (the fsync histogram).
@@ -287,6 +311,26 @@ impl Metrics {
             self.compaction
                 .get_or_create(&WhatLabels { what })
                 .set(value as i64);
+        }
+        for status in self
+            .collectors
+            .get()
+            .map(|b| b.snapshot())
+            .unwrap_or_default()
+        {
+            let connected = u64::from(status.state == collect::status::State::Connected);
+            for (what, value) in [
+                ("connected", connected),
+                ("samples_written", status.samples_written),
+                ("errors", status.errors),
+            ] {
+                let labels = CollectorLabels {
+                    collector: status.name.clone(),
+                    kind: status.kind,
+                    what,
+                };
+                self.collector.get_or_create(&labels).set(value as i64);
+            }
         }
         let mut text = String::new();
         prometheus_text::encode(&mut text, &self.registry).expect("writing to a String");

@@ -47,6 +47,10 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
+    #[error("collectors' mapping: {0}")]
+    Mapping(#[from] crate::collect::mapping::MappingError),
+    #[error("{0}")]
+    Collect(#[from] crate::collect::CollectError),
 }
 
 /// Runs a server until it is asked to stop.
@@ -54,6 +58,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let addr = resolve(&config.listen).await?;
     let http_addr = resolve(&config.http_listen).await?;
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
+    // A bad mapping stops the start before anything is opened.
+    let mapping = config
+        .collectors
+        .as_deref()
+        .map(crate::collect::mapping::load)
+        .transpose()?;
     let engine = Engine::open(config.engine.clone())?;
     engine.reconcile_segments().await?;
     let metrics = Arc::new(metrics::Metrics::new());
@@ -87,6 +97,23 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     if config.demo {
         crate::demo::load_demo(&engine).await?;
     }
+    let mut query_options = config.query.clone();
+    if let Some(mapping) = &mapping {
+        let sink = Arc::new(crate::collect::EngineSink(engine.clone()));
+        let board = crate::collect::start(mapping, &engine, sink).await?;
+        metrics.observe_collectors(board.clone());
+        query_options.extra_tables.push((
+            crate::collect::status::TABLE_NAME,
+            crate::query::computed::ComputedTable::provider(crate::collect::status::StatusRows(
+                board,
+            )),
+        ));
+        info!(
+            "collectors: {} from {}",
+            mapping.collectors.len(),
+            mapping.file.display()
+        );
+    }
     let flusher = engine.spawn_flusher();
     let compactor = config
         .engine
@@ -107,7 +134,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         grpc::GrpcServices::new(engine.clone(), auth.clone(), metrics.clone())
             .into_servers(message_limit);
     let service = flight::LotlineFlightSql::new(engine.clone(), auth, metrics)
-        .with_query_options(config.query);
+        .with_query_options(query_options);
     let flight = FlightServiceServer::new(flight_front::FlightFront(service))
         .max_decoding_message_size(message_limit)
         .max_encoding_message_size(usize::MAX);

@@ -1,0 +1,381 @@
+//! The collectors' mapping file (TOML): which machines to collect from and
+//! how each protocol address becomes a tag. Read once at start; every
+//! problem stops start-up with the file, line and reason, so a plant never
+//! runs with half a mapping.
+//!
+//! ```toml
+//! [[collector]]
+//! name = "press1"                     # unique; in status, metrics, audit
+//! kind = "modbus"
+//! endpoint = "10.0.0.17:502"
+//! unit_id = 1                         # Modbus unit (slave) id, default 1
+//! poll_interval_ms = 1000             # Modbus polling period, default 1000
+//! equipment = "line1.press"           # default for every map entry below
+//! [[collector.map]]
+//! source = "holding:0:f32:abcd"       # protocol address (see docs/COLLECTORS.md)
+//! tag = "line1.press.temperature"
+//! unit = "Cel"
+//! description = "platen temperature"
+//! scale = 0.1                         # value * scale + offset
+//! offset = 0.0
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::modbus;
+
+/// A problem in the mapping file, with where it is.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{file}:{line}: {reason}", file = file.display())]
+pub struct MappingError {
+    pub file: PathBuf,
+    /// 1-based line of the value at fault (of the file's start when unknown).
+    pub line: usize,
+    pub reason: String,
+}
+
+/// A validated mapping file.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub file: PathBuf,
+    pub collectors: Vec<Collector>,
+}
+
+/// One collector: a connection to one machine or server and its points.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    pub name: String,
+    pub endpoint: String,
+    pub protocol: Protocol,
+}
+
+/// What a collector speaks, with its settings and points.
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    Modbus {
+        settings: modbus::Settings,
+        points: Vec<Point<modbus::Address>>,
+    },
+}
+
+impl Collector {
+    pub fn kind(&self) -> &'static str {
+        match self.protocol {
+            Protocol::Modbus { .. } => "modbus",
+        }
+    }
+
+    /// The tags this collector writes, with their metadata.
+    pub fn tags(&self) -> Vec<&TagMeta> {
+        match &self.protocol {
+            Protocol::Modbus { points, .. } => points.iter().map(|p| &p.tag).collect(),
+        }
+    }
+}
+
+/// A tag as the mapping describes it (upserted into `tags`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagMeta {
+    pub name: String,
+    pub equipment: Option<String>,
+    pub unit: Option<String>,
+    pub description: Option<String>,
+}
+
+/// One mapped protocol address.
+#[derive(Debug, Clone)]
+pub struct Point<A> {
+    pub address: A,
+    pub tag: TagMeta,
+    pub scale: f64,
+    pub offset: f64,
+}
+
+impl<A> Point<A> {
+    /// The stored value of a raw reading.
+    pub fn scaled(&self, raw: f64) -> f64 {
+        raw * self.scale + self.offset
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    #[serde(default)]
+    collector: Vec<Spanned<CollectorSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectorSpec {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    endpoint: Spanned<String>,
+    unit_id: Option<Spanned<u8>>,
+    poll_interval_ms: Option<Spanned<u64>>,
+    equipment: Option<String>,
+    #[serde(default)]
+    map: Vec<Spanned<MapSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapSpec {
+    source: Spanned<String>,
+    tag: Spanned<String>,
+    equipment: Option<String>,
+    unit: Option<String>,
+    description: Option<String>,
+    scale: Option<Spanned<f64>>,
+    offset: Option<Spanned<f64>>,
+}
+
+/// Reads and validates a mapping file.
+pub fn load(file: &Path) -> Result<Mapping, MappingError> {
+    let text = std::fs::read_to_string(file).map_err(|e| MappingError {
+        file: file.to_path_buf(),
+        line: 1,
+        reason: format!("cannot read the mapping file: {e}"),
+    })?;
+    parse(file, &text)
+}
+
+/// Validates mapping `text` (named `file` in errors).
+pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
+    let at = |span: std::ops::Range<usize>, reason: String| MappingError {
+        file: file.to_path_buf(),
+        line: text[..span.start.min(text.len())].matches('\n').count() + 1,
+        reason,
+    };
+    let spec: FileSpec = toml::from_str(text).map_err(|e| {
+        let reason = e.message().to_string();
+        at(e.span().unwrap_or(0..0), reason)
+    })?;
+    if spec.collector.is_empty() {
+        return Err(at(0..0, "no [[collector]] in the file".into()));
+    }
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut tags: HashMap<String, String> = HashMap::new();
+    let mut collectors = Vec::new();
+    for collector in spec.collector {
+        let collector = collector.into_inner();
+        let name = collector.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(at(collector.name.span(), "a collector needs a name".into()));
+        }
+        if let Some(line) =
+            names.insert(name.clone(), at(collector.name.span(), String::new()).line)
+        {
+            return Err(at(
+                collector.name.span(),
+                format!("collector name '{name}' is used twice (first on line {line})"),
+            ));
+        }
+        let endpoint = collector.endpoint.get_ref().trim().to_string();
+        if endpoint.is_empty() {
+            return Err(at(
+                collector.endpoint.span(),
+                format!("collector '{name}' needs an endpoint"),
+            ));
+        }
+        let mut points = Vec::new();
+        for entry in &collector.map {
+            let entry = entry.get_ref();
+            let tag = entry.tag.get_ref().trim().to_string();
+            if tag.is_empty() {
+                return Err(at(entry.tag.span(), "a map entry needs a tag".into()));
+            }
+            if let Some(other) = tags.insert(tag.clone(), name.clone()) {
+                return Err(at(
+                    entry.tag.span(),
+                    format!("tag '{tag}' is mapped twice (also by collector '{other}')"),
+                ));
+            }
+            let finite = |v: &Option<Spanned<f64>>, what: &str, default: f64| match v {
+                Some(v) if !v.get_ref().is_finite() => Err(at(
+                    v.span(),
+                    format!("{what} of tag '{tag}' must be a finite number"),
+                )),
+                Some(v) => Ok(*v.get_ref()),
+                None => Ok(default),
+            };
+            points.push((
+                entry.source.clone(),
+                Point {
+                    address: (),
+                    tag: TagMeta {
+                        name: tag.clone(),
+                        equipment: entry
+                            .equipment
+                            .clone()
+                            .or_else(|| collector.equipment.clone()),
+                        unit: entry.unit.clone(),
+                        description: entry.description.clone(),
+                    },
+                    scale: finite(&entry.scale, "scale", 1.0)?,
+                    offset: finite(&entry.offset, "offset", 0.0)?,
+                },
+            ));
+        }
+        if points.is_empty() {
+            return Err(at(
+                collector.name.span(),
+                format!("collector '{name}' maps no [[collector.map]] entries"),
+            ));
+        }
+        let protocol = match collector.kind.get_ref().as_str() {
+            "modbus" => {
+                let poll = collector
+                    .poll_interval_ms
+                    .as_ref()
+                    .map_or(1000, |p| *p.get_ref());
+                if poll == 0 {
+                    let span = collector
+                        .poll_interval_ms
+                        .as_ref()
+                        .map_or(0..0, |p| p.span());
+                    return Err(at(span, "poll_interval_ms must be at least 1".into()));
+                }
+                let settings = modbus::Settings {
+                    unit_id: collector.unit_id.as_ref().map_or(1, |u| *u.get_ref()),
+                    poll_interval: Duration::from_millis(poll),
+                };
+                let points = points
+                    .into_iter()
+                    .map(|(source, point)| {
+                        let address =
+                            modbus::Address::parse(source.get_ref()).map_err(|reason| {
+                                at(
+                                    source.span(),
+                                    format!("source '{}': {reason}", source.get_ref()),
+                                )
+                            })?;
+                        Ok(Point {
+                            address,
+                            tag: point.tag,
+                            scale: point.scale,
+                            offset: point.offset,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, MappingError>>()?;
+                Protocol::Modbus { settings, points }
+            }
+            "opcua" | "sparkplug" | "mtconnect" => {
+                return Err(at(
+                    collector.kind.span(),
+                    format!(
+                        "kind '{}' is not available in this version of lotline (available: modbus)",
+                        collector.kind.get_ref()
+                    ),
+                ));
+            }
+            other => {
+                return Err(at(
+                    collector.kind.span(),
+                    format!("unknown kind '{other}' (available: modbus)"),
+                ));
+            }
+        };
+        collectors.push(Collector {
+            name,
+            endpoint,
+            protocol,
+        });
+    }
+    Ok(Mapping {
+        file: file.to_path_buf(),
+        collectors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[collector]]
+name = "press1"
+kind = "modbus"
+endpoint = "127.0.0.1:5020"
+equipment = "line1.press"
+
+[[collector.map]]
+source = "holding:0:f32"
+tag = "line1.press.temperature"
+unit = "Cel"
+scale = 0.5
+
+[[collector.map]]
+source = "coil:3"
+tag = "line1.press.running"
+equipment = "line1.press.motor"
+"#;
+
+    fn error(text: &str) -> MappingError {
+        parse(Path::new("plant.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn a_good_file_gives_collectors_points_and_tags() {
+        let mapping = parse(Path::new("plant.toml"), GOOD).unwrap();
+        let collector = &mapping.collectors[0];
+        assert_eq!(
+            (collector.name.as_str(), collector.kind()),
+            ("press1", "modbus")
+        );
+        let Protocol::Modbus { settings, points } = &collector.protocol;
+        assert_eq!(
+            (settings.unit_id, settings.poll_interval),
+            (1, Duration::from_secs(1))
+        );
+        assert_eq!(points[0].scaled(10.0), 5.0);
+        assert_eq!(points[0].tag.equipment.as_deref(), Some("line1.press"));
+        assert_eq!(
+            points[1].tag.equipment.as_deref(),
+            Some("line1.press.motor")
+        );
+        assert_eq!(collector.tags().len(), 2);
+    }
+
+    #[test]
+    fn each_error_names_its_line() {
+        let e = error(&GOOD.replace("kind = \"modbus\"", "kind = \"profibus\""));
+        assert_eq!(
+            (e.line, e.reason.as_str()),
+            (4, "unknown kind 'profibus' (available: modbus)")
+        );
+        assert_eq!(
+            e.to_string(),
+            "plant.toml:4: unknown kind 'profibus' (available: modbus)"
+        );
+
+        let e = error(&GOOD.replace(
+            "tag = \"line1.press.running\"",
+            "tag = \"line1.press.temperature\"",
+        ));
+        assert_eq!(e.line, 16);
+        assert!(e.reason.contains("mapped twice"), "{e}");
+
+        let e = error(&GOOD.replace("coil:3", "coil:3:f32"));
+        assert_eq!(e.line, 15);
+        assert!(e.reason.starts_with("source 'coil:3:f32':"), "{e}");
+
+        let e = error(&GOOD.replace("unit = \"Cel\"", "units = \"Cel\""));
+        assert_eq!(e.line, 11);
+        assert!(e.reason.contains("units"), "{e}");
+
+        let e = error(&format!(
+            "{GOOD}\n[[collector]]\nname = \"press1\"\nkind = \"modbus\"\nendpoint = \"x:1\"\n"
+        ));
+        assert_eq!(e.line, 20);
+        assert!(e.reason.contains("used twice (first on line 3)"), "{e}");
+
+        let e = error("[[collector]\nname = 1");
+        assert_eq!(e.line, 1);
+    }
+}

@@ -1,0 +1,228 @@
+//! Collectors: lotline reads the plant's machines itself. A mapping file
+//! ([`mapping`]) names each collector, its protocol and endpoint, and maps
+//! protocol addresses to tags; [`start`] upserts the mapped tags into `tags`
+//! and runs one task per collector, which writes its samples through a
+//! [`SampleSink`] (the engine, inside `lotline serve`) and reports its health
+//! to the [`status::StatusBoard`] (`collector_status`, `/metrics`).
+//! Connects, disconnects and the mapping loaded are recorded in `audit_log`.
+//!
+//! Quality is an OPC UA StatusCode, whatever the protocol: Good is 0, a
+//! lost connection BadNoCommunication at the time it was seen.
+
+pub mod mapping;
+pub mod modbus;
+pub mod status;
+mod tags;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+
+use crate::audit::Event;
+use crate::ingest::{Engine, IngestError, WriteContext};
+use crate::model::{self, SampleRow, SampleRows};
+use mapping::{Mapping, Point, Protocol};
+use status::{State, StatusBoard};
+
+/// OPC UA StatusCode BadNoCommunication: no value because the source is
+/// unreachable.
+pub const BAD_NO_COMMUNICATION: u32 = 0x8031_0000;
+
+/// The interface name collectors' writes carry in `audit_log`.
+const INTERFACE: &str = "collector";
+
+/// Where collected samples go.
+#[async_trait]
+pub trait SampleSink: Send + Sync + 'static {
+    /// Writes one batch of `samples` rows for collector `name`. The rows are
+    /// durable (per the server's WAL policy) when this returns `Ok`.
+    async fn write(&self, name: &str, samples: RecordBatch) -> Result<usize, String>;
+    /// Records `event` in `audit_log` (best effort: a failure is logged).
+    async fn audit(&self, event: Event);
+}
+
+/// The engine of this process as a sink (collectors inside `lotline serve`).
+pub struct EngineSink(pub Arc<Engine>);
+
+#[async_trait]
+impl SampleSink for EngineSink {
+    async fn write(&self, name: &str, samples: RecordBatch) -> Result<usize, String> {
+        let who = WriteContext::new(format!("collector:{name}"), INTERFACE);
+        self.0
+            .write_as(&who, model::samples(), vec![samples])
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn audit(&self, event: Event) {
+        if let Err(e) = self.0.audit(event).await {
+            tracing::warn!("could not record a collector event in audit_log: {e}");
+        }
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub(crate) fn now_ns() -> i64 {
+    chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .expect("clock within the nanosecond range")
+}
+
+/// One value read (or not) from one point.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reading {
+    /// Index of the point in its collector's list.
+    pub point: usize,
+    pub ts: i64,
+    pub value: Option<f64>,
+    pub quality: u32,
+}
+
+impl Reading {
+    pub fn good(point: usize, ts: i64, value: f64) -> Self {
+        Self {
+            point,
+            ts,
+            value: Some(value),
+            quality: 0,
+        }
+    }
+
+    pub fn bad(point: usize, ts: i64, quality: u32) -> Self {
+        Self {
+            point,
+            ts,
+            value: None,
+            quality,
+        }
+    }
+}
+
+/// A running collector's link to its sink and its status row.
+#[derive(Clone)]
+pub(crate) struct Session {
+    name: String,
+    endpoint: String,
+    sink: Arc<dyn SampleSink>,
+    board: Arc<StatusBoard>,
+    index: usize,
+}
+
+impl Session {
+    /// Writes `readings` of `points` as samples and counts them.
+    pub async fn write<A>(&self, points: &[Point<A>], readings: Vec<Reading>) {
+        if readings.is_empty() {
+            return;
+        }
+        let mut rows = SampleRows::with_capacity(readings.len());
+        for r in &readings {
+            let tag = &points[r.point].tag;
+            rows.push(SampleRow {
+                tag: &tag.name,
+                ts_ns: r.ts,
+                value: r.value,
+                quality: r.quality,
+                context: [tag.equipment.as_deref(), None, None],
+                ..Default::default()
+            });
+        }
+        let newest = readings.iter().map(|r| r.ts).max();
+        match self.sink.write(&self.name, rows.finish()).await {
+            Ok(written) => self.board.update(self.index, |s| {
+                s.samples_written += written as u64;
+                s.last_sample_ns = newest;
+            }),
+            Err(e) => self.error(&format!("writing samples: {e}")),
+        }
+    }
+
+    pub fn error(&self, error: &str) {
+        tracing::warn!("collector {}: {error}", self.name);
+        self.board.update(self.index, |s| {
+            s.errors += 1;
+            s.last_error = Some(error.to_string());
+        });
+    }
+
+    pub async fn connected(&self) {
+        tracing::info!("collector {} connected to {}", self.name, self.endpoint);
+        self.board.update(self.index, |s| {
+            s.state = State::Connected;
+            s.connected_since_ns = Some(now_ns());
+        });
+        self.sink
+            .audit(
+                Event::new(format!("collector:{}", self.name), "collector.connect")
+                    .detail(format!("endpoint={}", self.endpoint)),
+            )
+            .await;
+    }
+
+    /// The connection is lost (or could not be made): counted, and audited
+    /// once per outage.
+    pub async fn disconnected(&self, error: &str) {
+        let mut was = State::Connecting;
+        self.board.update(self.index, |s| {
+            was = std::mem::replace(&mut s.state, State::Disconnected);
+            s.connected_since_ns = None;
+        });
+        self.error(error);
+        if was != State::Disconnected {
+            self.sink
+                .audit(
+                    Event::new(format!("collector:{}", self.name), "collector.disconnect")
+                        .detail(format!("endpoint={}: {error}", self.endpoint)),
+                )
+                .await;
+        }
+    }
+}
+
+/// Why collectors could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("upserting the mapped tags into 'tags': {0}")]
+    Tags(#[source] IngestError),
+}
+
+/// Upserts the mapped tags into `tags` and starts every collector of
+/// `mapping`, writing through `sink`. The collectors run until the runtime
+/// stops; their health is on the returned board.
+pub async fn start(
+    mapping: &Mapping,
+    engine: &Arc<Engine>,
+    sink: Arc<dyn SampleSink>,
+) -> Result<Arc<StatusBoard>, CollectError> {
+    tags::upsert(mapping, engine)
+        .await
+        .map_err(CollectError::Tags)?;
+    let board = Arc::new(StatusBoard::new(mapping));
+    let points: usize = mapping.collectors.iter().map(|c| c.tags().len()).sum();
+    sink.audit(Event::new("lotline", "collector.mapping").detail(format!(
+        "file={} collectors={} points={points}",
+        mapping.file.display(),
+        mapping.collectors.len()
+    )))
+    .await;
+    for (index, collector) in mapping.collectors.iter().enumerate() {
+        let session = Session {
+            name: collector.name.clone(),
+            endpoint: collector.endpoint.clone(),
+            sink: sink.clone(),
+            board: board.clone(),
+            index,
+        };
+        match &collector.protocol {
+            Protocol::Modbus { settings, points } => {
+                tokio::spawn(modbus::run(
+                    collector.endpoint.clone(),
+                    settings.clone(),
+                    Arc::new(points.clone()),
+                    session,
+                ));
+            }
+        }
+    }
+    Ok(board)
+}

@@ -1,0 +1,154 @@
+//! Each collector's health, as `collector_status` (SQL) and `/metrics` show
+//! it: its state, since when it is connected, its newest sample, how many
+//! samples it wrote and how many errors it met, and the last one.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::common::Result as DfResult;
+use datafusion::logical_expr::TableType;
+
+use super::mapping::Mapping;
+use crate::model::UTC;
+use crate::query::computed::ComputeRows;
+
+/// The SQL name of the status table.
+pub const TABLE_NAME: &str = "collector_status";
+
+/// Where a collector's connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not connected yet since start.
+    Connecting,
+    Connected,
+    /// Lost or refused; reconnecting with backoff.
+    Disconnected,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// One collector's row.
+#[derive(Debug, Clone)]
+pub struct CollectorStatus {
+    pub name: String,
+    pub kind: &'static str,
+    pub endpoint: String,
+    pub state: State,
+    pub connected_since_ns: Option<i64>,
+    /// Timestamp of the newest sample written.
+    pub last_sample_ns: Option<i64>,
+    pub samples_written: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+/// The status of every collector of one mapping.
+#[derive(Debug)]
+pub struct StatusBoard {
+    rows: Mutex<Vec<CollectorStatus>>,
+}
+
+impl StatusBoard {
+    pub fn new(mapping: &Mapping) -> Self {
+        let rows = mapping
+            .collectors
+            .iter()
+            .map(|c| CollectorStatus {
+                name: c.name.clone(),
+                kind: c.kind(),
+                endpoint: c.endpoint.clone(),
+                state: State::Connecting,
+                connected_since_ns: None,
+                last_sample_ns: None,
+                samples_written: 0,
+                errors: 0,
+                last_error: None,
+            })
+            .collect();
+        Self {
+            rows: Mutex::new(rows),
+        }
+    }
+
+    pub(crate) fn update(&self, index: usize, change: impl FnOnce(&mut CollectorStatus)) {
+        change(&mut self.rows.lock().expect("status lock")[index]);
+    }
+
+    pub fn snapshot(&self) -> Vec<CollectorStatus> {
+        self.rows.lock().expect("status lock").clone()
+    }
+
+    pub fn schema() -> SchemaRef {
+        let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()));
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("endpoint", DataType::Utf8, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("connected_since", ts.clone(), true),
+            Field::new("last_sample", ts, true),
+            Field::new("samples_written", DataType::UInt64, false),
+            Field::new("errors", DataType::UInt64, false),
+            Field::new("last_error", DataType::Utf8, true),
+        ]))
+    }
+
+    /// The board as one batch of [`Self::schema`].
+    pub fn to_batch(&self) -> RecordBatch {
+        let rows = self.snapshot();
+        let text = |f: fn(&CollectorStatus) -> Option<&str>| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<StringArray>())
+        };
+        let time = |f: fn(&CollectorStatus) -> Option<i64>| -> ArrayRef {
+            Arc::new(
+                TimestampNanosecondArray::from(rows.iter().map(f).collect::<Vec<_>>())
+                    .with_timezone(UTC),
+            )
+        };
+        let count = |f: fn(&CollectorStatus) -> u64| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<UInt64Array>())
+        };
+        let columns = vec![
+            text(|r| Some(&r.name)),
+            text(|r| Some(r.kind)),
+            text(|r| Some(&r.endpoint)),
+            text(|r| Some(r.state.as_str())),
+            time(|r| r.connected_since_ns),
+            time(|r| r.last_sample_ns),
+            count(|r| r.samples_written),
+            count(|r| r.errors),
+            text(|r| r.last_error.as_deref()),
+        ];
+        RecordBatch::try_new(Self::schema(), columns)
+            .expect("columns in the schema's order and types")
+    }
+}
+
+/// `collector_status`: the board as it is when a statement scans it.
+#[derive(Debug)]
+pub struct StatusRows(pub Arc<StatusBoard>);
+
+#[async_trait]
+impl ComputeRows for StatusRows {
+    fn schema(&self) -> SchemaRef {
+        StatusBoard::schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn compute(&self) -> DfResult<RecordBatch> {
+        Ok(self.0.to_batch())
+    }
+}
