@@ -142,6 +142,11 @@ pub struct ServeArgs {
     /// Most segments merged at once (memory: about 5 MB per input) [default: 32]
     #[arg(long, env = "LOTLINE_COMPACTION_MAX_INPUTS")]
     pub compaction_max_inputs: Option<usize>,
+    /// Seconds a client's request id (gRPC WriteRequest.request_id, header
+    /// x-lotline-request-id) is remembered: a resend within it is not
+    /// written again [default: 86400]
+    #[arg(long, env = "LOTLINE_REQUEST_ID_WINDOW_SECS")]
+    pub request_id_window_secs: Option<u64>,
     /// Seconds a segment file replaced by compaction or restamp stays on disk
     /// after lotline's last reader, for programs that read the directory
     /// themselves (DuckDB, Spark) [default: 300]
@@ -195,6 +200,7 @@ struct FileConfig {
     compaction_max_inputs: Option<usize>,
     compaction_interval_secs: Option<u64>,
     retired_file_grace_secs: Option<u64>,
+    request_id_window_secs: Option<u64>,
     collectors: Option<PathBuf>,
 }
 
@@ -372,6 +378,11 @@ impl ServeArgs {
                 stamping: !(self.no_stamping || file.no_stamping.unwrap_or(false)),
                 compaction,
                 wal_salvage: self.wal_recovery == WalRecovery::Salvage,
+                request_id_window: Duration::from_secs(
+                    self.request_id_window_secs
+                        .or(file.request_id_window_secs)
+                        .unwrap_or(86_400),
+                ),
                 min_free_bytes: self
                     .min_free_bytes
                     .or(file.min_free_bytes)

@@ -300,13 +300,14 @@ fn grpc_ingest_then_read_back() {
             lot: Some("L-9".into()),
             ..Default::default()
         }),
+        ..Default::default()
     };
     let bad = WriteRequest {
         samples: vec![
             sample("press.force", 2, 1.0),
             sample("press.force", 3, f64::NAN),
         ],
-        context: None,
+        ..Default::default()
     };
 
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -74,7 +74,7 @@ pub fn encode(protocol: Protocol, batch: RecordBatch) -> Payload {
                     ..Default::default()
                 })
                 .collect(),
-            context: None,
+            ..Default::default()
         }),
         Protocol::Line => {
             // Field `value` names no suffix: the tag is the measurement, as in

@@ -32,7 +32,13 @@ pub struct WriteContext {
     /// any; trimmed, never empty. A change to an existing versioned record
     /// is refused without one.
     pub reason: Option<String>,
+    /// The client's id of this request, if it gave one: a resend with the
+    /// same id is not written again ([`super::requests`]).
+    pub request_id: Option<String>,
 }
+
+/// The call header that carries a client's request id (Flight ingest, HTTP).
+pub const REQUEST_ID_HEADER: &str = "x-lotline-request-id";
 
 /// The call header that carries a reason for a write (Flight, gRPC, HTTP).
 pub const REASON_HEADER: &str = "x-lotline-reason";
@@ -43,7 +49,17 @@ impl WriteContext {
             actor: actor.into(),
             interface,
             reason: None,
+            request_id: None,
         }
+    }
+
+    /// The request's id (checked: it becomes part of the audit entry).
+    pub fn with_request_id(mut self, id: Option<String>) -> Result<Self, IngestError> {
+        if let Some(id) = &id {
+            super::requests::validate(id)?;
+        }
+        self.request_id = id;
+        Ok(self)
     }
 
     pub fn with_reason(mut self, reason: Option<String>) -> Self {
@@ -72,7 +88,10 @@ impl WriteContext {
             action: action.into(),
             table_name: Some(table.to_string()),
             row_count: Some(rows as u64),
-            detail: Some(format!("interface={}", self.interface)),
+            detail: Some(super::requests::detail_with(
+                format!("interface={}", self.interface),
+                self.request_id.as_deref(),
+            )),
             reason: self.reason.clone(),
         }
     }

@@ -19,6 +19,7 @@ pub mod last_values;
 mod lineage;
 pub mod memory;
 mod recovery;
+pub mod requests;
 mod restamp;
 pub mod stamping;
 pub mod versions;
@@ -48,7 +49,7 @@ use recovery::{
 use stamping::{StampError, StampIndex};
 use wal::{WalError, WalFile};
 
-pub use audit::{REASON_HEADER, WriteContext};
+pub use audit::{REASON_HEADER, REQUEST_ID_HEADER, WriteContext};
 pub use commit::WalObserver;
 pub use compact::{CompactReport, CompactionConfig, CompactionTotals};
 pub use flush::{FlushFailure, FlushReport};
@@ -136,6 +137,8 @@ pub enum IngestError {
     #[error("{0}")]
     Column(#[from] model::columns::ColumnError),
     #[error("{0}")]
+    BadRequestId(#[from] requests::BadRequestId),
+    #[error("{0}")]
     Statement(String),
     #[error("internal: {0}")]
     Internal(String),
@@ -154,6 +157,7 @@ impl IngestError {
                 | Self::ReadOnly(_)
                 | Self::TooLarge { .. }
                 | Self::ReasonRequired { .. }
+                | Self::BadRequestId(_)
                 | Self::Statement(_)
         )
     }
@@ -230,6 +234,8 @@ pub struct EngineConfig {
     /// Writes are refused while the WAL's or the segments' filesystem has
     /// fewer free bytes, so flushes and compactions can still finish.
     pub min_free_bytes: u64,
+    /// How long a client's request id is remembered ([`requests`]).
+    pub request_id_window: Duration,
 }
 
 /// Everything readers see, changed only under the lock: live segments and
@@ -346,6 +352,8 @@ pub struct Engine {
     versions: Mutex<Versions>,
     /// Whether flushes are failing, since when and why.
     flush_health: std::sync::Mutex<flush::FlushHealth>,
+    /// Ids of recent client requests, so a resend is not written twice.
+    request_ids: requests::RequestIds,
     _dir_lock: File,
 }
 
@@ -466,6 +474,8 @@ impl Engine {
             *index.get_mut().expect("genealogy index lock") =
                 versions::genealogy_without_tombstones(dir, def, snapshot)?;
         }
+        let request_ids = requests::RequestIds::new(config.request_id_window);
+        recovery::recover_request_ids(dir, &manifest, &buffers, &request_ids)?;
         let graveyard = Graveyard::new(config.retired_file_grace);
         let state = Arc::new(RwLock::new(State::new(manifest, buffers, dir, graveyard)));
         let writer = commit::Writer {
@@ -502,6 +512,7 @@ impl Engine {
             versions: Mutex::new(versions),
             corrections,
             flush_health: Default::default(),
+            request_ids,
             _dir_lock: dir_lock,
         }))
     }
@@ -532,8 +543,23 @@ impl Engine {
     /// accepted whole or rejected whole; when this returns `Ok` (with the
     /// number of rows written) the rows and their `audit_log` entry are
     /// durable (per the WAL sync policy) and visible to queries. Writes to
-    /// tables clients may not write (`audit_log`) are refused.
+    /// tables clients may not write (`audit_log`) are refused. A request
+    /// whose `ctx.request_id` was written before (within the window) is not
+    /// written again: the answer is the first write's row count.
     pub async fn write_as(
+        &self,
+        ctx: &WriteContext,
+        def: &'static TableDef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<usize, IngestError> {
+        self.request_ids
+            .once(ctx.request_id.as_deref(), || {
+                self.write_once(ctx, def, batches)
+            })
+            .await
+    }
+
+    async fn write_once(
         &self,
         ctx: &WriteContext,
         def: &'static TableDef,

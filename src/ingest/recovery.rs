@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{TimestampNanosecondType, UInt64Type};
 use tracing::{info, warn};
 
 use super::buffer::TableBuffer;
@@ -126,6 +127,47 @@ pub(super) fn replay_table(
         load(&batch)?;
     }
     Ok(())
+}
+
+/// Remembers the request ids of the writes of the last window, from the
+/// `audit_log` segments that reach into it and the replayed entries.
+pub(super) fn recover_request_ids(
+    data_dir: &Path,
+    manifest: &Manifest,
+    buffers: &[TableBuffer],
+    ids: &super::requests::RequestIds,
+) -> Result<(), IngestError> {
+    let def = model::audit_log();
+    let id = super::table_id(def);
+    let columns = ["ts", "action", "detail", "row_count"];
+    let remember = |batch: &RecordBatch| -> Result<(), IngestError> {
+        let ts = model::columns::primitives::<TimestampNanosecondType>(batch, def.name, "ts")?;
+        let action = model::columns::strings(batch, def.name, "action")?;
+        let detail = model::columns::strings(batch, def.name, "detail")?;
+        let rows = model::columns::primitives::<UInt64Type>(batch, def.name, "row_count")?;
+        for row in 0..batch.num_rows() {
+            if action.value(row) == "write" && detail.is_valid(row) {
+                ids.recover(ts.value(row), detail.value(row), rows.value(row) as usize);
+            }
+        }
+        Ok(())
+    };
+    let recent = manifest
+        .segments(def.name)
+        .iter()
+        .filter(|s| s.max_time.is_none_or(|t| t >= ids.cutoff()));
+    let mut failed = None;
+    for meta in recent {
+        segment::scan_parquet_columns(&data_dir.join(&meta.file), &columns, |batch| {
+            if failed.is_none() {
+                failed = remember(&batch).err();
+            }
+        })?;
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    buffers[id].batches().iter().try_for_each(remember)
 }
 
 /// What WAL recovery found beyond the records it replayed.

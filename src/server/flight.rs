@@ -272,7 +272,9 @@ impl FlightSqlService for LotlineFlightSql {
     ) -> Result<i64, Status> {
         let principal = self.authorize(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
-        let who = reason::write_context(&principal, "flight_sql.ingest", request.metadata())?;
+        let who = reason::write_context(&principal, "flight_sql.ingest", request.metadata())?
+            .with_request_id(reason::request_id(request.metadata())?)
+            .map_err(ingest_status)?;
         let def = model::table(&command.table).ok_or_else(|| {
             Status::not_found(format!(
                 "unknown table '{}' (writable tables: {})",

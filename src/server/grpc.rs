@@ -282,6 +282,16 @@ impl GrpcServices {
         if rows == 0 {
             return Outcome::Written(0);
         }
+        let request_id = Some(request.request_id.clone()).filter(|id| !id.is_empty());
+        let who = match who.with_request_id(request_id) {
+            Ok(who) => who,
+            Err(e) => {
+                return Outcome::Rejected {
+                    error: row_error(index, &e),
+                    rows,
+                };
+            }
+        };
         // Building columns of many samples is CPU work: off the async workers.
         let batch = match tokio::task::spawn_blocking(move || to_samples(&request)).await {
             Ok(batch) => batch,
@@ -574,6 +584,7 @@ mod tests {
                     ..Default::default()
                 },
             ],
+            ..Default::default()
         };
         let batch = to_samples(&request);
         assert_eq!(batch.schema(), model::samples().schema);

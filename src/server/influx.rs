@@ -240,7 +240,15 @@ async fn write_request(
             .map(|v| v.as_bytes()),
     )
     .map_err(|e| WriteError::Invalid(e.to_string()))?;
-    let who = WriteContext::new(&principal.user, api.source()).with_reason(reason);
+    let request_id = headers
+        .get(crate::ingest::REQUEST_ID_HEADER)
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| WriteError::Invalid("the x-lotline-request-id header is not ASCII".into()))?;
+    let who = WriteContext::new(&principal.user, api.source())
+        .with_reason(reason)
+        .with_request_id(request_id)
+        .map_err(|e| WriteError::Invalid(e.to_string()))?;
     let samples = model::samples();
     principal
         .require(Permission::Write {

@@ -369,6 +369,7 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
         IngestError::BufferFull { .. } => "buffer_full",
         IngestError::DiskFull { .. } => "disk_full",
         IngestError::Column(_) => "storage",
+        IngestError::BadRequestId(_) => "invalid",
         IngestError::InPart { source, .. } => ingest_error_kind(source),
     }
 }

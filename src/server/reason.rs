@@ -17,7 +17,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
 use super::auth::Principal;
-use crate::ingest::{REASON_HEADER, WriteContext};
+use crate::ingest::{REASON_HEADER, REQUEST_ID_HEADER, WriteContext};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReasonError {
@@ -61,6 +61,19 @@ pub fn write_context(
 ) -> Result<WriteContext, ReasonError> {
     let reason = decode(metadata.get(REASON_HEADER).map(|v| v.as_bytes()))?;
     Ok(WriteContext::new(&principal.user, interface).with_reason(reason))
+}
+
+/// The client's request id from the call header [`REQUEST_ID_HEADER`], if
+/// any (checked when it joins the write context).
+pub fn request_id(metadata: &MetadataMap) -> Result<Option<String>, Status> {
+    metadata
+        .get(REQUEST_ID_HEADER)
+        .map(|v| {
+            v.to_str().map(str::to_string).map_err(|_| {
+                Status::invalid_argument(format!("the '{REQUEST_ID_HEADER}' header is not ASCII"))
+            })
+        })
+        .transpose()
 }
 
 /// The writer of a Flight SQL statement in `request` (also DML run as a
