@@ -62,6 +62,10 @@ enum Command {
         batch_rows: usize,
         file: PathBuf,
     },
+    /// Run collectors at the edge: read the machines of a mapping file, queue
+    /// the samples on local disk and forward them to a server over gRPC
+    /// (store-and-forward: nothing is lost while the server is unreachable)
+    Collect(client::CollectArgs),
     /// Flush every write buffer to Parquet segments now (role writer or admin)
     Flush {
         #[command(flatten)]
@@ -160,6 +164,7 @@ async fn main() -> ExitCode {
                     print!("{}", lotline::generate::render(&report));
                 }
             }
+            Command::Collect(args) => client::run_collect(&args).await?,
             Command::Flush { connect } => println!("{}", client::run_flush(&connect).await?),
             Command::Restamp { connect } => println!("{}", client::run_restamp(&connect).await?),
             Command::Compact { connect } => println!("{}", client::run_compact(&connect).await?),

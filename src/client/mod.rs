@@ -9,6 +9,7 @@
 //! directly.
 
 mod align;
+mod collect;
 mod load;
 mod sql;
 mod users;
@@ -31,6 +32,7 @@ use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
+pub use collect::{CollectArgs, run_collect};
 pub use load::{ingest_command, run_load};
 pub use sql::{OutputFormat, run_sql};
 pub use users::{UserCommand, run_user};
@@ -241,9 +243,8 @@ pub(crate) fn error_chain(err: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
-/// A gRPC channel to the server's endpoint (Flight SQL and `lotline.v1`
-/// share it), without logging in.
-pub async fn channel(args: &ConnectArgs) -> Result<Channel, ClientError> {
+/// The server's endpoint, with TLS as its scheme says.
+fn endpoint(args: &ConnectArgs) -> Result<Endpoint, ClientError> {
     let (url, tls) = endpoint_url(&args.endpoint)?;
     let invalid = |e: tonic::transport::Error| ClientError::InvalidEndpoint {
         endpoint: args.endpoint.clone(),
@@ -263,7 +264,19 @@ pub async fn channel(args: &ConnectArgs) -> Result<Channel, ClientError> {
             args.endpoint
         )));
     }
-    let channel = endpoint.connect().await.map_err(|e| {
+    Ok(endpoint)
+}
+
+/// A channel that connects when first used, and again after a loss: for
+/// `lotline collect`, which starts while the server may be down.
+pub fn lazy_channel(args: &ConnectArgs) -> Result<Channel, ClientError> {
+    Ok(endpoint(args)?.connect_lazy())
+}
+
+/// A gRPC channel to the server's endpoint (Flight SQL and `lotline.v1`
+/// share it), without logging in.
+pub async fn channel(args: &ConnectArgs) -> Result<Channel, ClientError> {
+    let channel = endpoint(args)?.connect().await.map_err(|e| {
         let mut message = error_chain(&e);
         // rustls, unlike OpenSSL-based clients, refuses a server certificate
         // that is itself a CA: what a plain `openssl req -x509` makes.

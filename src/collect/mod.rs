@@ -9,8 +9,10 @@
 //! Quality is an OPC UA StatusCode, whatever the protocol: Good is 0, a
 //! lost connection BadNoCommunication at the time it was seen.
 
+pub mod forward;
 pub mod mapping;
 pub mod modbus;
+pub mod queue;
 pub mod status;
 mod tags;
 
@@ -205,6 +207,16 @@ pub async fn start(
         mapping.collectors.len()
     )))
     .await;
+    spawn_collectors(mapping, sink, &board);
+    Ok(board)
+}
+
+/// Starts one task per collector of `mapping`, reporting to `board`.
+pub(crate) fn spawn_collectors(
+    mapping: &Mapping,
+    sink: Arc<dyn SampleSink>,
+    board: &Arc<StatusBoard>,
+) {
     for (index, collector) in mapping.collectors.iter().enumerate() {
         let session = Session {
             name: collector.name.clone(),
@@ -224,5 +236,4 @@ pub async fn start(
             }
         }
     }
-    Ok(board)
 }

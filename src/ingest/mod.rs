@@ -327,6 +327,8 @@ pub struct BufferUsage {
 }
 
 pub struct Engine {
+    /// This engine, for work that must outlive its caller (see `write_as`).
+    me: std::sync::Weak<Engine>,
     config: EngineConfig,
     state: Arc<RwLock<State>>,
     wal: std::sync::mpsc::Sender<commit::Command>,
@@ -498,7 +500,8 @@ impl Engine {
             .map_err(|_| WalError::Closed)?;
             futures::executor::block_on(done).map_err(|_| WalError::Closed)??;
         }
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             config,
             state,
             wal,
@@ -552,11 +555,24 @@ impl Engine {
         def: &'static TableDef,
         batches: Vec<RecordBatch>,
     ) -> Result<usize, IngestError> {
-        self.request_ids
-            .once(ctx.request_id.as_deref(), || {
-                self.write_once(ctx, def, batches)
-            })
-            .await
+        if ctx.request_id.is_none() {
+            return self.write_once(ctx, def, batches).await;
+        }
+        // A write with an id runs in a task of its own: a client that goes
+        // away mid-write (its call dropped) does not cancel it, so its id is
+        // remembered exactly when its rows are durable, and a resend waits
+        // for it instead of writing them again.
+        let engine = self.me.upgrade().expect("the engine outlives its calls");
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let id = ctx.request_id.as_deref();
+            engine
+                .request_ids
+                .once(id, || engine.write_once(&ctx, def, batches))
+                .await
+        })
+        .await
+        .map_err(|e| IngestError::Internal(format!("write task: {e}")))?
     }
 
     async fn write_once(

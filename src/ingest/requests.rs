@@ -77,6 +77,28 @@ struct Remembered {
     in_flight: HashMap<String, Arc<Notify>>,
 }
 
+/// A request being written; its end (however it comes) wakes the resends
+/// that wait for it.
+struct InFlight<'a> {
+    ids: &'a RequestIds,
+    id: &'a str,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let notify = self
+            .ids
+            .remembered
+            .lock()
+            .expect("request ids lock")
+            .in_flight
+            .remove(self.id);
+        if let Some(notify) = notify {
+            notify.notify_waiters();
+        }
+    }
+}
+
 /// The request ids of recent writes.
 #[derive(Debug)]
 pub struct RequestIds {
@@ -136,19 +158,14 @@ impl RequestIds {
             };
             wait.await;
         }
+        // Released however this ends (a panic included), so resends never
+        // wait for a write that is gone.
+        let guard = InFlight { ids: self, id };
         let result = write().await;
-        let notify = self
-            .remembered
-            .lock()
-            .expect("request ids lock")
-            .in_flight
-            .remove(id);
         if let Ok(rows) = result {
             self.finish(id, now_ns(), rows);
         }
-        if let Some(notify) = notify {
-            notify.notify_waiters();
-        }
+        drop(guard);
         result
     }
 
@@ -248,5 +265,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(writes.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_midway_does_not_hold_up_its_resend() {
+        let ids = RequestIds::new(Duration::from_secs(60));
+        let stuck = ids.once(Some("r9"), || {
+            std::future::pending::<Result<usize, IngestError>>()
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), stuck)
+                .await
+                .is_err()
+        );
+        let again = ids.once(Some("r9"), || async { Ok(3) });
+        let again = tokio::time::timeout(Duration::from_secs(5), again).await;
+        assert_eq!(
+            again.expect("not waiting for the dropped write").unwrap(),
+            3
+        );
     }
 }
