@@ -58,15 +58,6 @@ pub async fn run_collect(args: &CollectArgs) -> Result<(), ClientError> {
         args.connect.endpoint
     );
     let _board = forward::run_edge(&mapping, Arc::new(queue), channel, authorization);
-    stop_signal().await;
+    crate::server::shutdown_signal().await;
     Ok(())
-}
-
-async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -238,7 +238,8 @@ fn tokio_stream_from(
     })
 }
 
-async fn shutdown_signal() {
+/// Returns on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");
     tokio::select! {
