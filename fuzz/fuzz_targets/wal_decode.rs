@@ -9,7 +9,9 @@
 //!   checksum, so the fuzzer reaches the zstd and Arrow IPC decoding that a
 //!   checksum mismatch would otherwise stop.
 //!
-//! Checked: no panic; a cut, if any, covers exactly the rest of the image;
+//! Checked: no panic; a cut, if any, covers exactly the rest of the image,
+//! and salvage (`salvage`, `records_after`) keeps whole records only, which
+//! decode again without a cut;
 //! every record decoded re-encodes and decodes to the same rows, and from
 //! the second round trip on to identical batches.
 
@@ -55,6 +57,20 @@ fuzz_target!(|data: &[u8]| {
     if let Some(cut) = &cut {
         assert!(cut.offset < image.len() as u64, "{cut:?}");
         assert_eq!(cut.offset + cut.bytes, image.len() as u64, "{cut:?}");
+        // Recovery's torn-tail test and salvage read the same bytes.
+        let after = wal::records_after(&image, cut);
+        let kept = wal::salvage(&image);
+        assert!(kept.records.len() >= records.len());
+        assert!(kept.image.len() <= image.len());
+        let skipped: u64 = kept.skipped.iter().map(|s| s.bytes).sum();
+        assert_eq!(kept.image.len() as u64 + skipped, image.len() as u64);
+        assert_eq!(kept.skipped[0].offset, cut.offset);
+        if after == 0 {
+            assert_eq!(kept.records.len(), records.len(), "no group after the damage");
+        }
+        // What salvage keeps decodes whole.
+        let (again, cut_again) = wal::decode_records(&kept.image);
+        assert_eq!((again.len(), cut_again), (kept.records.len(), None));
     }
     for record in records {
         if record.batches.is_empty() {

@@ -222,10 +222,18 @@ fn decompressed_length(
     };
     let reader: Box<dyn Read + '_> = match codec {
         CompressionType::LZ4_FRAME => Box::new(lz4_flex::frame::FrameDecoder::new(data)),
-        CompressionType::ZSTD => Box::new(
-            zstd::stream::read::Decoder::with_buffer(data)
-                .map_err(|e| problem(format!("not zstd data: {e}")))?,
-        ),
+        CompressionType::ZSTD => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(data)
+                .map_err(|e| problem(format!("not zstd data: {e}")))?;
+            // The decoder allocates the window a frame's header asks for
+            // (found by the fuzz target: 75 MB from a few bytes). A frame
+            // needs no window larger than its content, which is `claimed`.
+            let window_log = (u64::BITS - claimed.saturating_sub(1).leading_zeros()).clamp(10, 27);
+            decoder
+                .window_log_max(window_log)
+                .map_err(|e| problem(format!("zstd window: {e}")))?;
+            Box::new(decoder)
+        }
         other => return Err(problem(format!("unknown codec {other:?}"))),
     };
     // One byte more than claimed is enough to know the claim is false.
@@ -531,6 +539,18 @@ mod tests {
         let error = check_stream(seed, 1 << 20).unwrap_err();
         assert!(
             matches!(&error, IpcGuardError::Layout { problem, .. } if problem.contains("more than its view columns")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_for_a_window_beyond_its_content_is_refused() {
+        // Found by the fuzz target: the guard's own decoder allocated the
+        // 75 MB window a frame header asked for.
+        let seed = include_bytes!("../../../fuzz/seeds/ipc_guard/zstd-window-bomb.arrows");
+        let error = check_stream(seed, 1 << 20).unwrap_err();
+        assert!(
+            matches!(&error, IpcGuardError::Compressed { problem, .. } if problem.contains("does not decompress")),
             "{error}"
         );
     }
