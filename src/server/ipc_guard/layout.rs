@@ -4,24 +4,22 @@
 //! the buffers of its type's layout. Arrow's reader builds validity bitmaps
 //! with assertions, not errors, so a bitmap shorter than its column would
 //! panic; values and offsets are checked too, so a refusal names the column.
-//! Types lotline never takes from clients (unions, run-end encoded, list
-//! views) are refused at the schema.
+//! Types lotline never takes from clients (run-end encoded, list views) are
+//! refused at the schema. Unions are taken: SQL clients bind parameters as
+//! dense unions (flightsql-dbapi).
 
 use std::collections::VecDeque;
 
-use arrow::datatypes::{DataType, Field};
+use arrow::datatypes::{DataType, Field, UnionMode};
 use arrow::ipc::{FieldNode, RecordBatch};
 
-use super::IpcGuardError;
+use super::{Held, IpcGuardError};
 
 /// Refuses `field` if it or a child has a type outside what the layout walk
 /// knows (and lotline could store or bind).
 pub(super) fn check_supported(field: &Field) -> Result<(), IpcGuardError> {
     let supported = match field.data_type() {
-        DataType::Union(..)
-        | DataType::RunEndEncoded(..)
-        | DataType::ListView(_)
-        | DataType::LargeListView(_) => false,
+        DataType::RunEndEncoded(..) | DataType::ListView(_) | DataType::LargeListView(_) => false,
         DataType::FixedSizeBinary(width) | DataType::FixedSizeList(_, width) => *width >= 0,
         _ => true,
     };
@@ -44,6 +42,7 @@ pub(super) fn children(data_type: &DataType) -> Vec<&Field> {
         | DataType::FixedSizeList(child, _)
         | DataType::Map(child, _) => vec![&**child],
         DataType::Struct(fields) => fields.iter().map(|f| &**f).collect(),
+        DataType::Union(fields, _) => fields.iter().map(|(_, f)| &**f).collect(),
         _ => Vec::new(),
     }
 }
@@ -53,12 +52,14 @@ pub(super) fn children(data_type: &DataType) -> Vec<&Field> {
 pub(super) fn check_columns(
     batch: &RecordBatch<'_>,
     fields: &[&Field],
-    buffers: &[usize],
+    buffers: &[Held],
+    v4: bool,
 ) -> Result<(), IpcGuardError> {
     let nodes: Vec<&FieldNode> = batch.nodes().iter().flatten().collect();
     let mut walk = Walk {
         nodes: nodes.into_iter(),
         buffers: buffers.iter().copied(),
+        v4,
         variadic: batch
             .variadicBufferCounts()
             .map(|counts| counts.iter().collect())
@@ -79,14 +80,16 @@ pub(super) fn check_columns(
 }
 
 /// Nodes and buffers not yet matched to a column.
-struct Walk<'a, B: Iterator<Item = usize>> {
+struct Walk<'a, B: Iterator<Item = Held>> {
     nodes: std::vec::IntoIter<&'a FieldNode>,
     buffers: B,
+    /// Metadata version 4, whose unions still have a validity bitmap.
+    v4: bool,
     /// Data buffers of each view column, in column order.
     variadic: VecDeque<i64>,
 }
 
-impl<B: Iterator<Item = usize>> Walk<'_, B> {
+impl<B: Iterator<Item = Held>> Walk<'_, B> {
     fn column(&mut self, field: &Field) -> Result<(), IpcGuardError> {
         let column = field.name();
         let fail = |problem: String| IpcGuardError::Layout {
@@ -104,6 +107,9 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
         }
         if matches!(field.data_type(), DataType::Null) {
             return Ok(());
+        }
+        if let DataType::Union(fields, mode) = field.data_type() {
+            return self.union(&fail, rows, fields.iter().map(|(_, f)| &**f), *mode);
         }
         // Every other layout starts with the validity bitmap; Arrow reads it
         // only when the node has nulls.
@@ -160,14 +166,53 @@ impl<B: Iterator<Item = usize>> Walk<'_, B> {
         }
     }
 
+    /// A union: type ids (one byte a row), for a dense one i32 offsets
+    /// into its children, then the children. Arrow slices both buffers by
+    /// the row count and views the offsets in place, so they must be long
+    /// enough and the offsets 4-byte aligned in the body.
+    fn union<'f>(
+        &mut self,
+        fail: &impl Fn(String) -> IpcGuardError,
+        rows: usize,
+        children: impl Iterator<Item = &'f Field>,
+        mode: UnionMode,
+    ) -> Result<(), IpcGuardError> {
+        if self.v4 {
+            self.buffer(fail, "validity bitmap")?;
+        }
+        let type_ids = self.buffer(fail, "type ids")?;
+        need(fail, "type ids buffer", type_ids, rows)?;
+        if mode == UnionMode::Dense {
+            let offsets = self.next_held(fail, "offsets")?;
+            need(fail, "offsets buffer", offsets.len, rows.saturating_mul(4))?;
+            if offsets.offset % 4 != 0 {
+                return Err(fail(format!(
+                    "its offsets buffer starts at body offset {}, not 4-byte aligned",
+                    offsets.offset
+                )));
+            }
+        }
+        children
+            .into_iter()
+            .try_for_each(|child| self.column(child))
+    }
+
+    fn next_held(
+        &mut self,
+        fail: &impl Fn(String) -> IpcGuardError,
+        what: &str,
+    ) -> Result<Held, IpcGuardError> {
+        self.buffers
+            .next()
+            .ok_or_else(|| fail(format!("the batch holds no {what} buffer for it")))
+    }
+
     fn buffer(
         &mut self,
         fail: &impl Fn(String) -> IpcGuardError,
         what: &str,
     ) -> Result<usize, IpcGuardError> {
-        self.buffers
-            .next()
-            .ok_or_else(|| fail(format!("the batch holds no {what} buffer for it")))
+        self.next_held(fail, what).map(|held| held.len)
     }
 
     /// A values buffer of at least `bytes`, in whole `element`s: Arrow

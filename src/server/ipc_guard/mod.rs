@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow::ipc::{CompressionType, Message, MessageHeader, RecordBatch, root_as_message};
+use arrow::ipc::{
+    CompressionType, Message, MessageHeader, MetadataVersion, RecordBatch, root_as_message,
+};
 
 /// Bytes of the uncompressed-length prefix of a compressed IPC buffer.
 const PREFIX: usize = 8;
@@ -105,7 +107,7 @@ impl StreamGuard {
                 })?;
                 let schema = self.schema.as_ref().ok_or(IpcGuardError::NoSchema)?;
                 let fields: Vec<&Field> = schema.fields().iter().map(|f| &**f).collect();
-                check_batch(&batch, body, self.limit, &fields)
+                check_batch(&message, &batch, body, self.limit, &fields)
             }
             MessageHeader::DictionaryBatch => {
                 let dictionary = message.header_as_dictionary_batch().ok_or_else(|| {
@@ -119,7 +121,7 @@ impl StreamGuard {
                 let batch = dictionary.data().ok_or_else(|| {
                     IpcGuardError::Header("a dictionary batch without its data".into())
                 })?;
-                check_batch(&batch, body, self.limit, &[values])
+                check_batch(&message, &batch, body, self.limit, &[values])
             }
             // Tensors and the like: Arrow's readers refuse them.
             _ => Ok(()),
@@ -130,6 +132,7 @@ impl StreamGuard {
 /// Checks one record batch (of a record or dictionary batch message)
 /// against the columns it must hold.
 fn check_batch(
+    message: &Message<'_>,
     batch: &RecordBatch<'_>,
     body: &[u8],
     limit: usize,
@@ -147,7 +150,16 @@ fn check_batch(
     }
     let codec = batch.compression().map(|c| c.codec());
     let buffers = buffer_lengths(batch, body, limit, codec)?;
-    layout::check_columns(batch, fields, &buffers)
+    let v4 = message.version() < MetadataVersion::V5;
+    layout::check_columns(batch, fields, &buffers, v4)
+}
+
+/// A buffer as Arrow will see it: its length once decompressed, and its
+/// offset in the body (0 for a decompressed buffer, which Arrow allocates).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Held {
+    pub len: usize,
+    pub offset: usize,
 }
 
 /// The length each buffer of `batch` has once decompressed, after checking
@@ -157,7 +169,7 @@ fn buffer_lengths(
     body: &[u8],
     limit: usize,
     codec: Option<CompressionType>,
-) -> Result<Vec<usize>, IpcGuardError> {
+) -> Result<Vec<Held>, IpcGuardError> {
     let mut slices = Vec::new();
     for (index, buffer) in batch.buffers().iter().flatten().enumerate() {
         let (offset, length) = (buffer.offset(), buffer.length());
@@ -173,7 +185,16 @@ fn buffer_lengths(
         slices.push(&body[offset as usize..(offset + length) as usize]);
     }
     let Some(codec) = codec else {
-        return Ok(slices.iter().map(|s| s.len()).collect());
+        let buffers = batch.buffers();
+        let offsets = buffers.iter().flatten().map(|b| b.offset() as usize);
+        return Ok(slices
+            .iter()
+            .zip(offsets)
+            .map(|(s, offset)| Held {
+                len: s.len(),
+                offset,
+            })
+            .collect());
     };
     // What the prefixes claim is bounded before anything is decompressed.
     let mut claimed_total: u64 = 0;
@@ -197,7 +218,9 @@ fn buffer_lengths(
     slices
         .iter()
         .enumerate()
-        .map(|(index, bytes)| decompressed_length(codec, bytes, index))
+        .map(|(index, bytes)| {
+            decompressed_length(codec, bytes, index).map(|len| Held { len, offset: 0 })
+        })
         .collect()
 }
 
@@ -590,24 +613,41 @@ mod tests {
     }
 
     #[test]
-    fn a_union_column_is_refused_by_name() {
-        use arrow::array::UnionArray;
+    fn union_parameters_pass_and_run_end_encoded_columns_are_refused_by_name() {
+        use arrow::array::{RunArray, StringArray, UnionArray};
         use arrow::buffer::ScalarBuffer;
-        use arrow::datatypes::UnionFields;
-        let fields = UnionFields::try_new([0], [Field::new("i", DataType::Int64, false)]).unwrap();
-        let union = UnionArray::try_new(
-            fields,
-            ScalarBuffer::from(vec![0i8]),
-            None,
-            vec![Arc::new(Int64Array::from(vec![1])) as _],
+        use arrow::datatypes::{Int32Type, UnionFields};
+        // How flightsql-dbapi binds parameters: a dense union per parameter.
+        let fields = UnionFields::try_new(
+            [0, 1],
+            [
+                Field::new("0", DataType::Int64, true),
+                Field::new("1", DataType::Utf8, true),
+            ],
         )
         .unwrap();
-        let batch = RecordBatch::try_from_iter([("u", Arc::new(union) as _)]).unwrap();
+        let union = UnionArray::try_new(
+            fields,
+            ScalarBuffer::from(vec![0i8, 1, 0]),
+            Some(ScalarBuffer::from(vec![0i32, 0, 1])),
+            vec![
+                Arc::new(Int64Array::from(vec![7, 8])) as _,
+                Arc::new(StringArray::from(vec!["L-1"])) as _,
+            ],
+        )
+        .unwrap();
+        let batch = RecordBatch::try_from_iter([("param_0", Arc::new(union) as _)]).unwrap();
+        let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        assert_eq!(check_stream(&writer.into_inner().unwrap(), 1 << 20), Ok(()));
+
+        let runs = RunArray::<Int32Type>::from_iter([Some("a"), Some("a"), None]);
+        let batch = RecordBatch::try_from_iter([("r", Arc::new(runs) as _)]).unwrap();
         let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
         writer.write(&batch).unwrap();
         let error = check_stream(&writer.into_inner().unwrap(), 1 << 20).unwrap_err();
         assert!(
-            matches!(&error, IpcGuardError::Unsupported { column, .. } if column == "u"),
+            matches!(&error, IpcGuardError::Unsupported { column, .. } if column == "r"),
             "{error}"
         );
     }
