@@ -18,6 +18,9 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
   . "$HOME/.cargo/env"
 fi
 
+echo "==> layers point down (scripts/check-layers.py)"
+python3 ./scripts/check-layers.py
+
 echo "==> cargo build --bin lotline"
 cargo build --bin lotline
 

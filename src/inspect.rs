@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::ingest::wal;
 use crate::model;
+use crate::storage::wal;
 use crate::storage::{Manifest, StorageError};
 
 #[derive(Debug, thiserror::Error)]

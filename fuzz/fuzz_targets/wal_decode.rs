@@ -1,5 +1,5 @@
-//! Fuzzes the WAL record decoder (`ingest::wal::decode_records` in
-//! `src/ingest/wal.rs`, the very file the server compiles): what recovery
+//! Fuzzes the WAL record decoder (`storage::wal::decode_records` in
+//! `src/storage/wal.rs`, the very file the server compiles): what recovery
 //! reads back from disk after a crash, a torn write or bit rot.
 //!
 //! The first input byte picks what the rest is:
@@ -19,7 +19,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/ingest/wal.rs"]
+#[path = "../../src/storage/wal.rs"]
 #[allow(dead_code)]
 mod wal;
 

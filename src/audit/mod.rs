@@ -39,7 +39,7 @@ pub enum AuditError {
     #[error("{0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("{0}")]
-    Wal(#[from] crate::ingest::wal::WalError),
+    Wal(#[from] crate::storage::wal::WalError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }

@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use super::lineage::Lineage;
 use super::{AuditError, Break, ChainCheck, from_batch};
-use crate::ingest::wal;
 use crate::model;
+use crate::storage::wal;
 use crate::storage::{Manifest, StorageError, digest, segment};
 
 /// A segment file whose bytes do not match the manifest.

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use arrow::array::RecordBatch;
 use tokio::sync::Notify;
 
-use crate::ingest::wal;
+use crate::storage::wal;
 
 /// A file is closed and a new one started past this size.
 const FILE_BYTES: u64 = 16 << 20;

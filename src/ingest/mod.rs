@@ -23,7 +23,8 @@ pub mod requests;
 mod restamp;
 pub mod stamping;
 pub mod versions;
-pub mod wal;
+// The WAL's file format lives in storage (audit reads it too).
+pub use crate::storage::wal;
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod merge;
 pub mod pins;
 pub mod segment;
+pub mod wal;
 
 use std::collections::HashSet;
 use std::fs::File;

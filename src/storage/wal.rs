@@ -18,7 +18,7 @@
 //! record after it, it is a torn tail (the last write, never acknowledged),
 //! cut by recovery; with verifiable group records after it, it is corruption
 //! of acknowledged data ([`records_after`]), which recovery does not cut on
-//! its own (see `super::recovery`). [`salvage`] keeps every group that
+//! its own (see `crate::ingest` recovery). [`salvage`] keeps every group that
 //! verifies.
 
 use std::fs::{File, OpenOptions};
