@@ -24,10 +24,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ::opcua::types::MessageSecurityMode;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::modbus;
+use super::{modbus, opcua};
 
 /// A problem in the mapping file, with where it is.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -61,12 +62,17 @@ pub enum Protocol {
         settings: modbus::Settings,
         points: Vec<Point<modbus::Address>>,
     },
+    OpcUa {
+        settings: opcua::Settings,
+        points: Vec<Point<opcua::Address>>,
+    },
 }
 
 impl Collector {
     pub fn kind(&self) -> &'static str {
         match self.protocol {
             Protocol::Modbus { .. } => "modbus",
+            Protocol::OpcUa { .. } => "opcua",
         }
     }
 
@@ -74,6 +80,7 @@ impl Collector {
     pub fn tags(&self) -> Vec<&TagMeta> {
         match &self.protocol {
             Protocol::Modbus { points, .. } => points.iter().map(|p| &p.tag).collect(),
+            Protocol::OpcUa { points, .. } => points.iter().map(|p| &p.tag).collect(),
         }
     }
 }
@@ -118,6 +125,12 @@ struct CollectorSpec {
     endpoint: Spanned<String>,
     unit_id: Option<Spanned<u8>>,
     poll_interval_ms: Option<Spanned<u64>>,
+    publishing_interval_ms: Option<Spanned<u64>>,
+    security_policy: Option<Spanned<String>>,
+    security_mode: Option<Spanned<String>>,
+    user: Option<String>,
+    password: Option<String>,
+    pki_dir: Option<PathBuf>,
     equipment: Option<String>,
     #[serde(default)]
     map: Vec<Spanned<MapSpec>>,
@@ -133,6 +146,31 @@ struct MapSpec {
     description: Option<String>,
     scale: Option<Spanned<f64>>,
     offset: Option<Spanned<f64>>,
+}
+
+/// The points with their `source` parsed by `parse`.
+fn addressed<A>(
+    points: Vec<(Spanned<String>, Point<()>)>,
+    parse: fn(&str) -> Result<A, String>,
+    at: &dyn Fn(std::ops::Range<usize>, String) -> MappingError,
+) -> Result<Vec<Point<A>>, MappingError> {
+    points
+        .into_iter()
+        .map(|(source, point)| {
+            let address = parse(source.get_ref()).map_err(|reason| {
+                at(
+                    source.span(),
+                    format!("source '{}': {reason}", source.get_ref()),
+                )
+            })?;
+            Ok(Point {
+                address,
+                tag: point.tag,
+                scale: point.scale,
+                offset: point.offset,
+            })
+        })
+        .collect()
 }
 
 /// Reads and validates a mapping file.
@@ -228,48 +266,89 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
                 format!("collector '{name}' maps no [[collector.map]] entries"),
             ));
         }
+        let interval = |given: &Option<Spanned<u64>>, what: &str| match given {
+            Some(ms) if *ms.get_ref() == 0 => {
+                Err(at(ms.span(), format!("{what} must be at least 1")))
+            }
+            Some(ms) => Ok(Duration::from_millis(*ms.get_ref())),
+            None => Ok(Duration::from_secs(1)),
+        };
         let protocol = match collector.kind.get_ref().as_str() {
             "modbus" => {
-                let poll = collector
-                    .poll_interval_ms
-                    .as_ref()
-                    .map_or(1000, |p| *p.get_ref());
-                if poll == 0 {
-                    let span = collector
-                        .poll_interval_ms
-                        .as_ref()
-                        .map_or(0..0, |p| p.span());
-                    return Err(at(span, "poll_interval_ms must be at least 1".into()));
-                }
+                let poll = interval(&collector.poll_interval_ms, "poll_interval_ms")?;
                 let settings = modbus::Settings {
                     unit_id: collector.unit_id.as_ref().map_or(1, |u| *u.get_ref()),
-                    poll_interval: Duration::from_millis(poll),
+                    poll_interval: poll,
                 };
-                let points = points
-                    .into_iter()
-                    .map(|(source, point)| {
-                        let address =
-                            modbus::Address::parse(source.get_ref()).map_err(|reason| {
-                                at(
-                                    source.span(),
-                                    format!("source '{}': {reason}", source.get_ref()),
-                                )
-                            })?;
-                        Ok(Point {
-                            address,
-                            tag: point.tag,
-                            scale: point.scale,
-                            offset: point.offset,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, MappingError>>()?;
-                Protocol::Modbus { settings, points }
+                Protocol::Modbus {
+                    settings,
+                    points: addressed(points, modbus::Address::parse, &at)?,
+                }
             }
-            "opcua" | "sparkplug" | "mtconnect" => {
+            "opcua" => {
+                let publishing =
+                    interval(&collector.publishing_interval_ms, "publishing_interval_ms")?;
+                let policy = collector.security_policy.as_ref();
+                let security_policy = match policy.map(|p| p.get_ref().as_str()) {
+                    None | Some("None") => "None".to_string(),
+                    Some("Basic256Sha256") => "Basic256Sha256".to_string(),
+                    Some(other) => {
+                        return Err(at(
+                            policy.expect("given").span(),
+                            format!("security_policy '{other}': None or Basic256Sha256"),
+                        ));
+                    }
+                };
+                let mode = collector.security_mode.as_ref();
+                let security_mode = match (
+                    security_policy.as_str(),
+                    mode.map(|m| m.get_ref().as_str()),
+                ) {
+                    ("None", None | Some("None")) => MessageSecurityMode::None,
+                    ("Basic256Sha256", None | Some("SignAndEncrypt")) => {
+                        MessageSecurityMode::SignAndEncrypt
+                    }
+                    ("Basic256Sha256", Some("Sign")) => MessageSecurityMode::Sign,
+                    (policy, Some(other)) => {
+                        return Err(at(
+                            mode.expect("given").span(),
+                            format!(
+                                "security_mode '{other}' does not go with security_policy '{policy}' (None: None; Basic256Sha256: Sign or SignAndEncrypt)"
+                            ),
+                        ));
+                    }
+                    (_, None) => unreachable!("every policy has a default mode"),
+                };
+                let user = match (&collector.user, &collector.password) {
+                    (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+                    (None, None) => None,
+                    _ => {
+                        return Err(at(
+                            collector.name.span(),
+                            format!("collector '{name}': user and password go together"),
+                        ));
+                    }
+                };
+                let settings = opcua::Settings {
+                    publishing_interval: publishing,
+                    security_policy,
+                    security_mode,
+                    user,
+                    pki_dir: collector
+                        .pki_dir
+                        .clone()
+                        .unwrap_or_else(|| "lotline-pki".into()),
+                };
+                Protocol::OpcUa {
+                    settings,
+                    points: addressed(points, opcua::Address::parse, &at)?,
+                }
+            }
+            "sparkplug" | "mtconnect" => {
                 return Err(at(
                     collector.kind.span(),
                     format!(
-                        "kind '{}' is not available in this version of lotline (available: modbus)",
+                        "kind '{}' is not available in this version of lotline (available: modbus, opcua)",
                         collector.kind.get_ref()
                     ),
                 ));
@@ -277,7 +356,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
             other => {
                 return Err(at(
                     collector.kind.span(),
-                    format!("unknown kind '{other}' (available: modbus)"),
+                    format!("unknown kind '{other}' (available: modbus, opcua)"),
                 ));
             }
         };
@@ -328,7 +407,9 @@ equipment = "line1.press.motor"
             (collector.name.as_str(), collector.kind()),
             ("press1", "modbus")
         );
-        let Protocol::Modbus { settings, points } = &collector.protocol;
+        let Protocol::Modbus { settings, points } = &collector.protocol else {
+            panic!("a modbus collector");
+        };
         assert_eq!(
             (settings.unit_id, settings.poll_interval),
             (1, Duration::from_secs(1))
@@ -347,11 +428,11 @@ equipment = "line1.press.motor"
         let e = error(&GOOD.replace("kind = \"modbus\"", "kind = \"profibus\""));
         assert_eq!(
             (e.line, e.reason.as_str()),
-            (4, "unknown kind 'profibus' (available: modbus)")
+            (4, "unknown kind 'profibus' (available: modbus, opcua)")
         );
         assert_eq!(
             e.to_string(),
-            "plant.toml:4: unknown kind 'profibus' (available: modbus)"
+            "plant.toml:4: unknown kind 'profibus' (available: modbus, opcua)"
         );
 
         let e = error(&GOOD.replace(

@@ -12,6 +12,7 @@
 pub mod forward;
 pub mod mapping;
 pub mod modbus;
+pub mod opcua;
 pub mod queue;
 pub mod status;
 mod tags;
@@ -78,6 +79,8 @@ pub(crate) struct Reading {
     pub point: usize,
     pub ts: i64,
     pub value: Option<f64>,
+    /// A text value (OPC UA strings), stored in `samples.text`.
+    pub text: Option<String>,
     pub quality: u32,
 }
 
@@ -87,6 +90,7 @@ impl Reading {
             point,
             ts,
             value: Some(value),
+            text: None,
             quality: 0,
         }
     }
@@ -96,6 +100,7 @@ impl Reading {
             point,
             ts,
             value: None,
+            text: None,
             quality,
         }
     }
@@ -124,6 +129,7 @@ impl Session {
                 tag: &tag.name,
                 ts_ns: r.ts,
                 value: r.value,
+                text: r.text.as_deref(),
                 quality: r.quality,
                 context: [tag.equipment.as_deref(), None, None],
                 ..Default::default()
@@ -228,6 +234,14 @@ pub(crate) fn spawn_collectors(
         match &collector.protocol {
             Protocol::Modbus { settings, points } => {
                 tokio::spawn(modbus::run(
+                    collector.endpoint.clone(),
+                    settings.clone(),
+                    Arc::new(points.clone()),
+                    session,
+                ));
+            }
+            Protocol::OpcUa { settings, points } => {
+                tokio::spawn(opcua::run(
                     collector.endpoint.clone(),
                     settings.clone(),
                     Arc::new(points.clone()),

@@ -29,29 +29,49 @@ EQUIPMENT = "site1.area1.line2.press1"
 SCALED = (26, 0.5, -10.0)  # holding 26: raw * 0.5 - 10
 
 
-class Peer:
-    """The pymodbus device, stoppable and restartable on one port."""
+class PeerProcess:
+    """A protocol peer (a Python script taking its port), stoppable and
+    restartable on one port; stopped with SIGKILL, as a machine that goes
+    away."""
+
+    script: Path
 
     def __init__(self, port: int, log: Path):
         self.port, self.log, self.proc = port, log, None
 
     def start(self):
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(PEER), str(self.port)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 20
+            self.proc = subprocess.Popen([sys.executable, str(self.script), str(self.port)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return
             except OSError:
                 assert self.proc.poll() is None, self.log.read_text()
-                assert time.monotonic() < deadline, "the Modbus peer did not start"
+                assert time.monotonic() < deadline, f"{self.script.name} did not start"
                 time.sleep(0.1)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+    @classmethod
+    def serve(cls, tmp_path: Path):
+        """A fixture's body: a started peer on a free port, stopped after."""
+        peer = cls(free_port(), tmp_path / f"{cls.script.stem}.log")
+        peer.start()
+        try:
+            yield peer
+        finally:
+            peer.stop()
+
+
+class Peer(PeerProcess):
+    """The pymodbus device."""
+
+    script = PEER
 
     def write_register(self, address: int, value: int):
         from pymodbus.client import ModbusTcpClient
@@ -66,10 +86,7 @@ class Peer:
 
 @pytest.fixture
 def peer(tmp_path):
-    device = Peer(free_port(), tmp_path / "modbus_peer.log")
-    device.start()
-    yield device
-    device.stop()
+    yield from Peer.serve(tmp_path)
 
 
 def tag_for(table: str, address: int, data_type: str, order: str) -> str:

@@ -1,0 +1,134 @@
+"""The OPC UA collector against a real OPC UA server (asyncua, issue 16).
+
+`lotline serve --collectors plant.toml` subscribes to variables of an
+asyncua server: values, source timestamps and StatusCodes land in
+`samples` exactly (strings in `text`), a Bad status passes through, a
+stopped server gives one BadNoCommunication sample per tag and the
+restarted server's values come again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from test_collectors_modbus import PeerProcess, eventually
+
+PEER = Path(__file__).with_name("opcua_peer.py")
+BAD_NO_COMMUNICATION = 0x80310000
+PREFIX = "site1.area1.line2.press1"
+
+
+class Peer(PeerProcess):
+    """The asyncua server."""
+
+    script = PEER
+
+    @property
+    def url(self) -> str:
+        return f"opc.tcp://127.0.0.1:{self.port}/"
+
+    def write(self, name: str, value, variant, status=None, source_time=None):
+        from asyncua import Client, ua
+
+        async def write():
+            async with Client(self.url) as client:
+                node = client.get_node(ua.NodeId(name, 2))
+                data = ua.DataValue(
+                    ua.Variant(value, variant),
+                    StatusCode=ua.StatusCode(status) if status is not None else ua.StatusCode(0),
+                    SourceTimestamp=source_time,
+                )
+                await node.write_value(data)
+
+        asyncio.run(write())
+
+
+@pytest.fixture
+def peer(tmp_path):
+    yield from Peer.serve(tmp_path)
+
+
+def mapping(url: str, pki: Path) -> str:
+    entries = [
+        ("Press1.Temperature", "temperature", 'unit = "Cel"'),
+        ("Press1.Pressure", "pressure", ""),
+        ("Press1.Count", "count", ""),
+        ("Press1.Running", "running", ""),
+        ("Press1.State", "state", ""),
+    ]
+    lines = [
+        "[[collector]]",
+        'name = "press1-ua"',
+        'kind = "opcua"',
+        f'endpoint = "{url}"',
+        "publishing_interval_ms = 100",
+        f'pki_dir = "{pki}"',
+        f'equipment = "{PREFIX}"',
+    ]
+    for node, tag, extra in entries:
+        lines += ["", "[[collector.map]]", f'source = "ns=2;s={node}"', f'tag = "{PREFIX}.{tag}"']
+        if extra:
+            lines.append(extra)
+    return "\n".join(lines) + "\n"
+
+
+def latest(server) -> dict[str, tuple]:
+    rows = server.query(
+        f"SELECT tag, value, text, quality, CAST(ts AS BIGINT) AS ts FROM last_values WHERE tag LIKE '{PREFIX}.%'"
+    ).to_pylist()
+    return {r["tag"].rsplit(".", 1)[1]: (r["value"], r["text"], r["quality"], r["ts"]) for r in rows}
+
+
+def test_opcua_values_status_and_outages(server_factory, peer, tmp_path):
+    from asyncua import ua
+
+    plant = tmp_path / "plant.toml"
+    plant.write_text(mapping(peer.url, tmp_path / "pki"))
+    server = server_factory("--collectors", str(plant))
+
+    eventually(lambda: len(latest(server)) == 5, timeout=60, what="a sample of every node")
+    got = latest(server)
+    assert got["temperature"][:3] == (21.5, None, 0)
+    assert got["pressure"][:3] == (3.25, None, 0)
+    assert got["count"][:3] == (42.0, None, 0)
+    assert got["running"][:3] == (1.0, None, 0)
+    assert got["state"][:3] == (None, "RUNNING", 0)
+    status = server.query("SELECT kind, state FROM collector_status").to_pylist()
+    assert status == [{"kind": "opcua", "state": "connected"}]
+
+    # A value with its own source time and an Uncertain status, then a Bad one.
+    source = datetime(2026, 11, 30, 8, 15, 0, 250000, tzinfo=timezone.utc)
+    peer.write("Press1.Temperature", 198.25, ua.VariantType.Double, 0x40900000, source)
+    expected_ts = int(source.timestamp()) * 1_000_000_000 + 250_000_000
+    # Older than the first sample, so not the last value: found by its time.
+    written = lambda: server.query(  # noqa: E731
+        f"SELECT value, quality FROM samples WHERE tag = '{PREFIX}.temperature' "
+        f"AND CAST(ts AS BIGINT) = {expected_ts}"
+    ).to_pylist()
+    eventually(written, what="the written value at its source time")
+    assert written() == [{"value": 198.25, "quality": 0x40900000}]
+    peer.write("Press1.Pressure", 0.0, ua.VariantType.Float, 0x80000000)
+    eventually(lambda: latest(server)["pressure"][2] == 0x80000000, what="a Bad status")
+
+    # The server goes away: BadNoCommunication for every tag, once.
+    peer.stop()
+    eventually(lambda: {q for _, _, q, _ in latest(server).values()} == {BAD_NO_COMMUNICATION},
+               timeout=60, what="BadNoCommunication samples")
+    eventually(lambda: server.query("SELECT state FROM collector_status").column(0)[0].as_py() == "disconnected",
+               what="the disconnected state")
+    time.sleep(2)
+    bad = server.query(
+        f"SELECT count(*) AS n FROM samples WHERE tag LIKE '{PREFIX}.%' AND quality = {BAD_NO_COMMUNICATION}"
+    ).column(0)[0].as_py()
+    assert bad == 5, bad
+
+    # Back: the subscription is made again and values come.
+    peer.start()
+    eventually(lambda: {q for _, _, q, _ in latest(server).values()} == {0}, timeout=90, what="good values again")
+    assert latest(server)["temperature"][0] == 21.5  # a new server: its initial value
+    assert server.query("SELECT state FROM collector_status").column(0)[0].as_py() == "connected"
