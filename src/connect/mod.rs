@@ -4,7 +4,9 @@
 //!
 //! - [`line_protocol`]: InfluxDB line protocol (Telegraf, Node-RED, PLC
 //!   gateways), parsed into [`line_protocol::Point`]s;
-//! - [`line_samples`]: those points mapped onto the `samples` table.
+//! - [`line_samples`]: those points mapped onto the `samples` table;
+//! - [`grpc_samples`]: gRPC `WriteRequest`s mapped onto the `samples` table.
 
+pub mod grpc_samples;
 pub mod line_protocol;
 pub mod line_samples;

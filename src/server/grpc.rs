@@ -21,7 +21,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
 use futures::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{info, warn};
@@ -29,14 +28,15 @@ use tracing::{info, warn};
 use super::auth::{self, Auth, Permission, Principal};
 use super::flight::ingest_status;
 use super::metrics::Metrics;
+use crate::connect::grpc_samples;
 use crate::ingest::{Engine, IngestError, WriteContext};
-use crate::model::{self, SampleRow, SampleRows, ValidationError};
+use crate::model::{self, ValidationError};
 use crate::proto::admin_service_server::{AdminService, AdminServiceServer};
 use crate::proto::ingest_service_server::{IngestService, IngestServiceServer};
 use crate::proto::{
-    CompactRequest, CompactResponse, Context, ContextRequest, EventError, FlushRequest,
-    FlushResponse, HealthRequest, HealthResponse, RowError, StatsRequest, StatsResponse,
-    TableStats, WriteContextResponse, WriteRequest, WriteResponse,
+    CompactRequest, CompactResponse, ContextRequest, EventError, FlushRequest, FlushResponse,
+    HealthRequest, HealthResponse, RowError, StatsRequest, StatsResponse, TableStats,
+    WriteContextResponse, WriteRequest, WriteResponse,
 };
 
 /// The `interface` label of gRPC writes in the metrics.
@@ -293,10 +293,11 @@ impl GrpcServices {
             }
         };
         // Building columns of many samples is CPU work: off the async workers.
-        let batch = match tokio::task::spawn_blocking(move || to_samples(&request)).await {
-            Ok(batch) => batch,
-            Err(e) => return Outcome::Failed(IngestError::Internal(e.to_string())),
-        };
+        let batch =
+            match tokio::task::spawn_blocking(move || grpc_samples::to_samples(&request)).await {
+                Ok(batch) => batch,
+                Err(e) => return Outcome::Failed(IngestError::Internal(e.to_string())),
+            };
         let samples = model::samples();
         let result = self.engine.write_as(&who, samples, vec![batch]).await;
         self.metrics.record_write(INTERFACE, samples.name, &result);
@@ -328,43 +329,6 @@ fn unreadable(index: u64, status: Status) -> Status {
             status.message()
         ),
     )
-}
-
-/// Maps one request's samples to a `samples` batch; a sample's context
-/// fields override the request's, one by one. Nothing is checked here: the
-/// write path validates (empty tag, ts before 1970, NaN with Good quality).
-pub fn to_samples(request: &WriteRequest) -> RecordBatch {
-    let defaults = context_fields(request.context.as_ref());
-    let mut rows = SampleRows::with_capacity(request.samples.len());
-    for sample in &request.samples {
-        let own = context_fields(sample.context.as_ref());
-        let mut context = defaults;
-        for (field, value) in context.iter_mut().zip(own) {
-            if value.is_some() {
-                *field = value;
-            }
-        }
-        rows.push(SampleRow {
-            tag: &sample.tag,
-            ts_ns: sample.ts_ns,
-            value: sample.value,
-            text: sample.text.as_deref(),
-            quality: sample.quality,
-            context,
-        });
-    }
-    rows.finish()
-}
-
-/// `equipment`, `work_order`, `lot` of a context, in [`model::CONTEXT_COLUMNS`] order.
-fn context_fields(context: Option<&Context>) -> [Option<&str>; 3] {
-    context.map_or([None; 3], |c| {
-        [
-            c.equipment.as_deref(),
-            c.work_order.as_deref(),
-            c.lot.as_deref(),
-        ]
-    })
 }
 
 /// The error entry of a rejected request: row, column and value when the
@@ -550,60 +514,7 @@ impl AdminService for GrpcServices {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Float64Type, UInt32Type};
-
     use super::*;
-    use crate::proto::Sample;
-
-    fn context(equipment: Option<&str>, lot: Option<&str>) -> Option<Context> {
-        Some(Context {
-            equipment: equipment.map(str::to_string),
-            work_order: None,
-            lot: lot.map(str::to_string),
-        })
-    }
-
-    #[test]
-    fn samples_map_to_rows_with_context_defaults() {
-        let request = WriteRequest {
-            context: context(Some("line1.oven"), Some("L-1")),
-            samples: vec![
-                Sample {
-                    tag: "oven.temp".into(),
-                    ts_ns: 7,
-                    value: Some(198.5),
-                    ..Default::default()
-                },
-                Sample {
-                    tag: "oven.state".into(),
-                    ts_ns: 8,
-                    text: Some("heating".into()),
-                    quality: 0x4000_0000,
-                    context: context(None, Some("L-2")),
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        };
-        let batch = to_samples(&request);
-        assert_eq!(batch.schema(), model::samples().schema);
-        let strings = |name: &str| -> Vec<Option<String>> {
-            let column = batch.column_by_name(name).unwrap().as_string::<i32>();
-            column.iter().map(|v| v.map(str::to_string)).collect()
-        };
-        assert_eq!(
-            strings("equipment"),
-            [Some("line1.oven".into()), Some("line1.oven".into())]
-        );
-        assert_eq!(strings("lot"), [Some("L-1".into()), Some("L-2".into())]);
-        assert_eq!(strings("work_order"), [None, None]);
-        assert_eq!(strings("text"), [None, Some("heating".into())]);
-        let value = batch.column(2).as_primitive::<Float64Type>();
-        assert!(value.value(0) == 198.5 && value.is_null(1));
-        let quality = batch.column(4).as_primitive::<UInt32Type>();
-        assert_eq!(quality.values().to_vec(), [0, 0x4000_0000]);
-    }
 
     #[test]
     fn validation_errors_name_row_column_and_value() {
