@@ -278,7 +278,20 @@ async fn read(ctx: &mut Context, block: &Block) -> Result<Read, String> {
             .await
             .map(|r| r.map(Read::Words)),
     };
+    let held = |read: &Read| match read {
+        Read::Words(words) => words.len(),
+        Read::Bits(bits) => bits.len(),
+    };
     match result {
+        // A device that answers fewer items than asked would leave points
+        // without a value (and an index past the answer): a failed read.
+        Ok(Ok(read)) if held(&read) < usize::from(block.count) => Err(format!(
+            "the device answered {} of the {} items asked from {:?} {}",
+            held(&read),
+            block.count,
+            block.table,
+            block.start
+        )),
         Ok(Ok(read)) => Ok(read),
         Ok(Err(exception)) => Err(format!("the device answered {exception}")),
         Err(e) => Err(format!("connection: {e}")),
