@@ -4,7 +4,10 @@
 
 use tracing::warn;
 
-use super::auth::{AuthError, Principal, UserChange, basic_credentials};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::auth::{Auth, AuthError, Principal, UserChange};
 use crate::audit::Event;
 use crate::ingest::Engine;
 
@@ -12,6 +15,28 @@ use crate::ingest::Engine;
 /// it claimed. Other refusals (a malformed header, an expired token) are no
 /// login attempt and are not recorded. An audit failure is logged, never
 /// turned into a different answer for the caller.
+/// The one credential check of every door (Flight handshake, gRPC Basic,
+/// HTTP): `user` and `password` from `source`, verified off the async workers
+/// (argon2 is slow on purpose, and throttled per user and source), a refusal
+/// recorded in `audit_log` as coming through `interface`.
+pub async fn check_password(
+    auth: &Arc<Auth>,
+    engine: &Engine,
+    (user, password): (String, String),
+    source: Option<IpAddr>,
+    interface: &'static str,
+) -> Result<Principal, AuthError> {
+    let (checker, claimed) = (auth.clone(), user.clone());
+    let outcome =
+        tokio::task::spawn_blocking(move || checker.verify_from(&user, &password, source))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    if let Err(e) = &outcome {
+        refused_login(engine, &claimed, interface, e).await;
+    }
+    outcome
+}
+
 pub async fn refused_login(
     engine: &Engine,
     claimed_user: &str,
@@ -53,13 +78,6 @@ fn recorded_actor(claimed: &str) -> String {
         actor.push('…');
     }
     actor
-}
-
-/// The user name an `Authorization: Basic` header claims ("unknown" if none).
-pub fn claimed_user(authorization: Option<&str>) -> String {
-    basic_credentials(authorization)
-        .map(|(user, _)| user)
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Records a user change made by `by`. Durable when this returns `Ok`;

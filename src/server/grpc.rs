@@ -142,19 +142,10 @@ impl GrpcServices {
             .and_then(|v| v.to_str().ok());
         let outcome = match header {
             Some(h) if h.starts_with("Basic ") => match auth::basic_credentials(Some(h)) {
-                Ok((user, password)) => {
-                    let (auth, claimed) = (auth.clone(), user.clone());
+                Ok(credentials) => {
                     let source = request.remote_addr().map(|a| a.ip());
-                    // argon2 is deliberately slow: keep it off the async workers.
-                    let outcome = tokio::task::spawn_blocking(move || {
-                        auth.verify_from(&user, &password, source)
-                    })
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
-                    if let Err(e) = &outcome {
-                        super::audit::refused_login(&self.engine, &claimed, "grpc", e).await;
-                    }
-                    outcome
+                    super::audit::check_password(auth, &self.engine, credentials, source, "grpc")
+                        .await
                 }
                 Err(e) => Err(e),
             },

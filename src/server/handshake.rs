@@ -34,27 +34,23 @@ pub(super) async fn handshake(
                     .map_err(|e| Status::unauthenticated(e.to_string()))?;
                 return handshake_reply(bearer.trim_start_matches("Bearer ").trim().to_string());
             }
-            let auth = auth.clone();
-            let header = header.map(str::to_string);
-            let claimed = header.clone();
-            // argon2 verification is deliberately slow: keep it off the async workers.
-            let outcome =
-                tokio::task::spawn_blocking(move || auth.login_basic(header.as_deref(), source))
+            let outcome = match super::auth::basic_credentials(header) {
+                Ok(credentials) => {
+                    super::audit::check_password(
+                        auth,
+                        engine,
+                        credentials,
+                        source,
+                        "flight_sql.handshake",
+                    )
                     .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
-            if let Err(e) = &outcome {
-                super::audit::refused_login(
-                    engine,
-                    &super::audit::claimed_user(claimed.as_deref()),
-                    "flight_sql.handshake",
-                    e,
-                )
-                .await;
-            }
+                }
+                Err(e) => Err(e),
+            };
             match outcome {
-                Ok((token, principal)) => {
+                Ok(principal) => {
                     info!("user '{}' authenticated", principal.user);
-                    token
+                    auth.issue_token(&principal)
                 }
                 Err(e) => {
                     warn!("refused handshake: {e}");

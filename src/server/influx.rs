@@ -330,17 +330,8 @@ async fn authenticate(
         (Some(_), None) => None,
     };
     let outcome = match (user_password, token) {
-        (Some((user, password)), _) => {
-            let (auth, claimed) = (auth.clone(), user.clone());
-            // argon2 verification is deliberately slow: keep it off the async workers.
-            let outcome =
-                tokio::task::spawn_blocking(move || auth.verify_from(&user, &password, Some(peer)))
-                    .await
-                    .map_err(|e| WriteError::Internal(e.to_string()))?;
-            if let Err(e) = &outcome {
-                super::audit::refused_login(&state.engine, &claimed, "http", e).await;
-            }
-            outcome
+        (Some(credentials), _) => {
+            super::audit::check_password(auth, &state.engine, credentials, Some(peer), "http").await
         }
         (None, Some(token)) => auth.check_bearer(Some(&format!("Bearer {token}"))),
         (None, None) => {

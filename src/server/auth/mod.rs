@@ -182,8 +182,14 @@ impl Auth {
         Ok((auth, bootstrap))
     }
 
-    /// Checks an `Authorization: Basic ...` header from `source` (the
-    /// caller's address, where known) and issues a token.
+    /// A bearer token for a caller whose credentials were checked.
+    pub fn issue_token(&self, principal: &Principal) -> String {
+        self.tokens.issue(&principal.user)
+    }
+
+    /// Checks an `Authorization: Basic ...` header from `source` and issues
+    /// a token, on the calling thread (the servers go through
+    /// `server::audit::check_password`, which also audits a refusal).
     pub fn login_basic(
         &self,
         header: Option<&str>,
@@ -191,7 +197,7 @@ impl Auth {
     ) -> Result<(String, Principal), AuthError> {
         let (user, password) = basic_credentials(header)?;
         let principal = self.verify_from(&user, &password, source)?;
-        Ok((self.tokens.issue(&principal.user), principal))
+        Ok((self.issue_token(&principal), principal))
     }
 
     fn user(&self, name: &str) -> Option<User> {
