@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::FlightData;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::TicketStatementQuery;
-use datafusion::common::tree_node::TreeNode;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
@@ -144,7 +144,7 @@ impl LotlineFlightSql {
                 statement_handle: handle.into(),
             }));
         }
-        if frames.iter().any(|f| contains_write(f.logical_plan())) {
+        if frames.iter().any(|f| Writes::of(f.logical_plan()).any()) {
             return Err(Status::invalid_argument(
                 "EXPLAIN ANALYZE runs the write it explains; on the query path it would run \
                  before its result is read. Send it as an update (ExecuteUpdate), or use \
@@ -227,10 +227,33 @@ where
     })
 }
 
-/// Whether `plan` writes anywhere in it (`EXPLAIN ANALYZE INSERT …` does).
-fn contains_write(plan: &LogicalPlan) -> bool {
-    plan.exists(|node| Ok(matches!(node, LogicalPlan::Dml(_))))
-        .unwrap_or(false)
+/// What a plan writes, anywhere in it, subqueries included (`EXPLAIN
+/// ANALYZE INSERT …` runs its insert too): the tables of its DML, and
+/// whether it has a `COPY ... TO`. The one walk both the role check and the
+/// query path use.
+#[derive(Debug, Default)]
+pub(super) struct Writes {
+    pub tables: Vec<String>,
+    pub copies: bool,
+}
+
+impl Writes {
+    pub fn of(plan: &LogicalPlan) -> Self {
+        let mut writes = Self::default();
+        let _ = plan.apply_with_subqueries(|node| {
+            match node {
+                LogicalPlan::Dml(dml) => writes.tables.push(dml.table_name.table().to_string()),
+                LogicalPlan::Copy(_) => writes.copies = true,
+                _ => {}
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        writes
+    }
+
+    fn any(&self) -> bool {
+        self.copies || !self.tables.is_empty()
+    }
 }
 
 /// Maps a DataFusion error to a status: problems with the statement are the

@@ -33,10 +33,8 @@ use arrow_flight::{
     HandshakeResponse, PutResult, Ticket,
 };
 use datafusion::common::ParamValues;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::LogicalPlan;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
@@ -170,25 +168,15 @@ impl LotlineFlightSql {
             .map_err(df_status)
             // Metrics hook: statements that fail to plan, counted once here.
             .inspect_err(|status| self.metrics.query_failed(status))?;
-        // Walk the whole plan: `EXPLAIN ANALYZE INSERT ...` runs its insert too.
-        let mut writes = Vec::new();
-        let mut copies = false;
-        let _ = frame.logical_plan().apply_with_subqueries(|node| {
-            match node {
-                LogicalPlan::Dml(dml) => writes.push(dml.table_name.table().to_string()),
-                LogicalPlan::Copy(_) => copies = true,
-                _ => {}
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        if copies {
+        let writes = super::execute::Writes::of(frame.logical_plan());
+        if writes.copies {
             self.metrics.rejected("flight_sql", "permission_denied");
             return Err(Status::permission_denied(
                 "COPY ... TO writes files on the server's disk, which lotline allows no one; \
                  fetch the query's result with the client instead",
             ));
         }
-        for table in &writes {
+        for table in &writes.tables {
             self.require(principal, Permission::Write { table })?;
         }
         Ok(frame)
