@@ -36,12 +36,13 @@ class PeerProcess:
 
     script: Path
 
-    def __init__(self, port: int, log: Path):
-        self.port, self.log, self.proc = port, log, None
+    def __init__(self, port: int, log: Path, *args: str):
+        self.port, self.log, self.args, self.proc = port, log, args, None
 
     def start(self):
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(self.script), str(self.port)], stdout=log, stderr=log)
+            command = [sys.executable, str(self.script), str(self.port), *self.args]
+            self.proc = subprocess.Popen(command, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while True:
             try:

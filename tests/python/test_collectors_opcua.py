@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from lotline_testlib import free_port
 from test_collectors_modbus import PeerProcess, eventually
 
 PEER = Path(__file__).with_name("opcua_peer.py")
@@ -53,7 +54,7 @@ def peer(tmp_path):
     yield from Peer.serve(tmp_path)
 
 
-def mapping(url: str, pki: Path) -> str:
+def mapping(url: str, pki: Path, *settings: str) -> str:
     entries = [
         ("Press1.Temperature", "temperature", 'unit = "Cel"'),
         ("Press1.Pressure", "pressure", ""),
@@ -69,6 +70,7 @@ def mapping(url: str, pki: Path) -> str:
         "publishing_interval_ms = 100",
         f'pki_dir = "{pki}"',
         f'equipment = "{PREFIX}"',
+        *settings,
     ]
     for node, tag, extra in entries:
         lines += ["", "[[collector.map]]", f'source = "ns=2;s={node}"', f'tag = "{PREFIX}.{tag}"']
@@ -132,3 +134,30 @@ def test_opcua_values_status_and_outages(server_factory, peer, tmp_path):
     eventually(lambda: {q for _, _, q, _ in latest(server).values()} == {0}, timeout=90, what="good values again")
     assert latest(server)["temperature"][0] == 21.5  # a new server: its initial value
     assert server.query("SELECT state FROM collector_status").column(0)[0].as_py() == "connected"
+
+
+def test_opcua_over_basic256sha256_with_a_user_and_password(server_factory, tmp_path):
+    """SignAndEncrypt with certificates both ways, a user and password; a
+    wrong password is refused by the server and shown in collector_status."""
+    from opcua_peer import PASSWORD, USER
+
+    peer = Peer(free_port(), tmp_path / "opcua_peer.log", "--secure", str(tmp_path))
+    peer.start()
+    try:
+        plant = tmp_path / "plant.toml"
+        security = ('security_policy = "Basic256Sha256"', 'security_mode = "SignAndEncrypt"', f'user = "{USER}"')
+        plant.write_text(mapping(peer.url, tmp_path / "pki", *security, f'password = "{PASSWORD}"'))
+        wrong = tmp_path / "wrong.toml"
+        wrong.write_text(mapping(peer.url, tmp_path / "pki-2", *security, 'password = "not-it"').replace("press1-ua", "press1-ua-wrong").replace(PREFIX, PREFIX + "x"))
+        server = server_factory("--collectors", str(plant))
+        eventually(lambda: len(latest(server)) == 5, timeout=60, what="values over a secure channel")
+        assert latest(server)["temperature"][:3] == (21.5, None, 0)
+        other = server_factory("--collectors", str(wrong))
+        eventually(
+            lambda: (other.query("SELECT errors, last_error FROM collector_status").to_pylist() or [{}])[0].get("errors", 0) > 0,
+            timeout=60, what="the refused login in collector_status",
+        )
+        status = other.query("SELECT state, last_error FROM collector_status").to_pylist()[0]
+        assert status["state"] != "connected" and "Bad" in status["last_error"], status
+    finally:
+        peer.stop()
