@@ -36,14 +36,22 @@ def mount(*args: str):
     subprocess.run(["mount", *args], check=True, capture_output=True)
 
 
+def mount_tmpfs(path, size: str):
+    """Mounts a tmpfs of `size` at `path`, or skips the test saying why
+    (not root, or a container without the right to mount)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+
 @pytest.fixture
 def tables_mount(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs as the segment directory")
     data_dir = tmp_path / "data0"
     tables = data_dir / "tables"
     tables.mkdir(parents=True)
-    mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(tables))
+    mount_tmpfs(tables, "16m")
     yield tables
     subprocess.run(["umount", "-l", str(tables)], capture_output=True)
 
@@ -120,11 +128,9 @@ def test_failing_flushes_refuse_writes_after_a_bounded_wait(server_factory, tabl
 
 @pytest.fixture
 def data_mount(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs as the data directory")
     data_dir = tmp_path / "data0"
     data_dir.mkdir()
-    mount("-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data_dir))
+    mount_tmpfs(data_dir, "48m")
     yield data_dir
     subprocess.run(["umount", "-l", str(data_dir)], capture_output=True)
 
