@@ -9,7 +9,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use super::{ClientError, ConnectArgs};
-use crate::collect::{forward, mapping, queue::Queue};
+use crate::collect::{forward, mapping, queue::Queue, tags};
 
 /// Where the edge keeps its queue and how large it may grow.
 #[derive(clap::Args, Debug, Clone)]
@@ -58,6 +58,50 @@ pub async fn run_collect(args: &CollectArgs) -> Result<(), ClientError> {
         args.connect.endpoint
     );
     let _board = forward::run_edge(&mapping, Arc::new(queue), channel, authorization);
+    tokio::spawn(upsert_tags(args.connect.clone(), mapping));
     crate::server::shutdown_signal().await;
     Ok(())
+}
+
+/// Writes the mapped tags' metadata into the server's `tags` (as `serve
+/// --collectors` does), over Flight SQL with the mapping file as the reason;
+/// retried (2 s, doubling up to a minute) until the server takes it.
+async fn upsert_tags(mut connect: ConnectArgs, mapping: mapping::Mapping) {
+    connect.reason = Some(tags::reason(&mapping));
+    let mut backoff = std::time::Duration::from_secs(2);
+    loop {
+        match try_upsert_tags(&connect, &mapping).await {
+            Ok(0) => return,
+            Ok(rows) => {
+                println!("lotline collect: wrote {rows} tag(s) of the mapping into tags");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("upserting the mapped tags (retried in {backoff:?}): {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+async fn try_upsert_tags(
+    connect: &ConnectArgs,
+    mapping: &mapping::Mapping,
+) -> Result<usize, String> {
+    let mut client = super::connect(connect).await.map_err(|e| e.to_string())?;
+    let def = crate::model::tags();
+    let batches = super::query(&mut client, &format!("SELECT * FROM {}", def.name))
+        .await
+        .map_err(|e| e.to_string())?;
+    let current =
+        arrow::compute::concat_batches(&def.schema, &batches).map_err(|e| e.to_string())?;
+    let Some(batch) = tags::changes(mapping, &current).map_err(|e| e.to_string())? else {
+        return Ok(0);
+    };
+    let rows = batch.num_rows();
+    crate::generate::output::ingest_batch(&mut client, &super::ingest_command(def.name), batch)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows)
 }

@@ -15,7 +15,7 @@ pub mod modbus;
 pub mod opcua;
 pub mod queue;
 pub mod status;
-mod tags;
+pub mod tags;
 
 use std::sync::Arc;
 

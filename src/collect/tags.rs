@@ -31,12 +31,32 @@ fn mapped(tag: &TagMeta) -> Meta {
 pub(super) async fn upsert(mapping: &Mapping, engine: &Arc<Engine>) -> Result<(), IngestError> {
     let def = model::tags();
     let current = engine.current_rows(def).await?;
-    let names = columns::strings(&current, def.name, "tag")?;
+    let Some(batch) = changes(mapping, &current)? else {
+        return Ok(());
+    };
+    let who = WriteContext::new("lotline", INTERFACE).with_reason(Some(reason(mapping)));
+    engine.write_as(&who, def, vec![batch]).await?;
+    Ok(())
+}
+
+/// Why the mapped tags are written: the mapping file.
+pub fn reason(mapping: &Mapping) -> String {
+    format!("collector mapping {}", mapping.file.display())
+}
+
+/// The rows of `tags` to write so that `current` (the current rows, in the
+/// `tags` schema) says what `mapping` says of its tags; `None` when it does.
+pub fn changes(
+    mapping: &Mapping,
+    current: &RecordBatch,
+) -> Result<Option<RecordBatch>, IngestError> {
+    let def = model::tags();
+    let names = columns::strings(current, def.name, "tag")?;
     let mut rows: HashMap<&str, (u32, Meta)> = HashMap::new();
     for row in 0..current.num_rows() {
         let mut meta: Meta = Default::default();
         for (slot, column) in meta.iter_mut().zip(MAPPED) {
-            let values = columns::strings(&current, def.name, column)?;
+            let values = columns::strings(current, def.name, column)?;
             *slot = values.is_valid(row).then(|| values.value(row).to_string());
         }
         rows.insert(names.value(row), (row as u32, meta));
@@ -59,7 +79,7 @@ pub(super) async fn upsert(mapping: &Mapping, engine: &Arc<Engine>) -> Result<()
         }
     }
     if changes.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let indices = UInt32Array::from(changes.iter().map(|c| c.1).collect::<Vec<_>>());
     let schema = def.schema.clone();
@@ -85,11 +105,5 @@ pub(super) async fn upsert(mapping: &Mapping, engine: &Arc<Engine>) -> Result<()
         };
         arrays.push(array);
     }
-    let batch = RecordBatch::try_new(schema, arrays).map_err(arrow)?;
-    let who = WriteContext::new("lotline", INTERFACE).with_reason(Some(format!(
-        "collector mapping {}",
-        mapping.file.display()
-    )));
-    engine.write_as(&who, def, vec![batch]).await?;
-    Ok(())
+    Ok(Some(RecordBatch::try_new(schema, arrays).map_err(arrow)?))
 }

@@ -94,10 +94,17 @@ def test_the_edge_queues_while_the_server_is_down_and_forwards_once(server_facto
         edge.start()
         killed_at = time.time_ns()
         eventually(lambda: samples(server)[-1] > killed_at + 500_000_000, what="samples after the restart")
+        eventually(lambda: "tag(s) of the mapping into tags" in edge.log.read_text(), timeout=30,
+                   what="the tags upsert from the edge")
         assert edge.stop() == 0, edge.log.read_text()
     finally:
         edge.kill()
 
+    # The edge wrote the mapped tag's metadata into the server's tags.
+    tags = server.query(f"SELECT equipment FROM tags WHERE tag = '{TAG}'").to_pylist()
+    assert tags == [{"equipment": "site1.area1.line2.press1"}], tags
+    reasons = server.query(f"SELECT reason FROM tags_history WHERE tag = '{TAG}'").to_pylist()
+    assert reasons == [{"reason": f"collector mapping {plant}"}], reasons
     ts = samples(server)
     assert len(ts) == len(set(ts)), "a sample was written twice"
     assert ts == sorted(ts)
