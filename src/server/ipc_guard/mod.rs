@@ -369,13 +369,36 @@ mod tests {
     fn stream(compression: Option<CompressionType>) -> Vec<u8> {
         let values = Int64Array::from_iter_values(0..1000);
         let batch = RecordBatch::try_from_iter([("v", Arc::new(values) as _)]).unwrap();
+        ipc(&batch, 1, compression)
+    }
+
+    /// An IPC stream of `batch` written `times` times, as an Arrow writer sends it.
+    fn ipc(batch: &RecordBatch, times: usize, compression: Option<CompressionType>) -> Vec<u8> {
         let options = IpcWriteOptions::default()
             .try_with_compression(compression)
             .unwrap();
         let mut writer =
             StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options).unwrap();
-        writer.write(&batch).unwrap();
+        for _ in 0..times {
+            writer.write(batch).unwrap();
+        }
         writer.into_inner().unwrap()
+    }
+
+    /// What a [`IpcGuardError::Layout`] refusal of `bytes` says.
+    fn layout_problem(bytes: &[u8]) -> String {
+        match check_stream(bytes, 1 << 20) {
+            Err(IpcGuardError::Layout { problem, .. }) => problem,
+            other => panic!("not refused for its layout: {other:?}"),
+        }
+    }
+
+    /// What a [`IpcGuardError::Compressed`] refusal of `bytes` says.
+    fn compressed_problem(bytes: &[u8]) -> String {
+        match check_stream(bytes, 1 << 20) {
+            Err(IpcGuardError::Compressed { problem, .. }) => problem,
+            other => panic!("not refused for a compressed buffer: {other:?}"),
+        }
     }
 
     /// `bytes` with the first little-endian occurrence of `from` replaced by `to`.
@@ -443,9 +466,7 @@ mod tests {
         // bitmap) whose batch and node claim 5000.
         let values = Int64Array::from_iter((0..1000).map(|i| (i % 3 != 0).then_some(2 * i + 1)));
         let batch = RecordBatch::try_from_iter([("v", Arc::new(values) as _)]).unwrap();
-        let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
-        writer.write(&batch).unwrap();
-        let mut bytes = writer.into_inner().unwrap();
+        let mut bytes = ipc(&batch, 1, None);
         let (from, to) = (1000i64.to_le_bytes(), 5000i64.to_le_bytes());
         let mut patched = 0;
         for at in 0..bytes.len() - 8 {
@@ -531,14 +552,7 @@ mod tests {
             Some(CompressionType::LZ4_FRAME),
             Some(CompressionType::ZSTD),
         ] {
-            let options = IpcWriteOptions::default()
-                .try_with_compression(compression)
-                .unwrap();
-            let mut writer =
-                StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options).unwrap();
-            writer.write(&batch).unwrap();
-            writer.write(&batch).unwrap();
-            let bytes = writer.into_inner().unwrap();
+            let bytes = ipc(&batch, 2, compression);
             assert_eq!(check_stream(&bytes, 1 << 20), Ok(()), "{compression:?}");
         }
     }
@@ -548,22 +562,16 @@ mod tests {
         // Found by the fuzz target: Arrow's offset validation views the
         // whole buffer as i32 and asserts it is made of whole ones.
         let seed = include_bytes!("../../../fuzz/seeds/ipc_guard/offsets-not-whole.arrows");
-        let error = check_stream(seed, 1 << 20).unwrap_err();
-        assert!(
-            matches!(&error, IpcGuardError::Layout { problem, .. } if problem.contains("not a whole number")),
-            "{error}"
-        );
+        let problem = layout_problem(seed);
+        assert!(problem.contains("not a whole number"), "{problem}");
     }
 
     #[test]
     fn data_buffer_counts_no_view_column_uses_are_refused() {
         // Found by the fuzz target: Arrow asserts every count was used.
         let seed = include_bytes!("../../../fuzz/seeds/ipc_guard/variadic-counts-left.arrows");
-        let error = check_stream(seed, 1 << 20).unwrap_err();
-        assert!(
-            matches!(&error, IpcGuardError::Layout { problem, .. } if problem.contains("more than its view columns")),
-            "{error}"
-        );
+        let problem = layout_problem(seed);
+        assert!(problem.contains("more than its view columns"), "{problem}");
     }
 
     #[test]
@@ -571,11 +579,8 @@ mod tests {
         // Found by the fuzz target: the guard's own decoder allocated the
         // 75 MB window a frame header asked for.
         let seed = include_bytes!("../../../fuzz/seeds/ipc_guard/zstd-window-bomb.arrows");
-        let error = check_stream(seed, 1 << 20).unwrap_err();
-        assert!(
-            matches!(&error, IpcGuardError::Compressed { problem, .. } if problem.contains("does not decompress")),
-            "{error}"
-        );
+        let problem = compressed_problem(seed);
+        assert!(problem.contains("does not decompress"), "{problem}");
     }
 
     #[test]
@@ -583,21 +588,15 @@ mod tests {
         // Arrow decompresses an LZ4 frame whole, whatever the prefix says: an
         // 8000-byte column claiming 8 bytes would decompress to 1000 times that.
         let bytes = patched(stream(Some(CompressionType::LZ4_FRAME)), 8000, 8);
-        let error = check_stream(&bytes, 1 << 20).unwrap_err();
-        assert!(
-            matches!(&error, IpcGuardError::Compressed { problem, .. } if problem.contains("more than the 8 bytes")),
-            "{error}"
-        );
+        let problem = compressed_problem(&bytes);
+        assert!(problem.contains("more than the 8 bytes"), "{problem}");
     }
 
     #[test]
     fn a_zstd_buffer_shorter_than_it_claims_is_refused() {
         let bytes = patched(stream(Some(CompressionType::ZSTD)), 8000, 9000);
-        let error = check_stream(&bytes, 1 << 20).unwrap_err();
-        assert!(
-            matches!(&error, IpcGuardError::Compressed { problem, .. } if problem.contains("8000 bytes but claims 9000")),
-            "{error}"
-        );
+        let problem = compressed_problem(&bytes);
+        assert!(problem.contains("8000 bytes but claims 9000"), "{problem}");
     }
 
     #[test]
@@ -637,15 +636,11 @@ mod tests {
         )
         .unwrap();
         let batch = RecordBatch::try_from_iter([("param_0", Arc::new(union) as _)]).unwrap();
-        let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
-        writer.write(&batch).unwrap();
-        assert_eq!(check_stream(&writer.into_inner().unwrap(), 1 << 20), Ok(()));
+        assert_eq!(check_stream(&ipc(&batch, 1, None), 1 << 20), Ok(()));
 
         let runs = RunArray::<Int32Type>::from_iter([Some("a"), Some("a"), None]);
         let batch = RecordBatch::try_from_iter([("r", Arc::new(runs) as _)]).unwrap();
-        let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
-        writer.write(&batch).unwrap();
-        let error = check_stream(&writer.into_inner().unwrap(), 1 << 20).unwrap_err();
+        let error = check_stream(&ipc(&batch, 1, None), 1 << 20).unwrap_err();
         assert!(
             matches!(&error, IpcGuardError::Unsupported { column, .. } if column == "r"),
             "{error}"
