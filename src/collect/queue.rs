@@ -92,7 +92,7 @@ impl Queue {
             Ok(id) => id.trim().to_string(),
             Err(_) => {
                 let id = format!("{:032x}", rand::random::<u128>());
-                replace(&instance_path, id.as_bytes())?;
+                wal::replace(&instance_path, id.as_bytes())?;
                 id
             }
         };
@@ -218,7 +218,7 @@ impl Queue {
             );
             inner.acked = inner.acked.max(oldest.first + oldest.records);
             std::fs::remove_file(&oldest.path).map_err(io(&oldest.path))?;
-            replace(&self.dir.join("acked"), inner.acked.to_string().as_bytes())?;
+            wal::replace(&self.dir.join("acked"), inner.acked.to_string().as_bytes())?;
         }
         Ok(())
     }
@@ -265,7 +265,7 @@ impl Queue {
             return Ok(());
         }
         inner.acked = seq + 1;
-        replace(&self.dir.join("acked"), inner.acked.to_string().as_bytes())?;
+        wal::replace(&self.dir.join("acked"), inner.acked.to_string().as_bytes())?;
         while inner.files.len() > 1 && inner.files[0].first + inner.files[0].records <= inner.acked
         {
             let done = inner.files.pop_front().expect("checked");
@@ -279,17 +279,6 @@ impl Queue {
         let inner = self.inner.lock().expect("queue lock");
         (inner.next - inner.acked, inner.dropped)
     }
-}
-
-/// Replaces `path` with `bytes` atomically and durably.
-fn replace(path: &Path, bytes: &[u8]) -> Result<(), QueueError> {
-    let temporary = path.with_extension("tmp");
-    let mut file = File::create(&temporary).map_err(io(&temporary))?;
-    file.write_all(bytes).map_err(io(&temporary))?;
-    file.sync_all().map_err(io(&temporary))?;
-    std::fs::rename(&temporary, path).map_err(io(path))?;
-    wal::sync_dir(path.parent().expect("in the queue directory"))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -334,16 +334,18 @@ pub fn truncate(path: &Path, len: u64) -> Result<(), WalError> {
     file.sync_all().map_err(io_err(path))
 }
 
-/// Replaces a WAL file with `image` atomically (a temporary file, fsynced,
-/// renamed over it, the directory fsynced): a crash leaves the old file or
-/// the new one.
-pub fn replace(path: &Path, image: &[u8]) -> Result<(), WalError> {
-    let temporary = path.with_extension("wal-salvaged");
+/// Replaces the file at `path` with `bytes` atomically (a temporary file
+/// beside it, fsynced, renamed over it, the directory fsynced): a crash
+/// leaves the old file or the new one. A salvaged WAL file, and the edge
+/// queue's small state files, are written so.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), WalError> {
+    // `.tmp`, never `.wal`: recovery lists only WAL files.
+    let temporary = path.with_extension("tmp");
     let mut file = File::create(&temporary).map_err(io_err(&temporary))?;
-    file.write_all(image).map_err(io_err(&temporary))?;
+    file.write_all(bytes).map_err(io_err(&temporary))?;
     file.sync_all().map_err(io_err(&temporary))?;
     std::fs::rename(&temporary, path).map_err(io_err(path))?;
-    sync_dir(path.parent().expect("WAL files live in wal/"))
+    sync_dir(path.parent().expect("a file lives in a directory"))
 }
 
 /// Reads one WAL file without changing it (for readers beside a running
