@@ -152,9 +152,7 @@ impl Engine {
     /// becomes live and the rows stay buffered and in the WAL for a retry.
     pub async fn flush(&self) -> Result<FlushReport, IngestError> {
         let guard = self.flush_lock.lock().await;
-        let result = self.flush_locked(guard).await;
-        self.note_flush(&result);
-        result
+        self.flush_locked(guard).await
     }
 
     /// [`Self::flush`] if one is still due once the flush lock is ours (a
@@ -162,14 +160,23 @@ impl Engine {
     async fn flush_if_due(&self) -> Result<(), IngestError> {
         let guard = self.flush_lock.lock().await;
         if self.needs_flush() {
-            let result = self.flush_locked(guard).await;
-            self.note_flush(&result);
-            result?;
+            self.flush_locked(guard).await?;
         }
         Ok(())
     }
 
+    /// Every flush, on request or in the background: its outcome is noted
+    /// for writers waiting for room and for `/health`.
     async fn flush_locked(
+        &self,
+        guard: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Result<FlushReport, IngestError> {
+        let result = self.write_out(guard).await;
+        self.note_flush(&result);
+        result
+    }
+
+    async fn write_out(
         &self,
         guard: tokio::sync::MutexGuard<'_, ()>,
     ) -> Result<FlushReport, IngestError> {
