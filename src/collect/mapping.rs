@@ -86,7 +86,7 @@ impl Collector {
 }
 
 /// A tag as the mapping describes it (upserted into `tags`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TagMeta {
     pub name: String,
     pub equipment: Option<String>,
@@ -126,6 +126,7 @@ struct CollectorSpec {
     unit_id: Option<Spanned<u8>>,
     poll_interval_ms: Option<Spanned<u64>>,
     publishing_interval_ms: Option<Spanned<u64>>,
+    backfill_max_secs: Option<u64>,
     security_policy: Option<Spanned<String>>,
     security_mode: Option<Spanned<String>>,
     user: Option<String>,
@@ -331,6 +332,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
                 };
                 let settings = opcua::Settings {
                     publishing_interval: publishing,
+                    backfill_max: Duration::from_secs(
+                        collector.backfill_max_secs.unwrap_or(86_400),
+                    ),
                     security_policy,
                     security_mode,
                     user,

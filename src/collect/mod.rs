@@ -43,6 +43,11 @@ pub trait SampleSink: Send + Sync + 'static {
     async fn write(&self, name: &str, samples: RecordBatch) -> Result<usize, String>;
     /// Records `event` in `audit_log` (best effort: a failure is logged).
     async fn audit(&self, event: Event);
+    /// The time of the newest sample stored for `tag`, where this sink can
+    /// tell (collectors backfill from there); `None` by default.
+    async fn newest_ts(&self, _tag: &str) -> Option<i64> {
+        None
+    }
 }
 
 /// The engine of this process as a sink (collectors inside `lotline serve`).
@@ -62,6 +67,10 @@ impl SampleSink for EngineSink {
         if let Err(e) = self.0.audit(event).await {
             tracing::warn!("could not record a collector event in audit_log: {e}");
         }
+    }
+
+    async fn newest_ts(&self, tag: &str) -> Option<i64> {
+        self.0.newest_ts(model::samples(), tag)
     }
 }
 
@@ -143,6 +152,11 @@ impl Session {
             }),
             Err(e) => self.error(&format!("writing samples: {e}")),
         }
+    }
+
+    /// The time of the newest sample the sink holds for `tag`.
+    pub async fn newest_ts(&self, tag: &str) -> Option<i64> {
+        self.sink.newest_ts(tag).await
     }
 
     pub fn error(&self, error: &str) {

@@ -7,12 +7,20 @@ usage: python opcua_peer.py PORT [--secure DIR]
 With --secure, the server offers only Basic256Sha256 / SignAndEncrypt with a
 self-signed certificate made in DIR, and only user USER with password
 PASSWORD may log in.
+
+Line2/Oven/Temperature (ns=2;s=Line2.Oven.Temperature) counts up by one
+every 100 ms with the time as its source timestamp, and the server keeps its
+history (HistoryRead raw). SIGUSR1 takes the network endpoint down (every
+connection closed, no new ones) while the plant goes on counting and
+historizing; SIGUSR2 brings it back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from asyncua import Server, ua
@@ -69,9 +77,24 @@ async def main(port: int, secure_dir: Path | None) -> None:
     for name, (variant, value) in VARIABLES.items():
         node = await press.add_variable(ua.NodeId(name, idx), name, ua.Variant(value, variant))
         await node.set_writable()
+    line2 = await server.nodes.objects.add_object(ua.NodeId("Line2", idx), ua.QualifiedName("Line2", idx))
+    oven = await line2.add_object(ua.NodeId("Line2.Oven", idx), ua.QualifiedName("Oven", idx))
+    counter = await oven.add_variable(
+        ua.NodeId("Line2.Oven.Temperature", idx), ua.QualifiedName("Temperature", idx), ua.Variant(0.0, ua.VariantType.Double)
+    )
     async with server:
+        await server.historize_node_data_change(counter, period=None, count=0)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(server.bserver.stop()))
+        loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(server.bserver.start()))
+        count = 0
         while True:
-            await asyncio.sleep(3600)
+            count += 1
+            now = datetime.now(timezone.utc)
+            await counter.write_value(
+                ua.DataValue(ua.Variant(float(count), ua.VariantType.Double), SourceTimestamp=now, ServerTimestamp=now)
+            )
+            await asyncio.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@
 asyncua server: values, source timestamps and StatusCodes land in
 `samples` exactly (strings in `text`), a Bad status passes through, a
 stopped server gives one BadNoCommunication sample per tag and the
-restarted server's values come again.
+restarted server's values come again; browse paths resolve, and an outage
+is backfilled from the server's history without a sample twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -161,3 +163,73 @@ def test_opcua_over_basic256sha256_with_a_user_and_password(server_factory, tmp_
         assert status["state"] != "connected" and "Bad" in status["last_error"], status
     finally:
         peer.stop()
+
+
+OVEN = "site1.area1.line2.oven1.temperature"
+
+
+def oven_counts(server) -> list[tuple[int, float]]:
+    """The oven counter's Good samples as (ts, value), in time order."""
+    rows = server.query(
+        f"SELECT CAST(ts AS BIGINT) AS ts, value FROM samples WHERE tag = '{OVEN}' AND quality = 0 ORDER BY ts"
+    ).to_pylist()
+    return [(r["ts"], r["value"]) for r in rows]
+
+
+def assert_no_hole_and_no_repeat(server):
+    counts = oven_counts(server)
+    values = [v for _, v in counts]
+    assert len({ts for ts, _ in counts}) == len(counts), "a (tag, ts) written twice"
+    assert values == [float(v) for v in range(int(values[0]), int(values[-1]) + 1)], (
+        f"not every count once, in order: {values}"
+    )
+    twice = server.query(
+        "SELECT tag, ts, count(*) AS n FROM samples GROUP BY tag, ts HAVING count(*) > 1"
+    ).to_pylist()
+    assert twice == [], twice
+    return values
+
+
+def test_opcua_browse_paths_and_outages_backfilled_from_history(server_factory, peer, tmp_path):
+    """The oven counter (historized, +1 every 100 ms) is mapped by browse
+    path. The server's endpoint goes down for a few seconds while the plant
+    goes on counting: BadNoCommunication marks the outage, and HistoryRead
+    fills it, so every count is stored exactly once. The same holds across a
+    restart of lotline itself. A browse path that names nothing gets one
+    BadNoMatch sample and an error; the other tags are collected."""
+    plant = tmp_path / "plant.toml"
+    plant.write_text(
+        mapping(peer.url, tmp_path / "pki")
+        + f'\n[[collector.map]]\nsource = "/2:Line2/2:Oven/2:Temperature"\ntag = "{OVEN}"\nequipment = "site1.area1.line2.oven1"\n'
+        + f'\n[[collector.map]]\nsource = "/2:Line2/2:Oven/2:NoSuchThing"\ntag = "{PREFIX}.missing"\n'
+    )
+    server = server_factory("--collectors", str(plant))
+    eventually(lambda: len(oven_counts(server)) >= 10, timeout=60, what="oven counts through the browse path")
+    missing = server.query(f"SELECT value, quality FROM samples WHERE tag = '{PREFIX}.missing'").to_pylist()
+    assert missing == [{"value": None, "quality": 0x806F0000}], missing  # BadNoMatch
+    status = server.query("SELECT state, errors, last_error FROM collector_status").to_pylist()[0]
+    assert status["state"] == "connected" and status["errors"] >= 1, status
+    assert "/2:Line2/2:Oven/2:NoSuchThing" in status["last_error"], status
+    assert latest(server)["temperature"][:3] == (21.5, None, 0)
+
+    # The endpoint goes down; the plant goes on.
+    peer.proc.send_signal(signal.SIGUSR1)
+    outage = lambda: server.query(  # noqa: E731
+        f"SELECT count(*) FROM samples WHERE tag = '{OVEN}' AND quality = {BAD_NO_COMMUNICATION}"
+    ).column(0)[0].as_py()
+    eventually(lambda: outage() == 1, timeout=60, what="the outage marked BadNoCommunication")
+    before = oven_counts(server)[-1][1]
+    time.sleep(3)
+    peer.proc.send_signal(signal.SIGUSR2)
+    eventually(lambda: oven_counts(server)[-1][1] > before + 35, timeout=90, what="counts after the outage")
+    values = assert_no_hole_and_no_repeat(server)
+    assert outage() == 1
+    assert server.query("SELECT state FROM collector_status").column(0)[0].as_py() == "connected"
+
+    # lotline itself is killed and away for a while: the restart backfills
+    # from the newest sample stored.
+    server.kill()
+    time.sleep(3)
+    server.start()
+    eventually(lambda: oven_counts(server)[-1][1] > values[-1] + 35, timeout=90, what="counts after the restart")
+    assert_no_hole_and_no_repeat(server)
