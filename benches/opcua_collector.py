@@ -10,7 +10,8 @@ subscription). The script reports, over a steady window:
 - the latency from a value's source timestamp to the moment a query sees
   it: the script polls `last_values` for every mapped tag and, for each
   change it sees, takes (end of the first poll that returned it) - ts.
-  That is an upper bound; the poll period is reported beside it.
+  That is an upper bound; the poll's own duration is reported beside it;
+- the CPU both processes used over the window (1.0 = one core busy).
 
 usage: python benches/opcua_collector.py --lotline target/release/lotline
        [--items 10000] [--seconds 60] [--publishing-ms 100]
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -66,6 +68,12 @@ async def peer(port: int, items: int, stats: Path) -> None:
                     if time.monotonic() - last_report >= 1:
                         stats.write_text(json.dumps({"changes": changes, "at": time.time()}))
                         last_report = time.monotonic()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def mapping(port: int, items: int, publishing_ms: int, pki: Path) -> str:
@@ -126,6 +134,7 @@ def main() -> None:
         time.sleep(5)  # past the start-up burst
         start_peer = json.loads(stats.read_text())
         start_rows, start_t = query(count_sql).column(0)[0].as_py(), time.time()
+        start_cpu = (cpu_seconds(server.proc.pid), cpu_seconds(peer_proc.pid))
         seen: dict[str, int] = {}
         latencies: list[float] = []
         polls: list[float] = []
@@ -140,6 +149,7 @@ def main() -> None:
                     latencies.append(ended - ts / 1e9)
                 seen[tag] = ts
         end_rows, end_t = query(count_sql).column(0)[0].as_py(), time.time()
+        end_cpu = (cpu_seconds(server.proc.pid), cpu_seconds(peer_proc.pid))
         end_peer = json.loads(stats.read_text())
         stored = (end_rows - start_rows) / (end_t - start_t)
         made = (end_peer["changes"] - start_peer["changes"]) / (end_peer["at"] - start_peer["at"])
@@ -150,6 +160,9 @@ def main() -> None:
             "window_s": round(end_t - start_t, 1),
             "peer_changes_per_s": round(made),
             "lotline_samples_per_s": round(stored),
+            # CPU cores busy over the window (1.0 = one core all the time).
+            "lotline_cpu_cores": round((end_cpu[0] - start_cpu[0]) / (end_t - start_t), 2),
+            "peer_cpu_cores": round((end_cpu[1] - start_cpu[1]) / (end_t - start_t), 2),
             "latency_source_to_queryable": latency(latencies),
             "poll_duration": latency(polls),
             "collector_status": status,

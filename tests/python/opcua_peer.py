@@ -2,7 +2,7 @@
 types under ns=2, with values the tests set through a client, and a status
 the tests can make Bad.
 
-usage: python opcua_peer.py PORT [--secure DIR]
+usage: python opcua_peer.py PORT [--secure DIR | --bulk N]
 
 With --secure, the server offers only Basic256Sha256 / SignAndEncrypt with a
 self-signed certificate made in DIR, and only user USER with password
@@ -13,6 +13,9 @@ every 100 ms with the time as its source timestamp, and the server keeps its
 history (HistoryRead raw). SIGUSR1 takes the network endpoint down (every
 connection closed, no new ones) while the plant goes on counting and
 historizing; SIGUSR2 brings it back.
+
+With --bulk N, N more variables (ns=2;s=Bulk.<i>) all change every 500 ms,
+so one publish response carries more than a thousand changes.
 """
 
 from __future__ import annotations
@@ -63,7 +66,18 @@ async def secure(server: Server, directory: Path) -> None:
     server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
 
 
-async def main(port: int, secure_dir: Path | None) -> None:
+async def bulk(server: Server, idx: int, count: int) -> None:
+    folder = await server.nodes.objects.add_object(ua.NodeId("Bulk", idx), "Bulk")
+    nodes = [(await folder.add_variable(ua.NodeId(f"Bulk.{i}", idx), f"Bulk.{i}", 0.0)).nodeid for i in range(count)]
+    sweep = 0
+    while True:
+        await asyncio.sleep(0.5)
+        sweep += 1
+        for node in nodes:
+            await server.write_attribute_value(node, ua.DataValue(ua.Variant(float(sweep), ua.VariantType.Double)))
+
+
+async def main(port: int, secure_dir: Path | None, bulk_count: int = 0) -> None:
     server = Server(user_manager=OnlyOurUser() if secure_dir else None)
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
@@ -87,6 +101,8 @@ async def main(port: int, secure_dir: Path | None) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(server.bserver.stop()))
         loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(server.bserver.start()))
+        if bulk_count:
+            asyncio.ensure_future(bulk(server, idx, bulk_count))
         count = 0
         while True:
             count += 1
@@ -98,5 +114,6 @@ async def main(port: int, secure_dir: Path | None) -> None:
 
 
 if __name__ == "__main__":
-    secure_dir = Path(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--secure" else None
-    asyncio.run(main(int(sys.argv[1]), secure_dir))
+    option = sys.argv[2] if len(sys.argv) > 3 else None
+    secure_dir = Path(sys.argv[3]) if option == "--secure" else None
+    asyncio.run(main(int(sys.argv[1]), secure_dir, int(sys.argv[3]) if option == "--bulk" else 0))

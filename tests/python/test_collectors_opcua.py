@@ -233,3 +233,29 @@ def test_opcua_browse_paths_and_outages_backfilled_from_history(server_factory, 
     server.start()
     eventually(lambda: oven_counts(server)[-1][1] > values[-1] + 35, timeout=90, what="counts after the restart")
     assert_no_hole_and_no_repeat(server)
+
+
+def test_opcua_subscription_larger_than_a_thousand_items(server_factory, tmp_path):
+    """2500 items changing together: publish responses carry more than the
+    client library's default array limit (1000), which used to break the
+    connection at the first large response."""
+    items = 2500
+    peer = Peer(free_port(), tmp_path / "opcua_peer.log", "--bulk", str(items))
+    peer.start()
+    try:
+        lines = ["[[collector]]", 'name = "bulk-ua"', 'kind = "opcua"', f'endpoint = "{peer.url}"',
+                 "publishing_interval_ms = 1000", f'pki_dir = "{tmp_path / "pki"}"']
+        for i in range(items):
+            lines += ["[[collector.map]]", f'source = "ns=2;s=Bulk.{i}"', f'tag = "site1.area9.bulk.TT{i:05d}.PV"']
+        plant = tmp_path / "plant.toml"
+        plant.write_text("\n".join(lines) + "\n")
+        server = server_factory("--collectors", str(plant))
+        tags_with = lambda n: server.query(  # noqa: E731
+            "SELECT count(*) FROM (SELECT tag FROM samples WHERE tag LIKE 'site1.area9.%' AND quality = 0 "
+            f"GROUP BY tag HAVING count(*) >= {n})"
+        ).column(0)[0].as_py()
+        eventually(lambda: tags_with(3) == items, timeout=120, what="three values of every item")
+        status = server.query("SELECT state, errors, last_error FROM collector_status").to_pylist()[0]
+        assert status == {"state": "connected", "errors": 0, "last_error": None}, status
+    finally:
+        peer.stop()

@@ -74,10 +74,11 @@ pub(super) async fn resolve<'a>(
     let mut found = if paths.is_empty() {
         Vec::new()
     } else {
-        session
-            .translate_browse_paths_to_node_ids(&paths)
-            .await
-            .map_err(|e| format!("resolving browse paths: {e}"))?
+        super::in_slices(&paths, |slice| async move {
+            session.translate_browse_paths_to_node_ids(&slice).await
+        })
+        .await
+        .map_err(|e| format!("resolving browse paths: {e}"))?
     }
     .into_iter();
     Ok(addresses

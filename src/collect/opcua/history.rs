@@ -95,11 +95,12 @@ pub(super) async fn historized(
             ..Default::default()
         })
         .collect();
-    let mut levels = session
-        .read(&reads, TimestampsToReturn::Neither, 0.0)
-        .await
-        .map_err(|e| format!("reading access levels: {e}"))?
-        .into_iter();
+    let mut levels = super::in_slices(&reads, |slice| async move {
+        session.read(&slice, TimestampsToReturn::Neither, 0.0).await
+    })
+    .await
+    .map_err(|e| format!("reading access levels: {e}"))?
+    .into_iter();
     Ok(nodes
         .iter()
         .map(|node| {

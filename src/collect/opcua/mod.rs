@@ -60,6 +60,30 @@ pub struct Settings {
 
 type Points = Arc<Vec<Point<Address>>>;
 
+/// Operations per service call: servers bound what one call may carry
+/// (MaxNodesPerRead, MaxMonitoredItemsPerCall, ...), commonly at 1000 or more.
+const PER_CALL: usize = 1000;
+
+/// Calls `call` with `items` in slices of at most [`PER_CALL`], in order,
+/// and joins the results.
+async fn in_slices<T: Clone, R, E, F>(
+    items: &[T],
+    mut call: impl FnMut(Vec<T>) -> F,
+) -> Result<Vec<R>, E>
+where
+    F: std::future::Future<Output = Result<Vec<R>, E>>,
+{
+    let mut results = Vec::with_capacity(items.len());
+    for slice in items.chunks(PER_CALL) {
+        results.extend(call(slice.to_vec()).await?);
+    }
+    Ok(results)
+}
+
+/// Notifications per publish response: the server sends more in further
+/// responses, and no message outgrows what the client decodes.
+const NOTIFICATIONS_PER_PUBLISH: u32 = 10_000;
+
 /// A data change, as the subscription's callback hands it over.
 type Change = (usize, DataValue);
 
@@ -142,6 +166,12 @@ async fn session(endpoint: &str, settings: &Settings) -> Result<(Arc<Session>, E
         .session_retry_limit(-1)
         .session_retry_initial(Duration::from_millis(500))
         .session_retry_max(Duration::from_secs(30))
+        // The defaults (arrays of 1000, messages of 320 KiB) break a
+        // subscription of more than 1000 items at the first large publish
+        // response: room for a full one.
+        .max_array_length(4 * NOTIFICATIONS_PER_PUBLISH as usize)
+        .max_message_size(64 << 20)
+        .max_chunk_count(1024)
         .recreate_subscriptions(false)
         .client()
         .map_err(|e| format!("OPC UA client: {}", e.join("; ")))?;
@@ -231,7 +261,6 @@ impl Link {
         });
         let _stop_driver = AbortOnDrop(driver);
         let mut monitored: Option<Monitored> = None;
-        let mut flush = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
                 event = event_rx.recv() => match event {
@@ -271,14 +300,16 @@ impl Link {
                     None => return,
                 },
                 Some((point, value)) = received.recv() => {
+                    // One publish response's changes come together: they
+                    // are written as one batch as soon as they are in.
                     self.held.push(reading(&self.points[point], point, &value));
-                    if self.held.len() >= 10_000 && !self.failed {
+                    while let Ok((point, value)) = received.try_recv() {
+                        self.held.push(reading(&self.points[point], point, &value));
+                    }
+                    if !self.failed {
                         self.flush().await;
                     }
                 }
-                _ = flush.tick() => if !self.failed {
-                    self.flush().await;
-                },
             }
         }
     }
@@ -308,7 +339,15 @@ impl Link {
         });
         let interval = self.settings.publishing_interval;
         let subscription = session
-            .create_subscription(interval, 60, 10, 0, 0, true, callback)
+            .create_subscription(
+                interval,
+                60,
+                10,
+                NOTIFICATIONS_PER_PUBLISH,
+                0,
+                true,
+                callback,
+            )
             .await
             .map_err(|e| format!("creating the subscription: {e}"))?;
         let wanted: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].is_some()).collect();
@@ -328,10 +367,13 @@ impl Link {
                 )
             })
             .collect();
-        let results = session
-            .create_monitored_items(subscription, TimestampsToReturn::Both, items)
-            .await
-            .map_err(|e| format!("creating monitored items: {e}"))?;
+        let results = in_slices(&items, |slice| async move {
+            session
+                .create_monitored_items(subscription, TimestampsToReturn::Both, slice)
+                .await
+        })
+        .await
+        .map_err(|e| format!("creating monitored items: {e}"))?;
         for (&index, result) in wanted.iter().zip(&results) {
             let status = result.result.status_code;
             if status.is_bad() {
