@@ -185,8 +185,6 @@ pub fn run_edge(
     channel: Channel,
     authorization: Option<MetadataValue<Ascii>>,
 ) -> Arc<StatusBoard> {
-    let board = Arc::new(StatusBoard::new(mapping));
     tokio::spawn(forward(queue.clone(), channel, authorization));
-    super::spawn_collectors(mapping, Arc::new(QueueSink(queue)), &board);
-    board
+    super::Collectors::spawn(mapping, Arc::new(QueueSink(queue))).board()
 }

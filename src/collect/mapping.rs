@@ -48,7 +48,7 @@ pub struct Mapping {
 }
 
 /// One collector: a connection to one machine or server and its points.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Collector {
     pub name: String,
     pub endpoint: String,
@@ -56,7 +56,7 @@ pub struct Collector {
 }
 
 /// What a collector speaks, with its settings and points.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Protocol {
     Modbus {
         settings: modbus::Settings,
@@ -95,7 +95,7 @@ pub struct TagMeta {
 }
 
 /// One mapped protocol address.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Point<A> {
     pub address: A,
     pub tag: TagMeta,

@@ -1,10 +1,12 @@
 //! Collectors: lotline reads the plant's machines itself. A mapping file
 //! ([`mapping`]) names each collector, its protocol and endpoint, and maps
-//! protocol addresses to tags; [`start`] upserts the mapped tags into `tags`
-//! and runs one task per collector, which writes its samples through a
-//! [`SampleSink`] (the engine, inside `lotline serve`) and reports its health
-//! to the [`status::StatusBoard`] (`collector_status`, `/metrics`).
-//! Connects, disconnects and the mapping loaded are recorded in `audit_log`.
+//! protocol addresses to tags; [`Collectors::start`] upserts the mapped tags
+//! into `tags` and runs one task per collector, which writes its samples
+//! through a [`SampleSink`] (the engine, inside `lotline serve`) and reports
+//! its health to the [`status::StatusBoard`] (`collector_status`,
+//! `/metrics`); [`Collectors::reload`] applies the file again. Connects,
+//! disconnects, the mapping loaded and every reload are recorded in
+//! `audit_log`.
 //!
 //! Quality is an OPC UA StatusCode, whatever the protocol: Good is 0, a
 //! lost connection BadNoCommunication at the time it was seen.
@@ -14,6 +16,7 @@ pub mod mapping;
 pub mod modbus;
 pub mod opcua;
 pub mod queue;
+pub mod running;
 pub mod status;
 pub mod tags;
 
@@ -25,8 +28,9 @@ use async_trait::async_trait;
 use crate::audit::Event;
 use crate::ingest::{Engine, IngestError, WriteContext};
 use crate::model::{self, SampleRow, SampleRows};
-use mapping::{Mapping, Point, Protocol};
-use status::{State, StatusBoard};
+use mapping::Point;
+pub use running::{Collectors, Reloaded};
+use status::State;
 
 /// OPC UA StatusCode BadNoCommunication: no value because the source is
 /// unreachable.
@@ -121,11 +125,14 @@ pub(crate) struct Session {
     name: String,
     endpoint: String,
     sink: Arc<dyn SampleSink>,
-    board: Arc<StatusBoard>,
-    index: usize,
+    row: status::Row,
 }
 
 impl Session {
+    fn update(&self, change: impl FnOnce(&mut status::CollectorStatus)) {
+        change(&mut self.row.lock().expect("status row lock"));
+    }
+
     /// Writes `readings` of `points` as samples and counts them.
     pub async fn write<A>(&self, points: &[Point<A>], readings: Vec<Reading>) {
         if readings.is_empty() {
@@ -146,7 +153,7 @@ impl Session {
         }
         let newest = readings.iter().map(|r| r.ts).max();
         match self.sink.write(&self.name, rows.finish()).await {
-            Ok(written) => self.board.update(self.index, |s| {
+            Ok(written) => self.update(|s| {
                 s.samples_written += written as u64;
                 s.last_sample_ns = newest;
             }),
@@ -161,7 +168,7 @@ impl Session {
 
     pub fn error(&self, error: &str) {
         tracing::warn!("collector {}: {error}", self.name);
-        self.board.update(self.index, |s| {
+        self.update(|s| {
             s.errors += 1;
             s.last_error = Some(error.to_string());
         });
@@ -169,7 +176,7 @@ impl Session {
 
     pub async fn connected(&self) {
         tracing::info!("collector {} connected to {}", self.name, self.endpoint);
-        self.board.update(self.index, |s| {
+        self.update(|s| {
             s.state = State::Connected;
             s.connected_since_ns = Some(now_ns());
         });
@@ -185,7 +192,7 @@ impl Session {
     /// once per outage.
     pub async fn disconnected(&self, error: &str) {
         let mut was = State::Connecting;
-        self.board.update(self.index, |s| {
+        self.update(|s| {
             was = std::mem::replace(&mut s.state, State::Disconnected);
             s.connected_since_ns = None;
         });
@@ -201,67 +208,11 @@ impl Session {
     }
 }
 
-/// Why collectors could not start.
+/// Why collectors could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
     #[error("upserting the mapped tags into 'tags': {0}")]
     Tags(#[source] IngestError),
-}
-
-/// Upserts the mapped tags into `tags` and starts every collector of
-/// `mapping`, writing through `sink`. The collectors run until the runtime
-/// stops; their health is on the returned board.
-pub async fn start(
-    mapping: &Mapping,
-    engine: &Arc<Engine>,
-    sink: Arc<dyn SampleSink>,
-) -> Result<Arc<StatusBoard>, CollectError> {
-    tags::upsert(mapping, engine)
-        .await
-        .map_err(CollectError::Tags)?;
-    let board = Arc::new(StatusBoard::new(mapping));
-    let points: usize = mapping.collectors.iter().map(|c| c.tags().len()).sum();
-    sink.audit(Event::new("lotline", "collector.mapping").detail(format!(
-        "file={} collectors={} points={points}",
-        mapping.file.display(),
-        mapping.collectors.len()
-    )))
-    .await;
-    spawn_collectors(mapping, sink, &board);
-    Ok(board)
-}
-
-/// Starts one task per collector of `mapping`, reporting to `board`.
-pub(crate) fn spawn_collectors(
-    mapping: &Mapping,
-    sink: Arc<dyn SampleSink>,
-    board: &Arc<StatusBoard>,
-) {
-    for (index, collector) in mapping.collectors.iter().enumerate() {
-        let session = Session {
-            name: collector.name.clone(),
-            endpoint: collector.endpoint.clone(),
-            sink: sink.clone(),
-            board: board.clone(),
-            index,
-        };
-        match &collector.protocol {
-            Protocol::Modbus { settings, points } => {
-                tokio::spawn(modbus::run(
-                    collector.endpoint.clone(),
-                    settings.clone(),
-                    Arc::new(points.clone()),
-                    session,
-                ));
-            }
-            Protocol::OpcUa { settings, points } => {
-                tokio::spawn(opcua::run(
-                    collector.endpoint.clone(),
-                    settings.clone(),
-                    Arc::new(points.clone()),
-                    session,
-                ));
-            }
-        }
-    }
+    #[error("{0}")]
+    Mapping(#[from] mapping::MappingError),
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use datafusion::common::Result as DfResult;
 use datafusion::logical_expr::TableType;
 
-use super::mapping::Mapping;
+use super::mapping::Collector;
 use crate::model::UTC;
 use crate::query::computed::ComputeRows;
 
@@ -52,40 +52,42 @@ pub struct CollectorStatus {
     pub last_error: Option<String>,
 }
 
-/// The status of every collector of one mapping.
-#[derive(Debug)]
+/// One collector's row, shared by the collector that updates it and the
+/// board that shows it.
+pub type Row = Arc<Mutex<CollectorStatus>>;
+
+/// The status of every running collector, in the mapping's order.
+#[derive(Debug, Default)]
 pub struct StatusBoard {
-    rows: Mutex<Vec<CollectorStatus>>,
+    rows: Mutex<Vec<Row>>,
 }
 
 impl StatusBoard {
-    pub fn new(mapping: &Mapping) -> Self {
-        let rows = mapping
-            .collectors
-            .iter()
-            .map(|c| CollectorStatus {
-                name: c.name.clone(),
-                kind: c.kind(),
-                endpoint: c.endpoint.clone(),
-                state: State::Connecting,
-                connected_since_ns: None,
-                last_sample_ns: None,
-                samples_written: 0,
-                errors: 0,
-                last_error: None,
-            })
-            .collect();
-        Self {
-            rows: Mutex::new(rows),
-        }
+    /// A row for `collector`, not connected yet.
+    pub fn fresh_row(collector: &Collector) -> Row {
+        Arc::new(Mutex::new(CollectorStatus {
+            name: collector.name.clone(),
+            kind: collector.kind(),
+            endpoint: collector.endpoint.clone(),
+            state: State::Connecting,
+            connected_since_ns: None,
+            last_sample_ns: None,
+            samples_written: 0,
+            errors: 0,
+            last_error: None,
+        }))
     }
 
-    pub(crate) fn update(&self, index: usize, change: impl FnOnce(&mut CollectorStatus)) {
-        change(&mut self.rows.lock().expect("status lock")[index]);
+    /// Shows `rows` from now on (after a mapping reload).
+    pub fn show(&self, rows: Vec<Row>) {
+        *self.rows.lock().expect("status lock") = rows;
     }
 
     pub fn snapshot(&self) -> Vec<CollectorStatus> {
-        self.rows.lock().expect("status lock").clone()
+        let rows = self.rows.lock().expect("status lock");
+        rows.iter()
+            .map(|r| r.lock().expect("status row lock").clone())
+            .collect()
     }
 
     pub fn schema() -> SchemaRef {

@@ -100,8 +100,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let mut query_options = config.query.clone();
     if let Some(mapping) = &mapping {
         let sink = Arc::new(crate::collect::EngineSink(engine.clone()));
-        let board = crate::collect::start(mapping, &engine, sink).await?;
+        let collectors = crate::collect::Collectors::start(mapping, &engine, sink).await?;
+        let board = collectors.board();
         metrics.observe_collectors(board.clone());
+        tokio::spawn(reload_on_hangup(collectors, engine.clone()));
         query_options.extra_tables.push((
             crate::collect::status::TABLE_NAME,
             crate::query::computed::ComputedTable::provider(crate::collect::status::StatusRows(
@@ -219,6 +221,22 @@ async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr),
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
     let bound = listener.local_addr().map_err(fail)?;
     Ok((listener, bound))
+}
+
+/// Reloads the collectors' mapping file at every SIGHUP, as daemons do.
+async fn reload_on_hangup(collectors: Arc<crate::collect::Collectors>, engine: Arc<Engine>) {
+    let kind = tokio::signal::unix::SignalKind::hangup();
+    let mut hangups = match tokio::signal::unix::signal(kind) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            warn!("SIGHUP cannot reload the collectors' mapping: {e}");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        // The outcome is logged and audited by reload itself.
+        let _ = collectors.reload(&engine).await;
+    }
 }
 
 /// Completes when the stop signal is sent (or its sender is gone).

@@ -11,6 +11,7 @@ again. Bad mapping files stop the start naming file and line.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -245,3 +246,61 @@ def test_a_bad_mapping_file_stops_the_start_naming_its_line(lotline_bin, tmp_pat
     assert run.returncode != 0, run.stdout + run.stderr
     assert f"{plant}:{line}: " in run.stderr and reason in run.stderr, run.stderr
     assert not (tmp_path / "data").exists(), "nothing is opened before the mapping is valid"
+
+
+def collector(name: str, port: int, *entries: tuple[str, str]) -> str:
+    lines = ["[[collector]]", f'name = "{name}"', 'kind = "modbus"', f'endpoint = "127.0.0.1:{port}"',
+             "poll_interval_ms = 100"]
+    for source, tag in entries:
+        lines += ["[[collector.map]]", f'source = "{source}"', f'tag = "{tag}"']
+    return "\n".join(lines) + "\n\n"
+
+
+def test_sighup_reloads_the_mapping_keeping_unchanged_collectors(server_factory, peer, tmp_path):
+    """SIGHUP to `lotline serve` applies the mapping file again: a new
+    collector starts, an unchanged one keeps running (its status row goes
+    on counting), a removed one stops; a file with an error changes nothing
+    and is recorded in audit_log with its line."""
+    a = collector("press-a", peer.port, ("holding:26", f"{PREFIX}.a"))
+    b = collector("press-b", peer.port, ("input:0", f"{PREFIX}.b"))
+    plant = tmp_path / "plant.toml"
+    plant.write_text(a)
+    server = server_factory("--collectors", str(plant))
+    status = lambda: {r["name"]: r for r in server.query(  # noqa: E731
+        "SELECT name, state, connected_since, samples_written FROM collector_status").to_pylist()}
+    count = lambda tag: server.query(  # noqa: E731
+        f"SELECT count(*) FROM samples WHERE tag = '{PREFIX}.{tag}'").column(0)[0].as_py()
+    audit = lambda action: server.query(  # noqa: E731
+        f"SELECT detail FROM audit_log WHERE action = '{action}' ORDER BY seq").column(0).to_pylist()
+    eventually(lambda: count("a") >= 3, what="press-a's samples")
+    before = status()["press-a"]
+
+    plant.write_text(a + b)
+    server.proc.send_signal(signal.SIGHUP)
+    eventually(lambda: count("b") >= 3, what="press-b's samples after the reload")
+    after = status()
+    assert after["press-a"]["connected_since"] == before["connected_since"], (before, after)
+    assert after["press-a"]["samples_written"] > before["samples_written"]
+    assert after["press-b"]["state"] == "connected"
+    assert [d.rsplit(" ", 3)[1:] for d in audit("collector.reload")] == [["kept=1", "started=1", "stopped=0"]]
+    assert server.query(f"SELECT count(*) FROM tags WHERE tag = '{PREFIX}.b'").column(0)[0].as_py() == 1
+
+    # The same tag twice: refused with its line, both collectors go on.
+    plant.write_text(a + b + collector("press-c", peer.port, ("holding:0", f"{PREFIX}.a")))
+    server.proc.send_signal(signal.SIGHUP)
+    eventually(lambda: audit("collector.reload_refused"), what="the refused reload in audit_log")
+    refused = audit("collector.reload_refused")[0]
+    assert "plant.toml:" in refused and f"{PREFIX}.a" in refused, refused
+    running = count("b")
+    eventually(lambda: count("b") > running + 2, what="press-b going on after a refused reload")
+    assert set(status()) == {"press-a", "press-b"}
+
+    # press-a removed: it stops.
+    plant.write_text(b)
+    server.proc.send_signal(signal.SIGHUP)
+    eventually(lambda: set(status()) == {"press-b"}, what="press-a gone from collector_status")
+    time.sleep(0.5)
+    stopped_at = count("a")
+    time.sleep(1)
+    assert count("a") == stopped_at
+    assert audit("collector.reload")[-1].endswith("kept=1 started=0 stopped=1")

@@ -1,0 +1,196 @@
+//! The collectors of one mapping file while they run. [`Collectors::start`]
+//! upserts the mapped tags and starts one task per collector;
+//! [`Collectors::reload`] reads the same file again (SIGHUP to `lotline
+//! serve`): a collector whose definition is unchanged keeps running, with
+//! its connection and its status row; a changed or new one starts, a
+//! removed one stops. A file with an error changes nothing: the error is
+//! logged and recorded in `audit_log`, and the running collectors go on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use super::mapping::{self, Collector, Mapping, Protocol};
+use super::status::{Row, StatusBoard};
+use super::{CollectError, SampleSink, Session, modbus, opcua, tags};
+use crate::audit::Event;
+use crate::ingest::Engine;
+
+/// One running collector.
+struct Running {
+    collector: Collector,
+    row: Row,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    fn spawn(collector: Collector, sink: Arc<dyn SampleSink>) -> Self {
+        let row = StatusBoard::fresh_row(&collector);
+        let session = Session {
+            name: collector.name.clone(),
+            endpoint: collector.endpoint.clone(),
+            sink,
+            row: row.clone(),
+        };
+        let endpoint = collector.endpoint.clone();
+        let task = match &collector.protocol {
+            Protocol::Modbus { settings, points } => tokio::spawn(modbus::run(
+                endpoint,
+                settings.clone(),
+                Arc::new(points.clone()),
+                session,
+            )),
+            Protocol::OpcUa { settings, points } => tokio::spawn(opcua::run(
+                endpoint,
+                settings.clone(),
+                Arc::new(points.clone()),
+                session,
+            )),
+        };
+        Self {
+            collector,
+            row,
+            task,
+        }
+    }
+
+    /// Stops the collector; it writes nothing more once this returns.
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reloaded {
+    pub kept: usize,
+    pub started: usize,
+    pub stopped: usize,
+}
+
+/// The running collectors of one mapping file, and their status board.
+pub struct Collectors {
+    file: PathBuf,
+    sink: Arc<dyn SampleSink>,
+    board: Arc<StatusBoard>,
+    running: tokio::sync::Mutex<Vec<Running>>,
+}
+
+impl Collectors {
+    /// Starts every collector of `mapping`, writing to `sink`, without
+    /// touching `tags` (at the edge, tags are upserted over Flight SQL).
+    pub fn spawn(mapping: &Mapping, sink: Arc<dyn SampleSink>) -> Arc<Self> {
+        let running: Vec<Running> = mapping
+            .collectors
+            .iter()
+            .map(|c| Running::spawn(c.clone(), sink.clone()))
+            .collect();
+        let board = Arc::new(StatusBoard::default());
+        board.show(running.iter().map(|r| r.row.clone()).collect());
+        Arc::new(Self {
+            file: mapping.file.clone(),
+            sink,
+            board,
+            running: tokio::sync::Mutex::new(running),
+        })
+    }
+
+    /// Upserts the mapped tags into `tags`, records the mapping in
+    /// `audit_log` and starts every collector of `mapping`.
+    pub async fn start(
+        mapping: &Mapping,
+        engine: &Arc<Engine>,
+        sink: Arc<dyn SampleSink>,
+    ) -> Result<Arc<Self>, CollectError> {
+        tags::upsert(mapping, engine)
+            .await
+            .map_err(CollectError::Tags)?;
+        sink.audit(Event::new("lotline", "collector.mapping").detail(summary(mapping)))
+            .await;
+        Ok(Self::spawn(mapping, sink))
+    }
+
+    /// The status of the running collectors (`collector_status`, `/metrics`).
+    pub fn board(&self) -> Arc<StatusBoard> {
+        self.board.clone()
+    }
+
+    /// Reads the mapping file again and applies it (see the module
+    /// documentation). On `Err` nothing changed.
+    pub async fn reload(&self, engine: &Arc<Engine>) -> Result<Reloaded, CollectError> {
+        let loaded = match mapping::load(&self.file) {
+            Ok(mapping) => tags::upsert(&mapping, engine)
+                .await
+                .map(|()| mapping)
+                .map_err(CollectError::Tags),
+            Err(e) => Err(e.into()),
+        };
+        let mapping = match loaded {
+            Ok(mapping) => mapping,
+            Err(e) => {
+                tracing::error!("collectors' mapping not reloaded: {e}");
+                let refused = Event::new("lotline", "collector.reload_refused")
+                    .detail(format!("file={}: {e}", self.file.display()));
+                self.sink.audit(refused).await;
+                return Err(e);
+            }
+        };
+        let mut running = self.running.lock().await;
+        let mut old: Vec<Option<Running>> = running.drain(..).map(Some).collect();
+        // Unchanged collectors are taken over as they run.
+        let mut kept: Vec<Option<Running>> = mapping
+            .collectors
+            .iter()
+            .map(|c| {
+                old.iter_mut()
+                    .find(|r| r.as_ref().is_some_and(|r| &r.collector == c))
+                    .and_then(Option::take)
+            })
+            .collect();
+        // The others stop before their successors start, so no two sessions
+        // of one collector name write at once.
+        let mut stopped = 0;
+        for gone in old.into_iter().flatten() {
+            gone.stop().await;
+            stopped += 1;
+        }
+        let mut change = Reloaded {
+            kept: kept.iter().flatten().count(),
+            started: 0,
+            stopped,
+        };
+        for (slot, collector) in kept.iter_mut().zip(&mapping.collectors) {
+            if slot.is_none() {
+                *slot = Some(Running::spawn(collector.clone(), self.sink.clone()));
+                change.started += 1;
+            }
+        }
+        *running = kept.into_iter().flatten().collect();
+        self.board
+            .show(running.iter().map(|r| r.row.clone()).collect());
+        let detail = format!(
+            "{} kept={} started={} stopped={}",
+            summary(&mapping),
+            change.kept,
+            change.started,
+            change.stopped
+        );
+        tracing::info!("collectors' mapping reloaded: {detail}");
+        self.sink
+            .audit(Event::new("lotline", "collector.reload").detail(detail))
+            .await;
+        Ok(change)
+    }
+}
+
+/// `file=… collectors=… points=…`, as `audit_log` records a mapping.
+fn summary(mapping: &Mapping) -> String {
+    let points: usize = mapping.collectors.iter().map(|c| c.tags().len()).sum();
+    format!(
+        "file={} collectors={} points={points}",
+        mapping.file.display(),
+        mapping.collectors.len()
+    )
+}
