@@ -1,6 +1,7 @@
 //! Compiles `proto/lotline/v1/*.proto` into the gRPC services of
-//! [`lotline::proto`] with protox (a protobuf compiler in Rust), so building
-//! lotline needs no system `protoc`.
+//! [`lotline::proto`], and the Sparkplug B payload (messages only) that the
+//! Sparkplug collector decodes, with protox (a protobuf compiler in Rust), so
+//! building lotline needs no system `protoc`.
 
 use std::path::Path;
 
@@ -18,5 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;
+    let sparkplug = protox::compile(["proto/sparkplug_b/payload.proto"], [PROTO_ROOT])?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .compile_fds(sparkplug)?;
     Ok(())
 }

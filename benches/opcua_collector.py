@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).with_name("compare")))
-from compare import Server, free_port, latency  # noqa: E402
+from compare import Server, follow_last_values, free_port, latency  # noqa: E402
 
 
 def tag_name(i: int) -> str:
@@ -118,12 +118,7 @@ def main() -> None:
             assert peer_proc.poll() is None, (work / "peer.log").read_text()
             time.sleep(0.5)
         server.start()
-        conn = server.connect()
-        cur = conn.cursor()
-
-        def query(sql: str):
-            cur.execute(sql)
-            return cur.fetch_arrow_table()
+        query = server.querier()
 
         count_sql = "SELECT count(*) AS n FROM samples WHERE tag LIKE 'site1.area2.%'"
         # Wait until every item has a sample: the subscription is complete.
@@ -135,19 +130,8 @@ def main() -> None:
         start_peer = json.loads(stats.read_text())
         start_rows, start_t = query(count_sql).column(0)[0].as_py(), time.time()
         start_cpu = (cpu_seconds(server.proc.pid), cpu_seconds(peer_proc.pid))
-        seen: dict[str, int] = {}
-        latencies: list[float] = []
-        polls: list[float] = []
         last_sql = "SELECT tag, CAST(ts AS BIGINT) AS ts FROM last_values WHERE tag LIKE 'site1.area2.%'"
-        while time.time() - start_t < args.seconds:
-            began = time.time()
-            table = query(last_sql)
-            ended = time.time()
-            polls.append(ended - began)
-            for tag, ts in zip(table.column("tag").to_pylist(), table.column("ts").to_pylist()):
-                if seen.get(tag) not in (None, ts):
-                    latencies.append(ended - ts / 1e9)
-                seen[tag] = ts
+        latencies, polls = follow_last_values(query, last_sql, args.seconds)
         end_rows, end_t = query(count_sql).column(0)[0].as_py(), time.time()
         end_cpu = (cpu_seconds(server.proc.pid), cpu_seconds(peer_proc.pid))
         end_peer = json.loads(stats.read_text())

@@ -123,6 +123,28 @@ def latency(samples_s: list[float]) -> dict:
     return {"count": len(s), "p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
 
+def follow_last_values(query, sql: str, seconds: float, pause: float = 0.0) -> tuple[list[float], list[float]]:
+    """Polls `sql` (tag, ts in ns, e.g. over `last_values`) for `seconds`;
+    for each new ts of a tag, (end of the first poll that returned it) - ts:
+    an upper bound of the latency to queryable. Returns (latencies, poll
+    durations) in seconds."""
+    seen: dict[str, int] = {}
+    latencies: list[float] = []
+    polls: list[float] = []
+    start = time.time()
+    while time.time() - start < seconds:
+        began = time.time()
+        table = query(sql)
+        ended = time.time()
+        polls.append(ended - began)
+        for tag, ts in zip(table.column("tag").to_pylist(), table.column("ts").to_pylist()):
+            if seen.get(tag) not in (None, ts):
+                latencies.append(ended - ts / 1e9)
+            seen[tag] = ts
+        time.sleep(pause)
+    return latencies, polls
+
+
 def dir_bytes(path: Path, suffix: str = "") -> tuple[int, int]:
     """(total bytes, file count) of the files below `path` ending in `suffix`."""
     total = count = 0
@@ -206,6 +228,17 @@ class Server:
         return flight_sql.connect(
             self.uri, db_kwargs={"username": ADMIN, "password": self.password}, autocommit=True
         )
+
+    def querier(self):
+        """A function running one SQL statement on a new connection,
+        returning its Arrow table."""
+        cursor = self.connect().cursor()
+
+        def query(sql: str):
+            cursor.execute(sql)
+            return cursor.fetch_arrow_table()
+
+        return query
 
     def flush(self) -> dict:
         client = flight.FlightClient(self.uri)

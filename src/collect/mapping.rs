@@ -28,7 +28,8 @@ use ::opcua::types::MessageSecurityMode;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{modbus, opcua};
+use super::template::TagTemplate;
+use super::{modbus, mtconnect, opcua, sparkplug};
 
 /// A problem in the mapping file, with where it is.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -66,6 +67,14 @@ pub enum Protocol {
         settings: opcua::Settings,
         points: Vec<Point<opcua::Address>>,
     },
+    Sparkplug {
+        settings: sparkplug::Settings,
+        points: Vec<Point<sparkplug::Address>>,
+    },
+    MtConnect {
+        settings: mtconnect::Settings,
+        points: Vec<Point<mtconnect::Address>>,
+    },
 }
 
 impl Collector {
@@ -73,6 +82,8 @@ impl Collector {
         match self.protocol {
             Protocol::Modbus { .. } => "modbus",
             Protocol::OpcUa { .. } => "opcua",
+            Protocol::Sparkplug { .. } => "sparkplug",
+            Protocol::MtConnect { .. } => "mtconnect",
         }
     }
 
@@ -81,6 +92,8 @@ impl Collector {
         match &self.protocol {
             Protocol::Modbus { points, .. } => points.iter().map(|p| &p.tag).collect(),
             Protocol::OpcUa { points, .. } => points.iter().map(|p| &p.tag).collect(),
+            Protocol::Sparkplug { points, .. } => points.iter().map(|p| &p.tag).collect(),
+            Protocol::MtConnect { points, .. } => points.iter().map(|p| &p.tag).collect(),
         }
     }
 }
@@ -127,6 +140,12 @@ struct CollectorSpec {
     poll_interval_ms: Option<Spanned<u64>>,
     publishing_interval_ms: Option<Spanned<u64>>,
     backfill_max_secs: Option<u64>,
+    groups: Option<Vec<String>>,
+    host_id: Option<String>,
+    tag_template: Option<Spanned<String>>,
+    sample_count: Option<Spanned<u64>>,
+    tls_ca: Option<PathBuf>,
+    mqtt_version: Option<Spanned<toml::Value>>,
     security_policy: Option<Spanned<String>>,
     security_mode: Option<Spanned<String>>,
     user: Option<String>,
@@ -182,6 +201,44 @@ pub fn load(file: &Path) -> Result<Mapping, MappingError> {
         reason: format!("cannot read the mapping file: {e}"),
     })?;
     parse(file, &text)
+}
+
+/// The kinds of collector this version has.
+const KINDS: &str = "modbus, opcua, sparkplug, mtconnect";
+
+type At<'a> = &'a dyn Fn(std::ops::Range<usize>, String) -> MappingError;
+
+/// A collector's user and password, which go together.
+fn user_and_password(
+    collector: &CollectorSpec,
+    name: &str,
+    at: At,
+) -> Result<Option<(String, String)>, MappingError> {
+    match (&collector.user, &collector.password) {
+        (Some(user), Some(password)) => Ok(Some((user.clone(), password.clone()))),
+        (None, None) => Ok(None),
+        _ => Err(at(
+            collector.name.span(),
+            format!("collector '{name}': user and password go together"),
+        )),
+    }
+}
+
+/// The collector's `tag_template`, for the kinds that name points from
+/// what the source declares.
+fn template(
+    collector: &CollectorSpec,
+    places: &[&str],
+    required: &[&str],
+    at: At,
+) -> Result<Option<TagTemplate>, MappingError> {
+    collector
+        .tag_template
+        .as_ref()
+        .map(|t| {
+            TagTemplate::parse(t.get_ref(), places, required).map_err(|reason| at(t.span(), reason))
+        })
+        .transpose()
 }
 
 /// Validates mapping `text` (named `file` in errors).
@@ -261,7 +318,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
                 },
             ));
         }
-        if points.is_empty() {
+        let templated = collector.tag_template.is_some();
+        if points.is_empty() && !templated {
             return Err(at(
                 collector.name.span(),
                 format!("collector '{name}' maps no [[collector.map]] entries"),
@@ -274,6 +332,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
             Some(ms) => Ok(Duration::from_millis(*ms.get_ref())),
             None => Ok(Duration::from_secs(1)),
         };
+        if let Some(t) = &collector.tag_template
+            && !matches!(collector.kind.get_ref().as_str(), "sparkplug" | "mtconnect")
+        {
+            return Err(at(
+                t.span(),
+                format!(
+                    "collector '{name}': tag_template is for sparkplug and mtconnect collectors"
+                ),
+            ));
+        }
         let protocol = match collector.kind.get_ref().as_str() {
             "modbus" => {
                 let poll = interval(&collector.poll_interval_ms, "poll_interval_ms")?;
@@ -320,16 +388,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
                     }
                     (_, None) => unreachable!("every policy has a default mode"),
                 };
-                let user = match (&collector.user, &collector.password) {
-                    (Some(user), Some(password)) => Some((user.clone(), password.clone())),
-                    (None, None) => None,
-                    _ => {
-                        return Err(at(
-                            collector.name.span(),
-                            format!("collector '{name}': user and password go together"),
-                        ));
-                    }
-                };
+                let user = user_and_password(&collector, &name, &at)?;
                 let settings = opcua::Settings {
                     publishing_interval: publishing,
                     backfill_max: Duration::from_secs(
@@ -348,19 +407,88 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
                     points: addressed(points, opcua::Address::parse, &at)?,
                 }
             }
-            "sparkplug" | "mtconnect" => {
-                return Err(at(
-                    collector.kind.span(),
-                    format!(
-                        "kind '{}' is not available in this version of lotline (available: modbus, opcua)",
-                        collector.kind.get_ref()
-                    ),
-                ));
+            "sparkplug" => {
+                let tag_template =
+                    template(&collector, &sparkplug::Address::PLACES, &["metric"], &at)?;
+                let groups = collector.groups.clone().unwrap_or_default();
+                if groups.is_empty()
+                    || groups
+                        .iter()
+                        .any(|g| g.is_empty() || g.contains(['/', '+', '#']))
+                {
+                    return Err(at(
+                        collector.name.span(),
+                        format!(
+                            "collector '{name}': groups = [\"<Sparkplug group id>\", ...] is needed (ids without / + #)"
+                        ),
+                    ));
+                }
+                sparkplug::Endpoint::parse(&endpoint)
+                    .map_err(|reason| at(collector.endpoint.span(), reason))?;
+                let mqtt_version = match &collector.mqtt_version {
+                    None => sparkplug::mqtt::Version::V311,
+                    Some(v) => match v.get_ref() {
+                        toml::Value::String(s) if s == "3.1.1" => sparkplug::mqtt::Version::V311,
+                        toml::Value::String(s) if s == "5" => sparkplug::mqtt::Version::V5,
+                        toml::Value::Integer(5) => sparkplug::mqtt::Version::V5,
+                        other => {
+                            return Err(at(
+                                v.span(),
+                                format!("mqtt_version {other}: \"3.1.1\" or 5"),
+                            ));
+                        }
+                    },
+                };
+                let settings = sparkplug::Settings {
+                    mqtt_version,
+                    tls_ca: collector.tls_ca.clone(),
+                    groups,
+                    host_id: collector
+                        .host_id
+                        .clone()
+                        .unwrap_or_else(|| "lotline".into()),
+                    tag_template,
+                    user: user_and_password(&collector, &name, &at)?,
+                };
+                Protocol::Sparkplug {
+                    settings,
+                    points: addressed(points, sparkplug::Address::parse, &at)?,
+                }
+            }
+            "mtconnect" => {
+                let settings = mtconnect::Settings {
+                    poll_interval: interval(&collector.poll_interval_ms, "poll_interval_ms")?,
+                    count: match &collector.sample_count {
+                        Some(n) if *n.get_ref() == 0 => {
+                            return Err(at(n.span(), "sample_count must be at least 1".into()));
+                        }
+                        Some(n) => *n.get_ref(),
+                        None => 1000,
+                    },
+                    tag_template: template(
+                        &collector,
+                        &mtconnect::Address::PLACES,
+                        &["name", "id"],
+                        &at,
+                    )?,
+                };
+                if !endpoint.starts_with("http://") {
+                    return Err(at(
+                        collector.endpoint.span(),
+                        format!(
+                            "collector '{name}': the agent's endpoint is http://host:port[/path]"
+                        ),
+                    ));
+                }
+                Protocol::MtConnect {
+                    settings,
+                    points: addressed(points, mtconnect::Address::parse, &at)?,
+                }
             }
             other => {
                 return Err(at(
                     collector.kind.span(),
-                    format!("unknown kind '{other}' (available: modbus, opcua)"),
+                    format!("unknown kind '{other}' (available: {KINDS})"),
                 ));
             }
         };
@@ -432,11 +560,14 @@ equipment = "line1.press.motor"
         let e = error(&GOOD.replace("kind = \"modbus\"", "kind = \"profibus\""));
         assert_eq!(
             (e.line, e.reason.as_str()),
-            (4, "unknown kind 'profibus' (available: modbus, opcua)")
+            (
+                4,
+                "unknown kind 'profibus' (available: modbus, opcua, sparkplug, mtconnect)"
+            )
         );
         assert_eq!(
             e.to_string(),
-            "plant.toml:4: unknown kind 'profibus' (available: modbus, opcua)"
+            "plant.toml:4: unknown kind 'profibus' (available: modbus, opcua, sparkplug, mtconnect)"
         );
 
         let e = error(&GOOD.replace(
@@ -462,5 +593,64 @@ equipment = "line1.press.motor"
 
         let e = error("[[collector]\nname = 1");
         assert_eq!(e.line, 1);
+    }
+
+    const UNS: &str = r#"[[collector]]
+name = "uns"
+kind = "sparkplug"
+endpoint = "mqtts://broker:8883"
+groups = ["plant1"]
+mqtt_version = 5
+tag_template = "site1.{group}.{node}.{device}.{metric}"
+
+[[collector]]
+name = "vmc"
+kind = "mtconnect"
+endpoint = "http://agent:5000"
+tag_template = "site1.{device}.{name}"
+"#;
+
+    #[test]
+    fn message_based_kinds_need_no_entries_with_a_template() {
+        let mapping = parse(Path::new("plant.toml"), UNS).unwrap();
+        let kinds: Vec<_> = mapping.collectors.iter().map(|c| c.kind()).collect();
+        assert_eq!(kinds, ["sparkplug", "mtconnect"]);
+        let Protocol::Sparkplug { settings, points } = &mapping.collectors[0].protocol else {
+            panic!("a sparkplug collector");
+        };
+        assert_eq!(settings.mqtt_version, sparkplug::mqtt::Version::V5);
+        assert!(points.is_empty() && settings.tag_template.is_some());
+
+        let e = error(&UNS.replace("{metric}", "{metrics}"));
+        assert_eq!(
+            (e.line, e.reason.as_str()),
+            (7, "a tag_template needs {metric}")
+        );
+        let e = error(&UNS.replace("mqtt_version = 5", "mqtt_version = 4"));
+        assert_eq!(
+            (e.line, e.reason.as_str()),
+            (6, "mqtt_version 4: \"3.1.1\" or 5")
+        );
+        let e = error(&UNS.replace("mqtts://broker:8883", "wss://broker:8883"));
+        assert_eq!(e.line, 4);
+        assert!(e.reason.contains("scheme 'wss'"), "{e}");
+        let e = error(&UNS.replace("groups = [\"plant1\"]", "groups = [\"plant/1\"]"));
+        assert!(e.reason.contains("groups"), "{e}");
+        let e = error(&UNS.replace("http://agent:5000", "agent:5000"));
+        assert_eq!(e.line, 12);
+        let e = error(&UNS.replace("site1.{device}.{name}", "site1.{device}"));
+        assert_eq!(
+            (e.line, e.reason.as_str()),
+            (13, "a tag_template needs {name} or {id}")
+        );
+        let e = error(&GOOD.replace(
+            "endpoint = \"127.0.0.1:5020\"\n",
+            "endpoint = \"127.0.0.1:5020\"\ntag_template = \"x.{metric}\"\n",
+        ));
+        assert!(
+            e.reason
+                .contains("tag_template is for sparkplug and mtconnect"),
+            "{e}"
+        );
     }
 }

@@ -14,11 +14,14 @@
 pub mod forward;
 pub mod mapping;
 pub mod modbus;
+pub mod mtconnect;
 pub mod opcua;
 pub mod queue;
 pub mod running;
+pub mod sparkplug;
 pub mod status;
 pub mod tags;
+pub mod template;
 
 use std::sync::Arc;
 
@@ -52,6 +55,11 @@ pub trait SampleSink: Send + Sync + 'static {
     async fn newest_ts(&self, _tag: &str) -> Option<i64> {
         None
     }
+    /// Upserts tags a collector learned of while running (a Sparkplug birth
+    /// with a unit); by default they are not kept.
+    async fn upsert_tags(&self, _tags: Vec<mapping::TagMeta>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The engine of this process as a sink (collectors inside `lotline serve`).
@@ -76,6 +84,12 @@ impl SampleSink for EngineSink {
     async fn newest_ts(&self, tag: &str) -> Option<i64> {
         self.0.newest_ts(model::samples(), tag)
     }
+
+    async fn upsert_tags(&self, tags: Vec<mapping::TagMeta>) -> Result<(), String> {
+        tags::upsert_learned(&tags, &self.0)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Nanoseconds since the epoch, now.
@@ -95,6 +109,9 @@ pub(crate) struct Reading {
     /// A text value (OPC UA strings), stored in `samples.text`.
     pub text: Option<String>,
     pub quality: u32,
+    /// Sent from the source's own history (a backfill, an edge node's
+    /// store-and-forward), not as it happened.
+    pub historical: bool,
 }
 
 impl Reading {
@@ -105,6 +122,7 @@ impl Reading {
             value: Some(value),
             text: None,
             quality: 0,
+            historical: false,
         }
     }
 
@@ -115,6 +133,7 @@ impl Reading {
             value: None,
             text: None,
             quality,
+            historical: false,
         }
     }
 }
@@ -151,19 +170,42 @@ impl Session {
                 ..Default::default()
             });
         }
-        let newest = readings.iter().map(|r| r.ts).max();
+        let live = readings.iter().filter(|r| !r.historical);
+        let newest_live = live.map(|r| r.ts).max();
+        let historical = readings.iter().filter(|r| r.historical).count() as u64;
         match self.sink.write(&self.name, rows.finish()).await {
             Ok(written) => self.update(|s| {
                 s.samples_written += written as u64;
-                s.last_sample_ns = newest;
+                s.historical_samples += historical;
+                s.last_sample_ns = newest_live.max(s.last_sample_ns);
             }),
             Err(e) => self.error(&format!("writing samples: {e}")),
+        }
+    }
+
+    /// Upserts tags learned while running; a failure is an error in the
+    /// status, not a stop.
+    pub async fn upsert_tags(&self, tags: Vec<mapping::TagMeta>) {
+        if let Err(e) = self.sink.upsert_tags(tags).await {
+            self.error(&format!("upserting learned tags: {e}"));
         }
     }
 
     /// The time of the newest sample the sink holds for `tag`.
     pub async fn newest_ts(&self, tag: &str) -> Option<i64> {
         self.sink.newest_ts(tag).await
+    }
+
+    /// Counts a request to the source to send its whole state again.
+    pub fn resync_requested(&self, why: &str) {
+        tracing::info!("collector {}: {why}", self.name);
+        self.update(|s| s.resync_requests += 1);
+    }
+
+    /// Counts data the source lost before it was read.
+    pub fn data_lost(&self, why: &str) {
+        tracing::warn!("collector {}: {why}", self.name);
+        self.update(|s| s.data_gaps += 1);
     }
 
     pub fn error(&self, error: &str) {

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::mapping::{self, Collector, Mapping, Protocol};
 use super::status::{Row, StatusBoard};
-use super::{CollectError, SampleSink, Session, modbus, opcua, tags};
+use super::{CollectError, SampleSink, Session, modbus, mtconnect, opcua, sparkplug, tags};
 use crate::audit::Event;
 use crate::ingest::Engine;
 
@@ -42,6 +42,18 @@ impl Running {
                 session,
             )),
             Protocol::OpcUa { settings, points } => tokio::spawn(opcua::run(
+                endpoint,
+                settings.clone(),
+                Arc::new(points.clone()),
+                session,
+            )),
+            Protocol::Sparkplug { settings, points } => tokio::spawn(sparkplug::host::run(
+                endpoint,
+                settings.clone(),
+                Arc::new(points.clone()),
+                session,
+            )),
+            Protocol::MtConnect { settings, points } => tokio::spawn(mtconnect::agent::run(
                 endpoint,
                 settings.clone(),
                 Arc::new(points.clone()),

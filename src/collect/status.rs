@@ -1,6 +1,9 @@
 //! Each collector's health, as `collector_status` (SQL) and `/metrics` show
-//! it: its state, since when it is connected, its newest sample, how many
-//! samples it wrote and how many errors it met, and the last one.
+//! it: its state, since when it is connected, its newest live sample, how
+//! many samples it wrote (and how many of them came from a source's own
+//! history), how often it asked a source to resend its state, how often
+//! the source lost data before it was read, how many errors it met, and the
+//! last one.
 
 use std::sync::{Arc, Mutex};
 
@@ -45,9 +48,19 @@ pub struct CollectorStatus {
     pub endpoint: String,
     pub state: State,
     pub connected_since_ns: Option<i64>,
-    /// Timestamp of the newest sample written.
+    /// Timestamp of the newest live sample written.
     pub last_sample_ns: Option<i64>,
     pub samples_written: u64,
+    /// Of `samples_written`, those a source sent from its own history (a
+    /// Sparkplug edge node's store-and-forward, an OPC UA backfill): they
+    /// do not move `last_sample_ns`.
+    pub historical_samples: u64,
+    /// Requests to a source to send its whole state again (Sparkplug
+    /// rebirth requests after a `seq` gap or an unknown alias).
+    pub resync_requests: u64,
+    /// Times the source no longer had data not read yet (an MTConnect
+    /// agent's buffer overran): a BadDataLost sample marks each.
+    pub data_gaps: u64,
     pub errors: u64,
     pub last_error: Option<String>,
 }
@@ -73,6 +86,9 @@ impl StatusBoard {
             connected_since_ns: None,
             last_sample_ns: None,
             samples_written: 0,
+            historical_samples: 0,
+            resync_requests: 0,
+            data_gaps: 0,
             errors: 0,
             last_error: None,
         }))
@@ -100,6 +116,9 @@ impl StatusBoard {
             Field::new("connected_since", ts.clone(), true),
             Field::new("last_sample", ts, true),
             Field::new("samples_written", DataType::UInt64, false),
+            Field::new("historical_samples", DataType::UInt64, false),
+            Field::new("resync_requests", DataType::UInt64, false),
+            Field::new("data_gaps", DataType::UInt64, false),
             Field::new("errors", DataType::UInt64, false),
             Field::new("last_error", DataType::Utf8, true),
         ]))
@@ -128,6 +147,9 @@ impl StatusBoard {
             time(|r| r.connected_since_ns),
             time(|r| r.last_sample_ns),
             count(|r| r.samples_written),
+            count(|r| r.historical_samples),
+            count(|r| r.resync_requests),
+            count(|r| r.data_gaps),
             count(|r| r.errors),
             text(|r| r.last_error.as_deref()),
         ];

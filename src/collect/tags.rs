@@ -29,12 +29,30 @@ fn mapped(tag: &TagMeta) -> Meta {
 
 /// Upserts what `mapping` says of its tags.
 pub(super) async fn upsert(mapping: &Mapping, engine: &Arc<Engine>) -> Result<(), IngestError> {
+    let tags = mapping.collectors.iter().flat_map(|c| c.tags());
+    write(tags, reason(mapping), engine).await
+}
+
+/// Upserts tags a collector learned while running (e.g. a Sparkplug birth's
+/// metrics and units).
+pub(super) async fn upsert_learned(
+    tags: &[TagMeta],
+    engine: &Arc<Engine>,
+) -> Result<(), IngestError> {
+    write(tags, "declared by a collector's source".to_string(), engine).await
+}
+
+async fn write<'a>(
+    tags: impl IntoIterator<Item = &'a TagMeta>,
+    reason: String,
+    engine: &Arc<Engine>,
+) -> Result<(), IngestError> {
     let def = model::tags();
     let current = engine.current_rows(def).await?;
-    let Some(batch) = changes(mapping, &current)? else {
+    let Some(batch) = changes_of(tags, &current)? else {
         return Ok(());
     };
-    let who = WriteContext::new("lotline", INTERFACE).with_reason(Some(reason(mapping)));
+    let who = WriteContext::new("lotline", INTERFACE).with_reason(Some(reason));
     engine.write_as(&who, def, vec![batch]).await?;
     Ok(())
 }
@@ -50,6 +68,14 @@ pub fn changes(
     mapping: &Mapping,
     current: &RecordBatch,
 ) -> Result<Option<RecordBatch>, IngestError> {
+    changes_of(mapping.collectors.iter().flat_map(|c| c.tags()), current)
+}
+
+/// The rows of `tags` to write so that `current` says what `tags` say.
+fn changes_of<'a>(
+    tags: impl IntoIterator<Item = &'a TagMeta>,
+    current: &RecordBatch,
+) -> Result<Option<RecordBatch>, IngestError> {
     let def = model::tags();
     let names = columns::strings(current, def.name, "tag")?;
     let mut rows: HashMap<&str, (u32, Meta)> = HashMap::new();
@@ -63,7 +89,7 @@ pub fn changes(
     }
     // Per tag to write: its current row (if any) and its new metadata.
     let mut changes: Vec<(&str, Option<u32>, Meta)> = Vec::new();
-    for tag in mapping.collectors.iter().flat_map(|c| c.tags()) {
+    for tag in tags {
         let (row, mut meta) = match rows.get(tag.name.as_str()) {
             Some((row, meta)) => (Some(*row), meta.clone()),
             None => (None, Meta::default()),

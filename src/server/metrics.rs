@@ -322,6 +322,9 @@ impl Metrics {
             for (what, value) in [
                 ("connected", connected),
                 ("samples_written", status.samples_written),
+                ("historical_samples", status.historical_samples),
+                ("resync_requests", status.resync_requests),
+                ("data_gaps", status.data_gaps),
                 ("errors", status.errors),
             ] {
                 let labels = CollectorLabels {

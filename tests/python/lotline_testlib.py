@@ -65,6 +65,18 @@ def binary_path() -> Path:
     return (target_path / "debug" / "lotline").resolve()
 
 
+def eventually(check, timeout: float = 30.0, what: str = "condition", every: float = 0.1):
+    """`check()`'s first truthy result, asked every `every` seconds; fails
+    naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

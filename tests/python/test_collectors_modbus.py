@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lotline_testlib import free_port, http_request
+from lotline_testlib import eventually, free_port, http_request
 from modbus_peer import COILS, DISCRETE, VALUES, WRITABLE
 
 PEER = Path(__file__).with_name("modbus_peer.py")
@@ -132,16 +132,6 @@ def mapping(port: int) -> str:
         entry(f"discrete:{address}", f"{PREFIX}.discrete{address}")
     entry(f"holding:{WRITABLE}", f"{PREFIX}.writable")
     return "\n".join(lines) + "\n"
-
-
-def eventually(check, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def latest(server) -> dict[str, tuple]:

@@ -174,7 +174,10 @@ pub(super) async fn read_raw(
                     values
                         .into_iter()
                         .flatten()
-                        .map(|v| reading(gap.point, v))
+                        .map(|v| Reading {
+                            historical: true,
+                            ..reading(gap.point, v)
+                        })
                         // The request starts at the earliest gap of the chunk
                         // and a server may return the start itself.
                         .filter(|r| r.ts > gap.after_ns && r.ts <= until_ns),

@@ -111,6 +111,7 @@ fn reading(point: &Point<Address>, index: usize, value: &DataValue) -> Reading {
         value: number,
         quality,
         text,
+        historical: false,
     }
 }
 
