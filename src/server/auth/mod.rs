@@ -6,6 +6,7 @@
 //! User management goes through [`Auth`] methods that take the caller and
 //! check it themselves, so no interface can forget the check.
 
+pub mod clock;
 mod roles;
 mod store;
 pub mod throttle;
@@ -14,12 +15,13 @@ mod tokens;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use clock::{Clock, SystemClock};
 pub use roles::{Permission, Principal, Role};
 use store::User;
 pub use store::{BOOTSTRAP_ADMIN, USERS_FILE, hash_password};
@@ -72,6 +74,7 @@ pub struct Auth {
     users: Mutex<BTreeMap<String, User>>,
     tokens: Tokens,
     throttle: LoginThrottle,
+    clock: Arc<dyn Clock>,
 }
 
 /// What a login for a user that does not exist is checked against, so that
@@ -147,6 +150,16 @@ impl Auth {
         admin_password: Option<&str>,
         token_ttl: Duration,
     ) -> Result<(Self, AdminBootstrap), AuthError> {
+        Self::open_with_clock(data_dir, admin_password, token_ttl, Arc::new(SystemClock))
+    }
+
+    /// [`Auth::open`] with token expiry and throttling read from `clock`.
+    pub fn open_with_clock(
+        data_dir: &Path,
+        admin_password: Option<&str>,
+        token_ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, AdminBootstrap), AuthError> {
         let path = data_dir.join(USERS_FILE);
         let (users, bootstrap) = match store::load(&path)? {
             Some(users) => (users, AdminBootstrap::Existing),
@@ -176,8 +189,9 @@ impl Auth {
             path,
             changing: Mutex::new(()),
             users: Mutex::new(users),
-            tokens: Tokens::new(token_ttl),
+            tokens: Tokens::new(token_ttl, clock.clone()),
             throttle: LoginThrottle::default(),
+            clock,
         };
         Ok((auth, bootstrap))
     }
@@ -223,7 +237,7 @@ impl Auth {
         let user_key = format!("user:{user}");
         let mut keys = vec![user_key.clone()];
         keys.extend(source.map(|ip| format!("source:{ip}")));
-        let now = Instant::now();
+        let now = self.clock.now();
         if let Err(wait) = self.throttle.check(&keys, now) {
             return Err(AuthError::Throttled {
                 seconds: wait.as_secs().max(1),

@@ -1,5 +1,6 @@
 //! Logins, tokens, user management and its persistence, through [`Auth`].
 
+use super::clock::ManualClock;
 use super::*;
 
 const TTL: Duration = Duration::from_secs(60);
@@ -65,12 +66,20 @@ fn login_and_tokens() {
 #[test]
 fn tokens_expire_after_the_configured_lifetime() {
     let dir = tempfile::tempdir().unwrap();
-    let (auth, _) = Auth::open(dir.path(), Some("s3cret"), Duration::from_millis(300)).unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let (auth, _) = Auth::open_with_clock(
+        dir.path(),
+        Some("s3cret"),
+        Duration::from_secs(300),
+        clock.clone(),
+    )
+    .unwrap();
     let (token, _) = auth
         .login_basic(Some(&basic("admin", "s3cret")), None)
         .unwrap();
+    clock.advance(Duration::from_secs(299));
     assert!(auth.check_bearer(Some(&bearer(&token))).is_ok());
-    std::thread::sleep(Duration::from_millis(400));
+    clock.advance(Duration::from_secs(1));
     assert!(matches!(
         auth.check_bearer(Some(&bearer(&token))),
         Err(AuthError::BadToken)

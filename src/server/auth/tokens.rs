@@ -5,14 +5,17 @@
 //! removing a user ends its tokens at once and nothing stale is trusted.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use rand::RngCore;
 
+use super::clock::Clock;
+
 pub struct Tokens {
     ttl: Duration,
+    clock: Arc<dyn Clock>,
     /// token -> (user, expiry)
     live: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -25,9 +28,10 @@ pub fn random_token(bytes: usize) -> String {
 }
 
 impl Tokens {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             ttl,
+            clock,
             live: Mutex::new(HashMap::new()),
         }
     }
@@ -35,7 +39,7 @@ impl Tokens {
     /// A new token for `user`; expired ones are dropped on the way.
     pub fn issue(&self, user: &str) -> String {
         let token = random_token(32);
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut live = self.live.lock().expect("token lock");
         live.retain(|_, (_, expires)| *expires > now);
         live.insert(token.clone(), (user.to_string(), now + self.ttl));
@@ -46,7 +50,7 @@ impl Tokens {
     pub fn user_of(&self, token: &str) -> Option<String> {
         let live = self.live.lock().expect("token lock");
         match live.get(token) {
-            Some((user, expires)) if *expires > Instant::now() => Some(user.clone()),
+            Some((user, expires)) if *expires > self.clock.now() => Some(user.clone()),
             _ => None,
         }
     }
@@ -60,18 +64,22 @@ impl Tokens {
 
 #[cfg(test)]
 mod tests {
+    use super::super::clock::ManualClock;
     use super::*;
 
     #[test]
     fn tokens_expire_and_can_be_revoked() {
-        let tokens = Tokens::new(Duration::from_millis(200));
+        let clock = Arc::new(ManualClock::default());
+        let tokens = Tokens::new(Duration::from_secs(200), clock.clone());
         let a = tokens.issue("a");
         let b = tokens.issue("b");
         assert_eq!(tokens.user_of(&a).as_deref(), Some("a"));
         tokens.revoke_user("a");
         assert_eq!(tokens.user_of(&a), None);
         assert_eq!(tokens.user_of(&b).as_deref(), Some("b"));
-        std::thread::sleep(Duration::from_millis(250));
+        clock.advance(Duration::from_secs(199));
+        assert_eq!(tokens.user_of(&b).as_deref(), Some("b"));
+        clock.advance(Duration::from_secs(1));
         assert_eq!(tokens.user_of(&b), None);
         assert_eq!(tokens.user_of("made-up"), None);
     }
