@@ -4,8 +4,9 @@ added latency.
 Edge nodes (subprocesses of this script, `--node`, paho-mqtt with the
 Tahu classes of PyPI's pysparkplug) each publish one NBIRTH and one DBIRTH
 of METRICS metrics with ISA-95 style names, then DDATA by alias, BATCH
-metrics a message, every metric with its own timestamp, at QoS 0 as fast as
-they go. mosquitto (started here on a free loopback port) forwards them to
+metrics a message, every metric with its own timestamp, at QoS 0, at
+`--rate` metrics/s each or as fast as they go; they answer rebirth
+requests with their births. mosquitto (started here on a free loopback port) forwards them to
 `lotline serve --collectors`, whose collector names the tags from a
 template (`site1.{group}.{node}.{device}.{metric}`, 40-45 characters).
 The script reports over a steady window:
@@ -19,7 +20,7 @@ The script reports over a steady window:
 - the CPU of lotline, mosquitto and the edge nodes (1.0 = one core busy).
 
 usage: python benches/sparkplug_collector.py --lotline target/release/lotline
-       [--nodes 1] [--metrics 1000] [--batch 100] [--seconds 60]
+       [--nodes 1] [--metrics 1000] [--batch 100] [--rate 0] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -46,25 +47,36 @@ def metric_name(i: int) -> str:
     return f"area2/line{i % 20:02d}/cell{i % 7}/TT{i:05d}/PV"
 
 
-def node(port: int, index: int, metrics: int, batch: int, stats: Path) -> None:
-    """One edge node: births, then DDATA as fast as paho publishes."""
+def node(port: int, index: int, metrics: int, batch: int, rate: float, stats: Path) -> None:
+    """One edge node: births (again on a rebirth request), then DDATA at
+    `rate` metrics/s (0: as fast as paho publishes)."""
+    import threading
+
     import paho.mqtt.client as mqtt
     from pysparkplug import _protobuf as pb
 
     client = mqtt.Client(client_id=f"bench-edge{index}", protocol=mqtt.MQTTv311)
     client.max_queued_messages_set(10_000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
     name = f"edge{index}"
-    now = int(time.time() * 1000)
-    birth = pb.Payload(timestamp=now, seq=0)
-    birth.metrics.add(name="bdSeq", datatype=INT64, long_value=0, timestamp=now)
-    birth.metrics.add(name="Node Control/Rebirth", datatype=BOOLEAN, boolean_value=False, timestamp=now)
-    client.publish(f"spBv1.0/{GROUP}/NBIRTH/{name}", birth.SerializeToString(), qos=0).wait_for_publish()
-    dbirth = pb.Payload(timestamp=now, seq=1)
-    for i in range(metrics):
-        dbirth.metrics.add(name=metric_name(i), alias=i + 1, datatype=DOUBLE, double_value=0.0, timestamp=now)
-    client.publish(f"spBv1.0/{GROUP}/DBIRTH/{name}/press", dbirth.SerializeToString(), qos=0).wait_for_publish()
+    rebirth = threading.Event()
+    client.on_message = lambda *args: rebirth.set()
+    client.connect("127.0.0.1", port)
+    client.subscribe(f"spBv1.0/{GROUP}/NCMD/{name}")
+    client.loop_start()
+
+    def births() -> int:
+        """Publishes NBIRTH and DBIRTH; the seq that follows."""
+        now = int(time.time() * 1000)
+        birth = pb.Payload(timestamp=now, seq=0)
+        birth.metrics.add(name="bdSeq", datatype=INT64, long_value=0, timestamp=now)
+        birth.metrics.add(name="Node Control/Rebirth", datatype=BOOLEAN, boolean_value=False, timestamp=now)
+        client.publish(f"spBv1.0/{GROUP}/NBIRTH/{name}", birth.SerializeToString(), qos=0).wait_for_publish()
+        dbirth = pb.Payload(timestamp=now, seq=1)
+        for i in range(metrics):
+            dbirth.metrics.add(name=metric_name(i), alias=i + 1, datatype=DOUBLE, double_value=0.0, timestamp=now)
+        client.publish(f"spBv1.0/{GROUP}/DBIRTH/{name}/press", dbirth.SerializeToString(), qos=0).wait_for_publish()
+        return 2
+
     topic = f"spBv1.0/{GROUP}/DDATA/{name}/press"
     # One payload per slice of the metrics, its timestamps and values set anew
     # for each message (upb's setters are C; the loop stays light).
@@ -74,10 +86,19 @@ def node(port: int, index: int, metrics: int, batch: int, stats: Path) -> None:
         for i in range(start, min(start + batch, metrics)):
             payload.metrics.add(alias=i + 1, double_value=0.0, timestamp=0)
         slices.append(payload)
-    seq, published, last_report, sweep = 2, 0, time.monotonic(), 0
+    seq, published, last_report, sweep, rebirths = births(), 0, time.monotonic(), 0, 0
+    began = time.monotonic()
     while True:
         sweep += 1
         for payload in slices:
+            if rebirth.is_set():
+                rebirth.clear()
+                rebirths += 1
+                seq = births()
+            if rate:
+                ahead = published / rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
             ts = int(time.time() * 1000)
             payload.timestamp, payload.seq = ts, seq
             for m in payload.metrics:
@@ -89,7 +110,7 @@ def node(port: int, index: int, metrics: int, batch: int, stats: Path) -> None:
             seq = (seq + 1) % 256
             published += len(payload.metrics)
         if time.monotonic() - last_report >= 1:
-            stats.write_text(json.dumps({"metrics": published, "at": time.time()}))
+            stats.write_text(json.dumps({"metrics": published, "at": time.time(), "rebirths": rebirths}))
             last_report = time.monotonic()
 
 
@@ -100,12 +121,13 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=0, help="metrics/s per edge node; 0: as fast as it goes")
     parser.add_argument("--node", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--stats", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.node is not None:
-        node(args.port, args.node, args.metrics, args.batch, args.stats)
+        node(args.port, args.node, args.metrics, args.batch, args.rate, args.stats)
         return
 
     work = Path(tempfile.mkdtemp(prefix="lotline-sparkplug-bench-"))
@@ -133,7 +155,7 @@ def main() -> None:
         for i in range(args.nodes):
             nodes.append(subprocess.Popen(
                 [sys.executable, __file__, "--node", str(i), "--port", str(port), "--metrics", str(args.metrics),
-                 "--batch", str(args.batch), "--stats", str(stats[i])],
+                 "--batch", str(args.batch), "--rate", str(args.rate), "--stats", str(stats[i])],
                 stdout=open(work / f"node{i}.log", "wb"), stderr=subprocess.STDOUT))
         total = args.nodes * args.metrics
         like = f"tag LIKE 'site1.{GROUP}.%'"
@@ -164,7 +186,9 @@ def main() -> None:
             "metrics_per_node": args.metrics,
             "metrics_per_message": args.batch,
             "window_s": round(window, 1),
+            "rate_asked_per_node": args.rate or "as fast as it goes",
             "published_metrics_per_s": round((end_pub[0] - start_pub[0]) / (end_pub[1] - start_pub[1])),
+            "rebirths_answered": sum(json.loads(s.read_text()).get("rebirths", 0) for s in stats),
             "lotline_samples_per_s": round((end_rows - start_rows) / window),
             "cpu_cores": {k: round((end_cpu[k] - start_cpu[k]) / window, 2) for k in end_cpu},
             "latency_ts_to_queryable": latency(latencies),

@@ -201,7 +201,7 @@ class Server:
             return ""
 
     def start(self):
-        self.data_dir.mkdir(parents=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, LOTLINE_ADMIN_PASSWORD=self.password)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -249,6 +249,12 @@ class Server:
         finally:
             client.close()
         return json.loads(results[0].body.to_pybytes()) if results else {}
+
+    def kill(self):
+        """SIGKILL, as a power cut for the process."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=60)
 
     def stop(self) -> Optional[int]:
         if self.proc is None:

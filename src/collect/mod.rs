@@ -11,6 +11,7 @@
 //! Quality is an OPC UA StatusCode, whatever the protocol: Good is 0, a
 //! lost connection BadNoCommunication at the time it was seen.
 
+pub mod batched;
 pub mod forward;
 pub mod mapping;
 pub mod modbus;
@@ -154,12 +155,21 @@ impl Session {
 
     /// Writes `readings` of `points` as samples and counts them.
     pub async fn write<A>(&self, points: &[Point<A>], readings: Vec<Reading>) {
+        self.write_tagged(|i| &points[i].tag, readings).await;
+    }
+
+    /// Writes `readings` as samples of the tags `tag_of` their points.
+    async fn write_tagged<'t>(
+        &self,
+        tag_of: impl Fn(usize) -> &'t mapping::TagMeta,
+        readings: Vec<Reading>,
+    ) {
         if readings.is_empty() {
             return;
         }
         let mut rows = SampleRows::with_capacity(readings.len());
         for r in &readings {
-            let tag = &points[r.point].tag;
+            let tag = tag_of(r.point);
             rows.push(SampleRow {
                 tag: &tag.name,
                 ts_ns: r.ts,

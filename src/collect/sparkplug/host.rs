@@ -22,6 +22,7 @@ use super::nodes::{MetricKey, Nodes, Outcome};
 use super::payload::{Payload, datatype, payload::Metric, payload::metric::Value};
 use super::topic::{self, Topic};
 use super::{Address, Endpoint, Settings};
+use crate::collect::batched::Batched;
 use crate::collect::mapping::Point;
 use crate::collect::template::PointSet;
 use crate::collect::{BAD_NO_COMMUNICATION, Reading, Session as Collector};
@@ -84,6 +85,7 @@ pub(crate) async fn run(
             will: (state_topic.clone(), state(false, online_since)),
         },
     );
+    let mut writer = collector.batched();
     let mut nodes = Nodes::default();
     let mut rebirths: HashMap<(String, String), Instant> = HashMap::new();
     let mut backoff = Duration::from_millis(500);
@@ -147,7 +149,15 @@ pub(crate) async fn run(
                         }
                     }
                 }
-                store(&parsed, outcome, &mut points, &settings, &collector).await;
+                store(
+                    &parsed,
+                    outcome,
+                    &mut points,
+                    &settings,
+                    &collector,
+                    &mut writer,
+                )
+                .await;
             }
             Ok(Incoming::Other) => {}
             Err(e) => {
@@ -161,7 +171,7 @@ pub(crate) async fn run(
                             Some(Reading::bad(i, now, BAD_NO_COMMUNICATION))
                         })
                         .collect();
-                    collector.write(&points.list, lost).await;
+                    writer.write(&points.list, lost).await;
                 }
                 collector
                     .disconnected(&format!("broker {host}:{port}: {e}"))
@@ -184,6 +194,7 @@ async fn store(
     points: &mut Points,
     settings: &Settings,
     collector: &Collector,
+    writer: &mut Batched,
 ) {
     let mut new_tags = Vec::new();
     for born in &outcome.born {
@@ -227,7 +238,7 @@ async fn store(
     for skipped in &outcome.skipped {
         collector.error(&format!("{}/{}: {skipped}", topic.group, topic.node));
     }
-    collector.write(&points.list, readings).await;
+    writer.write(&points.list, readings).await;
 }
 
 /// TLS to the broker, verified against `ca` (PEM) or the system's roots,

@@ -52,7 +52,9 @@ pub enum Connection {
     V5(v5::AsyncClient, Box<v5::EventLoop>),
 }
 
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// Long enough that a collector held back by a full write queue (the
+/// sink behind) for a few seconds keeps its session.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
 const MAX_PACKET: usize = 64 << 20;
 const QUEUE: usize = 10_000;
 
