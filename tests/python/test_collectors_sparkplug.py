@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from lotline_testlib import eventually, free_port, self_signed_cert
+from lotline_testlib import eventually, free_port, http_request, self_signed_cert
 from sparkplug_peer import (
     BOOLEAN, DATETIME, DOUBLE, FLOAT, INT32, STRING, UINT16,
     Broker, Device, EdgeNode, Listener, Metric, payload_module,
@@ -207,6 +207,13 @@ def test_sparkplug_births_data_qualities_rebirths_and_deaths(server_factory, bro
         edge2.raw_data(unknown)
         eventually(lambda: edge2.rebirth_requests == 1, what="the rebirth request after an unknown alias")
         eventually(lambda: status(server)["resync_requests"] == 2, what="the second counted rebirth request")
+        metrics = http_request(f"{server.http_url}/metrics").body.decode()
+        for what, value in [("connected", 1), ("historical_samples", 1), ("resync_requests", 2), ("errors", 0)]:
+            line = f'lotline_collector{{collector="uns",kind="sparkplug",what="{what}"}} {value}'
+            assert line in metrics, (line, [m for m in metrics.splitlines() if "collector" in m])
+        actions = [r["action"] for r in server.query(
+            "SELECT action FROM audit_log WHERE actor = 'collector:uns' AND action LIKE 'collector.%'").to_pylist()]
+        assert actions == ["collector.connect"], actions
 
         # DDEATH: the device's metrics lose communication; the node's do not.
         # (Its time, now, must come after the samples sent ahead of the clock.)
