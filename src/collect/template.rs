@@ -100,6 +100,18 @@ impl<A: Clone + Eq + Hash> PointSet<A> {
         self.index.insert(address.clone(), self.list.len() - 1);
         Some((self.list.len() - 1, true))
     }
+
+    /// Takes the unit the source declared for point `i` unless the mapping
+    /// gave one; the tag to upsert into `tags` when the point was `made`
+    /// just now or its unit changed, else `None`.
+    pub fn learn_unit(&mut self, i: usize, made: bool, unit: Option<&String>) -> Option<TagMeta> {
+        let tag = &mut self.list[i].tag;
+        let learned = tag.unit.is_none() && unit.is_some();
+        if learned {
+            tag.unit = unit.cloned();
+        }
+        (made || learned).then(|| tag.clone())
+    }
 }
 
 #[cfg(test)]

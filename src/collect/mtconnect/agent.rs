@@ -15,7 +15,7 @@
 //!   when the loss is seen, reconnect with backoff; back, reading goes on
 //!   from the next sequence, so what the agent kept meanwhile is read too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -120,6 +120,7 @@ impl Agent {
                 *names.entry(name).or_default() += 1;
             }
         }
+        let ids: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
         let template = self.settings.tag_template.clone();
         let mut resolved = HashMap::new();
         let mut learned = Vec::new();
@@ -127,7 +128,7 @@ impl Agent {
             let by_name = item
                 .name
                 .as_ref()
-                .filter(|n| names[n.as_str()] == 1 && !items.iter().any(|i| &i.id == *n))
+                .filter(|n| names[n.as_str()] == 1 && !ids.contains(n.as_str()))
                 .and_then(|n| self.points.get(&Address(n.clone())));
             let found = match self.points.get(&Address(item.id.clone())).or(by_name) {
                 Some(i) => Some((i, false)),
@@ -137,13 +138,9 @@ impl Agent {
             };
             let Some((i, made)) = found else { continue };
             resolved.insert(item.id.clone(), i);
-            let tag = &mut self.points.list[i].tag;
-            if made || (tag.unit.is_none() && item.units.is_some()) {
-                tag.unit = tag.unit.clone().or(item.units.clone());
-                learned.push(tag.clone());
-            }
+            learned.extend(self.points.learn_unit(i, made, item.units.as_ref()));
         }
-        let used: std::collections::HashSet<usize> = resolved.values().copied().collect();
+        let used: HashSet<usize> = resolved.values().copied().collect();
         for (i, point) in self.points.list.iter().enumerate() {
             if !used.contains(&i) {
                 self.collector.error(&format!(

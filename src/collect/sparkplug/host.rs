@@ -200,11 +200,7 @@ async fn store(
     for born in &outcome.born {
         let key = (born.device.clone(), born.name.clone());
         if let Some((i, made)) = find(points, &address(topic.group, topic.node, &key), settings) {
-            let tag = &mut points.list[i].tag;
-            if made || (born.unit.is_some() && tag.unit.is_none()) {
-                tag.unit = tag.unit.clone().or(born.unit.clone());
-                new_tags.push(tag.clone());
-            }
+            new_tags.extend(points.learn_unit(i, made, born.unit.as_ref()));
         }
     }
     if !new_tags.is_empty() {

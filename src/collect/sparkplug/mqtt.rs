@@ -157,14 +157,13 @@ impl Connection {
 
     pub fn subscribe(&self, filter: String) -> Result<(), String> {
         match self {
-            Self::V311(client, _) => client.try_subscribe(filter, QoS::AtLeastOnce),
-            Self::V5(client, _) => {
-                return client
-                    .try_subscribe(filter, V5QoS::AtLeastOnce)
-                    .map_err(|e| e.to_string());
-            }
+            Self::V311(client, _) => client
+                .try_subscribe(filter, QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+            Self::V5(client, _) => client
+                .try_subscribe(filter, V5QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
         }
-        .map_err(|e| e.to_string())
     }
 
     pub fn publish(
@@ -175,13 +174,12 @@ impl Connection {
         payload: Vec<u8>,
     ) -> Result<(), String> {
         match self {
-            Self::V311(client, _) => client.try_publish(topic, qos, retain, payload),
-            Self::V5(client, _) => {
-                return client
-                    .try_publish(topic, v5_qos(qos), retain, payload)
-                    .map_err(|e| e.to_string());
-            }
+            Self::V311(client, _) => client
+                .try_publish(topic, qos, retain, payload)
+                .map_err(|e| e.to_string()),
+            Self::V5(client, _) => client
+                .try_publish(topic, v5_qos(qos), retain, payload)
+                .map_err(|e| e.to_string()),
         }
-        .map_err(|e| e.to_string())
     }
 }
