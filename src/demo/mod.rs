@@ -56,8 +56,9 @@ pub async fn load_demo(engine: &Arc<Engine>) -> Result<(), IngestError> {
 }
 
 /// What to do next, printed once the demo server listens.
-/// `endpoint` is `grpc://host:port`, or `grpc+tls://host:port` with TLS.
-pub fn print_welcome(endpoint: &str, without_auth: bool) {
+/// `endpoint` is `grpc://host:port`, or `grpc+tls://host:port` with TLS;
+/// `console` the web console's URL.
+pub fn print_welcome(endpoint: &str, console: &str, without_auth: bool) {
     let auth = if without_auth {
         " --no-auth"
     } else {
@@ -66,6 +67,9 @@ pub fn print_welcome(endpoint: &str, without_auth: bool) {
     println!(
         r#"
 The demo plant is loaded: 3 lines, 300 tags, one hour of 1 s samples.
+
+Open the web console (trends, lot genealogy, audit trail) in a browser:
+  {console}   (user admin)
 
 Connect:
   lotline sql --endpoint {endpoint}{auth}

@@ -32,9 +32,7 @@ use arrow_flight::{
     Action, ActionType, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
     HandshakeResponse, PutResult, Ticket,
 };
-use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
-use datafusion::execution::context::SQLOptions;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
@@ -130,56 +128,24 @@ impl LotlineFlightSql {
         super::actions::require(&self.metrics, "flight_sql", principal, permission)
     }
 
-    /// Plans `sql` in a fresh session for `principal`. DDL and session
-    /// statements are refused: tables are defined by lotline, not by clients.
-    /// DML needs a role that may write; checked here, where every statement
-    /// (query, update, prepared) is planned. `who` writes what the statement
-    /// writes, with its `SET lotline.reason` prefix if any ([`reason::writer`]).
+    /// Where this service's statements are planned.
+    pub(super) fn planner(&self) -> super::statement::Planner {
+        super::statement::Planner {
+            engine: self.engine.clone(),
+            options: self.query_options.clone(),
+            metrics: self.metrics.clone(),
+            interface: "flight_sql",
+        }
+    }
+
+    /// Plans `sql` for `principal` ([`super::statement::Planner::plan`]).
     pub(super) async fn plan(
         &self,
         sql: &str,
         principal: &Principal,
         who: WriteContext,
     ) -> Result<DataFrame, Status> {
-        self.plan_with_arguments(sql, principal, who, None).await
-    }
-
-    /// [`Self::plan`], with table functions taking the placeholders in their
-    /// arguments from `arguments` ([`query::parameterized`]).
-    pub(super) async fn plan_with_arguments(
-        &self,
-        sql: &str,
-        principal: &Principal,
-        who: WriteContext,
-        arguments: Option<ParamValues>,
-    ) -> Result<DataFrame, Status> {
-        let (who, sql) = reason::writer(sql, who)?;
-        let ctx = query::session_with(&self.engine, &self.query_options);
-        query::sink::set_write_context(&ctx, who);
-        if let Some(values) = arguments {
-            query::parameterized::bind_arguments(&ctx, values);
-        }
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_statements(false);
-        let frame = ctx
-            .sql_with_options(sql, options)
-            .await
-            .map_err(df_status)
-            // Metrics hook: statements that fail to plan, counted once here.
-            .inspect_err(|status| self.metrics.query_failed(status))?;
-        let writes = super::execute::Writes::of(frame.logical_plan());
-        if writes.copies {
-            self.metrics.rejected("flight_sql", "permission_denied");
-            return Err(Status::permission_denied(
-                "COPY ... TO writes files on the server's disk, which lotline allows no one; \
-                 fetch the query's result with the client instead",
-            ));
-        }
-        for table in &writes.tables {
-            self.require(principal, Permission::Write { table })?;
-        }
-        Ok(frame)
+        self.planner().plan(sql, principal, who, None).await
     }
 }
 

@@ -7,7 +7,9 @@
 //! - `GET /metrics`: Prometheus text ([`super::metrics`]); no authentication;
 //! - the InfluxDB-compatible endpoints of [`super::influx`]: `/ping`, `/ready`
 //!   and the line-protocol writes `/write` (v1), `/api/v2/write` and
-//!   `/api/v3/write_lp`.
+//!   `/api/v3/write_lp`;
+//! - the web console at `/` and its JSON API under `/api/v1/`
+//!   ([`super::console`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +36,7 @@ pub struct HttpState {
     pub auth: Option<Arc<Auth>>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
+    pub console: super::console::Console,
 }
 
 impl HttpState {
@@ -58,6 +61,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route(influx::V1_WRITE, post(influx::write))
         .route(influx::V2_WRITE, post(influx::write))
         .route(influx::V3_WRITE, post(influx::write))
+        .merge(super::console::routes(state.clone()))
         .with_state(state)
 }
 
@@ -82,6 +86,18 @@ where
 }
 
 async fn health(State(state): State<Arc<HttpState>>) -> Response {
+    let (failing, body) = health_summary(&state);
+    // 503 as InfluxDB answers when unhealthy: load balancers take writers elsewhere.
+    let code = if failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+/// Whether the server is failing, and `/health`'s JSON body.
+pub fn health_summary(state: &HttpState) -> (bool, serde_json::Value) {
     let usage = state.engine.buffer_usage();
     let manifest = state.engine.manifest();
     let segments = manifest.tables.values().flatten();
@@ -123,13 +139,7 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
         "segment_bytes": segments.map(|s| s.bytes).sum::<u64>(),
         "authentication": state.auth.is_some(),
     });
-    // 503 as InfluxDB answers when unhealthy: load balancers take writers elsewhere.
-    let code = if status == "fail" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (code, axum::Json(body)).into_response()
+    (status == "fail", body)
 }
 
 async fn render_metrics(State(state): State<Arc<HttpState>>) -> Response {

@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::warn;
 
-use super::auth::{self, Permission, Principal};
+use super::auth::{Permission, Principal};
 use super::http::HttpState;
 use super::metrics::Metrics;
 use crate::connect::line_protocol::{self, Precision};
@@ -297,55 +297,18 @@ async fn write_request(
     })
 }
 
-/// Checks the request's credentials: `Authorization: Token|Bearer <bearer
-/// token | user:password>`, `Basic <base64 user:password>`, or InfluxDB 1's
-/// `u`/`p` parameters (`query_user`).
 async fn authenticate(
     state: &HttpState,
     headers: &HeaderMap,
     query_user: Option<(String, String)>,
     peer: IpAddr,
 ) -> Result<Principal, WriteError> {
-    let Some(auth) = state.auth.as_ref() else {
-        return Ok(Principal::anonymous());
-    };
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = header
-        .and_then(|h| {
-            h.strip_prefix("Token ")
-                .or_else(|| h.strip_prefix("Bearer "))
+    super::http_auth::principal(state, headers, query_user, peer)
+        .await
+        .map_err(|e| {
+            warn!("refused line protocol write: {e}");
+            WriteError::Unauthorized(e)
         })
-        .map(str::trim);
-    let user_password = match (header, token) {
-        (Some(h), _) if h.starts_with("Basic ") => Some(
-            auth::basic_credentials(Some(h))
-                .map_err(|e| WriteError::Unauthorized(e.to_string()))?,
-        ),
-        (_, Some(t)) => t
-            .split_once(':')
-            .map(|(u, p)| (u.to_string(), p.to_string())),
-        (None, None) => query_user,
-        (Some(_), None) => None,
-    };
-    let outcome = match (user_password, token) {
-        (Some(credentials), _) => {
-            super::audit::check_password(auth, &state.engine, credentials, Some(peer), "http").await
-        }
-        (None, Some(token)) => auth.check_bearer(Some(&format!("Bearer {token}"))),
-        (None, None) => {
-            return Err(WriteError::Unauthorized(
-                "missing or malformed Authorization header; send 'Token <user>:<password>', \
-                 'Token <bearer token>' or 'Basic <base64 user:password>'"
-                    .into(),
-            ));
-        }
-    };
-    outcome.map_err(|e| {
-        warn!("refused line protocol write: {e}");
-        WriteError::Unauthorized(e.to_string())
-    })
 }
 
 /// Reads the whole body, refusing more than `limit` bytes.

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod audit;
 pub mod auth;
 pub mod bound_parameters;
+pub mod console;
 pub mod execute;
 pub mod flight;
 pub mod flight_data;
@@ -15,12 +16,14 @@ pub mod grpc;
 pub mod handle;
 mod handshake;
 pub mod http;
+pub mod http_auth;
 pub mod influx;
 pub mod ipc_guard;
 pub mod metadata;
 pub mod metrics;
 pub mod prepared;
 pub mod reason;
+pub mod statement;
 pub mod tls;
 pub mod unsupported;
 
@@ -129,6 +132,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         auth: auth.clone(),
         metrics: metrics.clone(),
         started: Instant::now(),
+        console: console::Console::new(
+            statement::Planner {
+                engine: engine.clone(),
+                options: query_options.clone(),
+                metrics: metrics.clone(),
+                interface: console::INTERFACE,
+            },
+            tls.is_some(),
+        ),
     });
     // A single Flight or gRPC message may carry up to one whole request.
     let message_limit = config.engine.max_request_bytes.saturating_add(1 << 20);
@@ -149,7 +161,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         engine.data_dir().display()
     );
     println!(
-        "HTTP on {http_scheme}://{http_bound} (/health, /metrics, InfluxDB writes /api/v2/write, /write, /api/v3/write_lp)"
+        "HTTP on {http_scheme}://{http_bound} (web console at {http_scheme}://{http_bound}/, /health, /metrics, InfluxDB writes /api/v2/write, /write, /api/v3/write_lp)"
     );
     // One stop signal for both listeners.
     let (stop, stop_rx) = tokio::sync::watch::channel(());
@@ -176,7 +188,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         None => tokio::spawn(http::serve(http_listener, http_state, http_stop)),
     };
     if config.demo {
-        crate::demo::print_welcome(&format!("{grpc_scheme}://{bound}"), config.without_auth);
+        crate::demo::print_welcome(
+            &format!("{grpc_scheme}://{bound}"),
+            &format!("{http_scheme}://{http_bound}/"),
+            config.without_auth,
+        );
     }
     grpc.add_service(flight)
         .add_service(grpc_ingest)

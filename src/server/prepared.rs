@@ -632,7 +632,8 @@ impl LotlineFlightSql {
             let mut plans = Vec::with_capacity(values.len());
             for row in values {
                 let frame = self
-                    .plan_with_arguments(&sql, principal, who.clone(), Some(row.clone()))
+                    .planner()
+                    .plan(&sql, principal, who.clone(), Some(row.clone()))
                     .await?;
                 plans.push(frame.into_parts().1.with_param_values(row));
             }

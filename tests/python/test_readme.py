@@ -13,6 +13,7 @@ working directory.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -194,6 +195,28 @@ def run_readme_python(demo: Demo):
     assert "oven_temp" in run.stdout, run.stdout
 
 
+def check_console(demo: Demo, output: str):
+    """The web console the demo points to answers, and the saved admin
+    password logs in to it and finds the demo's tags."""
+    url = output.split("Open the web console", 1)[1].splitlines()[1].split()[0]
+    assert url == f"http://127.0.0.1:{demo.http_port}/", url
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200 and b"<title>lotline</title>" in r.read()
+    password = (demo.cwd / "lotline-data" / "admin-password").read_text().strip()
+    login = urllib.request.Request(
+        url + "api/v1/session/login",
+        data=json.dumps({"user": "admin", "password": password}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(login, timeout=30) as r:
+        cookie = r.headers["Set-Cookie"].split(";", 1)[0]
+        assert json.loads(r.read())["role"] == "admin"
+    tags = urllib.request.Request(url + "api/v1/tags?q=line1.oven", headers={"Cookie": cookie})
+    with urllib.request.urlopen(tags, timeout=30) as r:
+        assert len(json.loads(r.read())["tags"]) >= 5
+
+
 @pytest.mark.timeout(1500)
 def test_the_readme_first_run_works_from_a_fresh_directory(lotline_bin, tmp_path):
     home = tmp_path / "home"
@@ -209,6 +232,7 @@ def test_the_readme_first_run_works_from_a_fresh_directory(lotline_bin, tmp_path
 
         # 1. Right after the demo loaded: rows in memory (and maybe some flushed).
         demo.sql_session(queries)
+        check_console(demo, output)
         buffered = demo.count(samples_sql)
         assert buffered > 0
 

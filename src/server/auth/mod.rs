@@ -264,6 +264,16 @@ impl Auth {
         }
     }
 
+    /// How long a bearer token lives.
+    pub fn token_ttl(&self) -> std::time::Duration {
+        self.tokens.ttl()
+    }
+
+    /// Ends a bearer token before its time (the web console's logout).
+    pub fn end_token(&self, token: &str) {
+        self.tokens.revoke(token)
+    }
+
     /// Checks an `Authorization: Bearer ...` header. The role is the user's
     /// current one; a removed user's token fails.
     pub fn check_bearer(&self, header: Option<&str>) -> Result<Principal, AuthError> {

@@ -55,6 +55,15 @@ impl Tokens {
         }
     }
 
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Ends one token (a logout); an unknown one is no error.
+    pub fn revoke(&self, token: &str) {
+        self.live.lock().expect("token lock").remove(token);
+    }
+
     /// Ends every token of `user`.
     pub fn revoke_user(&self, user: &str) {
         let mut live = self.live.lock().expect("token lock");

@@ -1,0 +1,28 @@
+// The SQL page: any statement the user's role allows, as over Flight SQL
+// (a reader's INSERT is refused the same way). Ctrl+Enter runs.
+
+import { api, el, errorBox, formatCell } from './api.js';
+
+export function sqlPage(main, { params }) {
+  const text = el('textarea', { rows: 6, 'aria-label': 'SQL', spellcheck: false },
+    params.get('q') || "SELECT tag, count(*) AS samples, avg(value) AS mean\nFROM samples GROUP BY tag ORDER BY tag LIMIT 20");
+  const reason = el('input', { type: 'text', placeholder: 'Reason (for writes)', 'aria-label': 'Reason' });
+  const run = el('button', { type: 'button' }, 'Run');
+  const out = el('div', { class: 'result', role: 'status' });
+  main.append(el('section', { class: 'page sql' }, text, el('div', { class: 'toolbar' }, reason, run), out));
+  async function execute() {
+    run.disabled = true;
+    out.replaceChildren(el('span', { class: 'muted' }, 'Running…'));
+    try {
+      const r = await api('sql', { method: 'POST', body: { sql: text.value, reason: reason.value || undefined } });
+      out.replaceChildren(el('p', { class: 'muted' }, `${r.rows.length} rows${r.truncated ? ' (cut)' : ''}, ${r.elapsed_ms.toFixed(0)} ms`),
+        el('div', { class: 'table-wrap' }, el('table', {},
+          el('thead', {}, el('tr', {}, r.columns.map((c) => el('th', { scope: 'col' }, c)))),
+          el('tbody', {}, r.rows.map((row) => el('tr', {}, row.map((v) => el('td', {}, formatCell(v)))))))));
+    } catch (e) { out.replaceChildren(errorBox(e)); }
+    run.disabled = false;
+  }
+  run.addEventListener('click', execute);
+  text.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); execute(); } });
+  return {};
+}
