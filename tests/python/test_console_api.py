@@ -9,6 +9,7 @@ the lot trace returns the genealogy written.
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
 from pathlib import Path
@@ -128,6 +129,12 @@ def test_plot_values_for_ten_million_samples_match_sql_per_column(server):
     for row in expected:
         drawn = columns[row["c"]]
         assert min(drawn) == row["lo"] and max(drawn) == row["hi"], (row, drawn)
+    # Compressed for a client that takes gzip (every browser), the same answer.
+    url = f"/api/v1/history?tag={TAG}&from={start // 1_000_000}&to={end // 1_000_000}&width={WIDTH}"
+    zipped = api(server, url, headers={**ADMIN, "Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert len(zipped.body) < len(reply.body) * 0.7
+    assert json.loads(gzip.decompress(zipped.body)) == answer
     bad = {row["c"] for row in expected if row["worst"] >= 0x80000000}
     shaded = {c for first, last, severity in plot["quality"] if severity == 2 for c in range(first, last + 1)}
     assert shaded == bad and bad
@@ -207,3 +214,20 @@ def test_the_lot_trace_returns_the_genealogy_written(server):
     assert api(server, "/api/v1/lots/F1/trace?direction=sideways", headers=ADMIN).status == 400
     missing = api(server, "/api/v1/lots/NO-SUCH-LOT", headers=ADMIN)
     assert missing.status == 404 and "NO-SUCH-LOT" in missing.json()["error"]
+
+
+def test_names_with_quotes_and_backslashes_stay_one_value(server):
+    import urllib.parse
+
+    odd = "site1.odd'tag\\name.PV"
+    server.client.ingest(pa.table({
+        "tag": [odd], "ts": pa.array([T0], TS_TYPE), "value": [7.0], "quality": pa.array([0], pa.uint32()),
+    }))
+    server.client.ingest(pa.table({"tag": [odd], "unit": ["bar"]}), table="tags")
+    found = api(server, "/api/v1/tags?q=" + urllib.parse.quote("odd'tag\\"), headers=ADMIN).json()["tags"]
+    assert [t["tag"] for t in found] == [odd]
+    plot = api(server, f"/api/v1/history?tag={urllib.parse.quote(odd)}&from={T0 // 10**6}&to={T0 // 10**6 + 1}",
+               headers=ADMIN).json()["plot"]
+    assert plot["v"] == [7.0] and plot["samples"] == 1
+    # A quote that would end the literal early finds nothing instead of everything.
+    assert api(server, "/api/v1/tags?q=" + urllib.parse.quote("' OR true --"), headers=ADMIN).json()["tags"] == []

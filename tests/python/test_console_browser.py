@@ -208,6 +208,44 @@ def test_live_mode_appends_new_samples_every_second(browser, server, shots):
     close(page)
 
 
+def test_bad_samples_are_shaded(browser, server, shots):
+    tag = "site1.area1.line1.unit1.PT00002.PV"
+    start = 1_790_000_000 * 10**9
+    quality = [0x80000000 if 40 <= i < 60 else 0 for i in range(100)]
+    server.client.ingest(pa.table({
+        "tag": [tag] * 100, "ts": pa.array([start + i * 10**9 for i in range(100)], TS_TYPE),
+        "value": [float(i % 10) for i in range(100)], "quality": pa.array(quality, pa.uint32()),
+    }))
+    start_ms = start // 10**6
+    page = open_page(browser, server, hash_=f"#/trend?tags={tag}&from={start_ms}&to={start_ms + 100_000}")
+    wait_js(page, "window.lotline.trend.series.length === 1")
+    runs = page.evaluate("window.lotline.trend.series[0].quality")
+    assert len(runs) == 1 and runs[0][2] == 2, runs
+    assert abs(runs[0][0] - (start_ms + 40_000)) < 200 and abs(runs[0][1] - (start_ms + 60_000)) < 200, runs
+    # Inside the Bad run, just under the plot's top edge, the canvas is tinted red; outside it is not.
+    tint = page.evaluate(
+        """([t]) => {
+            const c = window.lotline.trend.chart, dpr = window.devicePixelRatio || 1;
+            const [x] = c.toPixel(0, t, 0);
+            const p = c.canvas.getContext('2d').getImageData(Math.round(x * dpr), Math.round(14 * dpr), 1, 1).data;
+            return [p[0], p[1], p[2], p[3]];
+        }""",
+        [start_ms + 52_500],
+    )
+    clear = page.evaluate(
+        """([t]) => {
+            const c = window.lotline.trend.chart, dpr = window.devicePixelRatio || 1;
+            const [x] = c.toPixel(0, t, 0);
+            return [...c.canvas.getContext('2d').getImageData(Math.round(x * dpr), Math.round(14 * dpr), 1, 1).data];
+        }""",
+        [start_ms + 20_500],
+    )
+    assert tint[3] > 0 and tint[0] > tint[1] + 10 and tint[0] > tint[2] + 10, tint
+    assert clear[3] == 0 or abs(clear[0] - clear[1]) < 10, clear
+    page.screenshot(path=shots / "trend-quality.png")
+    close(page)
+
+
 def test_a_reader_cannot_write_through_the_sql_page(browser, server, shots):
     page = open_page(browser, server, READER, READER_PW, "#/sql")
     assert page.evaluate("window.lotline.session.role") == "reader"
@@ -289,6 +327,13 @@ def test_the_server_page_shows_the_metrics_figures(browser, server, shots):
                        page.eval_on_selector_all(".figures dd", "e => e.map(x => x.textContent)")))
     assert int(figures["Rows ingested"].replace(",", "")) > 0
     page.screenshot(path=shots / "status.png", full_page=True)
+    # Dark and light: the switch changes the page's colours, and is remembered.
+    light = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    page.click("#theme")
+    dark = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert dark != light
+    assert page.evaluate("localStorage.getItem('lotline-theme')") in ("dark", "light")
+    page.screenshot(path=shots / "status-other-theme.png", full_page=True)
     # Readable on a phone too: nothing wider than the screen but the tables and charts scroll inside.
     page.set_viewport_size({"width": 390, "height": 800})
     page.goto(server.http_url + "/#/trend")

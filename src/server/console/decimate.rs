@@ -116,17 +116,28 @@ impl Decimator {
             v: Vec::new(),
             quality: Vec::new(),
         };
+        // The run of the last column with samples, if that was not Good: a
+        // quality holds until the next sample, so the run covers the empty
+        // columns up to it (on a wide chart of sparse samples too).
+        let mut open: Option<usize> = None;
         for (index, column) in self.columns.iter().enumerate() {
             let Some(column) = column else { continue };
             let index = index as u32;
-            if column.worst > 0 {
-                match out.quality.last_mut() {
-                    Some(run) if run[1] + 1 == index && run[2] == u32::from(column.worst) => {
-                        run[1] = index
-                    }
-                    _ => out.quality.push([index, index, u32::from(column.worst)]),
-                }
+            let severity = u32::from(column.worst);
+            if let Some(run) = open {
+                out.quality[run][1] = index - 1;
             }
+            open = match open {
+                _ if severity == 0 => None,
+                Some(run) if out.quality[run][2] == severity => {
+                    out.quality[run][1] = index;
+                    Some(run)
+                }
+                _ => {
+                    out.quality.push([index, index, severity]);
+                    Some(out.quality.len() - 1)
+                }
+            };
             if column.values == 0 {
                 continue;
             }
@@ -191,6 +202,20 @@ mod tests {
         assert_eq!(p.samples, 5);
         assert_eq!(p.quality, vec![[1, 2, 2], [3, 4, 1]]);
         assert_eq!(p.c, vec![0, 3, 4]);
+    }
+
+    #[test]
+    fn a_bad_run_reaches_the_next_sample_across_empty_columns() {
+        let mut d = Decimator::new(0, 100, 10, 4000);
+        for (ts, quality) in [(0, 0), (30, 0x8000_0000), (60, 0x8000_0000), (90, 0)] {
+            d.add(ts, Some(1.0), quality);
+        }
+        assert_eq!(d.finish().quality, vec![[3, 8, 2]]);
+        let mut d = Decimator::new(0, 100, 10, 4000);
+        for (ts, quality) in [(30, 0x8000_0000), (60, 0x4000_0000)] {
+            d.add(ts, Some(1.0), quality);
+        }
+        assert_eq!(d.finish().quality, vec![[3, 5, 2], [6, 6, 1]]);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod api;
 mod assets;
 mod decimate;
+mod gzip;
 mod history;
 mod json;
 mod lots;
@@ -179,7 +180,8 @@ pub fn routes(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
             "/api/v1/session",
             get(session::current).delete(session::logout),
         )
-        .route_layer(axum::middleware::from_fn_with_state(state, session::guard));
+        .route_layer(axum::middleware::from_fn_with_state(state, session::guard))
+        .layer(axum::middleware::from_fn(gzip::compress));
     Router::new()
         .route("/api/v1/session/login", axum::routing::post(session::login))
         .merge(guarded)
