@@ -37,8 +37,9 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
-use super::actions::{self, auth_status};
+use super::actions;
 use super::auth::{Auth, Permission, Principal};
+use super::authenticate::caller;
 use super::bound_parameters::BoundParameters;
 pub use super::execute::df_status;
 use super::metrics::Metrics;
@@ -73,7 +74,7 @@ impl LotlineFlightSql {
         command: impl ProstMessageExt,
         schema: Arc<Schema>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Ok(Response::new(info_for(
             command,
             &schema,
@@ -86,7 +87,7 @@ impl LotlineFlightSql {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         let schema = metadata::FOREIGN_KEYS_SCHEMA.clone();
         Ok(one_batch(
             schema.clone(),
@@ -110,17 +111,6 @@ impl LotlineFlightSql {
             bound: Arc::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(query::DEFAULT_MAX_CONCURRENT)),
         }
-    }
-
-    pub(super) fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let Some(auth) = &self.auth else {
-            return Ok(Principal::anonymous());
-        };
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        auth.check_bearer(header).map_err(auth_status)
     }
 
     /// Refuses what `principal`'s role may not do, and counts the refusal.
@@ -167,7 +157,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         unsupported::no_transaction(&query.transaction_id)?;
         let who = reason::dml(&principal, &request)?;
         // DoGet runs the ticket's text: it carries this call's reason.
@@ -192,7 +182,7 @@ impl FlightSqlService for LotlineFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         if let Some(written) = super::execute::written_result(&ticket.statement_handle) {
             let batch = written?;
             return Ok(one_batch(batch.schema(), Ok(batch)));
@@ -212,7 +202,7 @@ impl FlightSqlService for LotlineFlightSql {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
         let who = reason::dml(&principal, &request)?;
         let frame = self.plan(&command.query, &principal, who).await?;
@@ -224,7 +214,7 @@ impl FlightSqlService for LotlineFlightSql {
         command: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         unsupported::no_transaction(&command.transaction_id)?;
         let who = reason::write_context(&principal, "flight_sql.ingest", request.metadata())?
             .with_request_id(reason::request_id(request.metadata())?)
@@ -285,7 +275,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         let mut builder = query.into_builder();
         builder.append(query::CATALOG);
         let schema = builder.schema();
@@ -309,7 +299,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         let mut builder = query.into_builder();
         builder.append(query::CATALOG, query::SCHEMA);
         let schema = builder.schema();
@@ -333,7 +323,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         let session = query::session_with(&self.engine, &self.query_options);
         let batch = metadata::tables(query, &session)
             .await
@@ -355,7 +345,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         let mut builder = query.into_builder();
         for table_type in metadata::TABLE_TYPES {
             builder.append(table_type);
@@ -381,7 +371,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         let builder = query.into_builder(metadata::sql_info());
         let schema = builder.schema();
         Ok(one_batch(
@@ -404,7 +394,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         let batch = metadata::primary_keys(&query);
         Ok(one_batch(metadata::PRIMARY_KEYS_SCHEMA.clone(), batch))
     }
@@ -423,7 +413,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         let builder = query.into_builder(metadata::xdbc_types());
         Ok(one_batch(builder.schema(), builder.build()))
     }
@@ -485,7 +475,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         unsupported::no_transaction(&query.transaction_id)?;
         let who = reason::dml(&principal, &request)?;
         self.create_prepared(query.query, &principal, who).await
@@ -496,7 +486,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         // All the server may hold for a statement is what was bound to it.
         if let Ok(handle) = Handle::decode(&query.prepared_statement_handle) {
             self.bound.forget(handle.id, &principal.user);
@@ -509,7 +499,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         self.bind_prepared_query(&query.prepared_statement_handle, request, &principal)
             .await
     }
@@ -519,7 +509,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         let who = reason::dml(&principal, &request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?.carrying(&who)?;
         let parameters = self.parameters_of(&handle, &principal);
@@ -554,7 +544,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         let timer = self.metrics.query_started();
         let who = reason::dml(&principal, &request)?;
@@ -570,7 +560,7 @@ impl FlightSqlService for LotlineFlightSql {
         query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         let who = reason::prepared_update(&principal, &request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?;
         // Clients send an update's parameters with it; a handle bound by an
@@ -590,7 +580,7 @@ impl FlightSqlService for LotlineFlightSql {
         _query: CommandStatementSubstraitPlan,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::substrait())
     }
 
@@ -599,7 +589,7 @@ impl FlightSqlService for LotlineFlightSql {
         _query: CommandStatementSubstraitPlan,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::substrait())
     }
 
@@ -608,7 +598,7 @@ impl FlightSqlService for LotlineFlightSql {
         _query: ActionCreatePreparedSubstraitPlanRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::substrait())
     }
 
@@ -617,7 +607,7 @@ impl FlightSqlService for LotlineFlightSql {
         _query: ActionBeginTransactionRequest,
         request: Request<Action>,
     ) -> Result<ActionBeginTransactionResult, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::transactions())
     }
 
@@ -626,7 +616,7 @@ impl FlightSqlService for LotlineFlightSql {
         _query: ActionEndTransactionRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::transactions())
     }
 
@@ -635,7 +625,7 @@ impl FlightSqlService for LotlineFlightSql {
         _query: ActionBeginSavepointRequest,
         request: Request<Action>,
     ) -> Result<ActionBeginSavepointResult, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::transactions())
     }
 
@@ -644,7 +634,7 @@ impl FlightSqlService for LotlineFlightSql {
         _query: ActionEndSavepointRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::transactions())
     }
 
@@ -653,7 +643,7 @@ impl FlightSqlService for LotlineFlightSql {
         _query: ActionCancelQueryRequest,
         request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Ok(unsupported::cancel_query())
     }
 
@@ -662,7 +652,7 @@ impl FlightSqlService for LotlineFlightSql {
         command: Command,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::command("GetFlightInfo", &command.type_url()))
     }
 
@@ -671,7 +661,7 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<Ticket>,
         message: Any,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::command("DoGet", &message.type_url))
     }
 
@@ -680,7 +670,7 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
         message: Any,
     ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::command("DoPut", &message.type_url))
     }
 
@@ -689,7 +679,7 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<PeekableFlightDataStream>,
         error: DoPutError,
     ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         match error {
             // A stream without a single message: what ADBC sends to ingest an
             // empty table. Nothing to write, and nothing went wrong.
@@ -714,7 +704,7 @@ impl FlightSqlService for LotlineFlightSql {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<<Self as FlightService>::DoExchangeStream>, Status> {
-        self.authorize(&request)?;
+        caller(&request)?;
         Err(unsupported::exchange())
     }
 
@@ -729,7 +719,7 @@ impl FlightSqlService for LotlineFlightSql {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        let principal = self.authorize(&request)?;
+        let principal = caller(&request)?;
         let action = request.into_inner();
         let body = if action.r#type == unsupported::CANCEL_FLIGHT_INFO {
             unsupported::cancel_flight_info(&action.body)?

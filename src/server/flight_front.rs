@@ -3,10 +3,9 @@
 //! `GetSchema` plans a statement and answers with its result schema (ADBC's
 //! `execute_schema`) without running it; a `DoGet` ticket that is not a Flight
 //! SQL command (influxdb3-python sends JSON) is refused saying what lotline
-//! takes instead of with a protobuf decoding error. DoPut, DoExchange and
-//! ListActions check the caller's token before anything else (the dispatch
-//! would read a DoPut's first message, up to a whole request, first). Every
-//! other call goes to the Flight SQL service unchanged.
+//! takes instead of with a protobuf decoding error. Every other call goes to
+//! the Flight SQL service unchanged. Callers are verified before any of
+//! this, by [`super::authenticate`].
 
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
@@ -19,6 +18,7 @@ use arrow_flight::{
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::authenticate::caller;
 use super::flight::{BoxStream, LotlineFlightSql};
 use super::prepared::Handle;
 use super::reason;
@@ -36,7 +36,7 @@ pub struct FlightFront(pub LotlineFlightSql);
 impl FlightFront {
     /// The result schema of the statement or command `descriptor` names.
     async fn schema_of(&self, request: Request<FlightDescriptor>) -> Result<Schema, Status> {
-        let principal = self.0.authorize(&request)?;
+        let principal = caller(&request)?;
         let command = Any::decode(&*request.get_ref().cmd)
             .ok()
             .and_then(|any| Command::try_from(any).ok())
@@ -91,7 +91,7 @@ impl FlightService for FlightFront {
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        self.0.authorize(&request)?;
+        caller(&request)?;
         Err(Status::unimplemented(
             "lotline lists no flights; ask for tables with Flight SQL GetTables",
         ))
@@ -108,7 +108,7 @@ impl FlightService for FlightFront {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
-        self.0.authorize(&request)?;
+        caller(&request)?;
         Err(Status::unimplemented(
             "lotline answers GetFlightInfo directly; call GetFlightInfo instead of PollFlightInfo",
         ))
@@ -128,7 +128,7 @@ impl FlightService for FlightFront {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        self.0.authorize(&request)?;
+        caller(&request)?;
         if Any::decode(&*request.get_ref().ticket).is_err() {
             return Err(Status::invalid_argument(format!(
                 "the ticket is not a Flight SQL ticket: {TICKETS}"
@@ -143,7 +143,7 @@ impl FlightService for FlightFront {
     ) -> Result<Response<Self::DoPutStream>, Status> {
         // The token first: the Flight SQL dispatch reads the first message
         // (up to a whole request) to learn the command.
-        self.0.authorize(&request)?;
+        caller(&request)?;
         FlightService::do_put(&self.0, request).await
     }
 
@@ -151,7 +151,7 @@ impl FlightService for FlightFront {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        self.0.authorize(&request)?;
+        caller(&request)?;
         FlightService::do_exchange(&self.0, request).await
     }
 
@@ -166,7 +166,7 @@ impl FlightService for FlightFront {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
-        self.0.authorize(&request)?;
+        caller(&request)?;
         FlightService::list_actions(&self.0, request).await
     }
 }

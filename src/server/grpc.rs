@@ -25,7 +25,8 @@ use futures::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use super::auth::{self, Auth, Permission, Principal};
+use super::auth::{Auth, Permission};
+use super::authenticate::caller;
 use super::flight::ingest_status;
 use super::metrics::Metrics;
 use crate::connect::grpc_samples;
@@ -130,35 +131,6 @@ impl GrpcServices {
         (ingest, AdminServiceServer::new(self))
     }
 
-    /// The caller: a bearer token from a Flight SQL handshake, or basic
-    /// credentials checked now.
-    async fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let Some(auth) = &self.auth else {
-            return Ok(Principal::anonymous());
-        };
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let outcome = match header {
-            Some(h) if h.starts_with("Basic ") => match auth::basic_credentials(Some(h)) {
-                Ok(credentials) => {
-                    let source = request.remote_addr().map(|a| a.ip());
-                    super::audit::check_password(auth, &self.engine, credentials, source, "grpc")
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-            _ => auth.check_bearer(header),
-        };
-        outcome.map_err(|e| {
-            self.metrics.rejected(INTERFACE, "unauthenticated");
-            Status::unauthenticated(format!(
-                "{e} (send 'authorization: Bearer <token from a Flight SQL handshake>' or 'Basic <base64 user:password>')"
-            ))
-        })
-    }
-
     /// Runs a write stream for its authenticated caller, who needs
     /// `permission`: up to `in_flight` requests at a time through
     /// `write_one` (given the writer, audited as `interface`, and each
@@ -179,7 +151,7 @@ impl GrpcServices {
         Fut: Future<Output = Outcome<E>>,
         E: RequestError,
     {
-        let principal = &self.authorize(&request).await?;
+        let principal = &caller(&request)?;
         let who = &super::reason::write_context(principal, interface, request.metadata())?;
         super::actions::require(&self.metrics, INTERFACE, principal, permission)?;
         let write_one = &write_one;
@@ -409,7 +381,7 @@ impl AdminService for GrpcServices {
         &self,
         request: Request<FlushRequest>,
     ) -> Result<Response<FlushResponse>, Status> {
-        let principal = self.authorize(&request).await?;
+        let principal = caller(&request)?;
         super::actions::require(&self.metrics, INTERFACE, &principal, Permission::Flush)?;
         let report = self
             .engine
@@ -431,7 +403,7 @@ impl AdminService for GrpcServices {
         &self,
         request: Request<CompactRequest>,
     ) -> Result<Response<CompactResponse>, Status> {
-        let principal = self.authorize(&request).await?;
+        let principal = caller(&request)?;
         super::actions::require(&self.metrics, INTERFACE, &principal, Permission::Compact)?;
         let r = self
             .engine
@@ -460,7 +432,7 @@ impl AdminService for GrpcServices {
         &self,
         request: Request<StatsRequest>,
     ) -> Result<Response<StatsResponse>, Status> {
-        self.authorize(&request).await?;
+        caller(&request)?;
         let manifest = self.engine.manifest();
         let tables = self
             .engine

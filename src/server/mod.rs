@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod audit;
 pub mod auth;
+pub mod authenticate;
 pub mod bound_parameters;
 pub mod console;
 pub mod execute;
@@ -147,6 +148,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let (grpc_ingest, grpc_admin) =
         grpc::GrpcServices::new(engine.clone(), auth.clone(), metrics.clone())
             .into_servers(message_limit);
+    let (gate_auth, gate_metrics) = (auth.clone(), metrics.clone());
     let service = flight::LotlineFlightSql::new(engine.clone(), auth, metrics)
         .with_query_options(query_options);
     let flight = FlightServiceServer::new(flight_front::FlightFront(service))
@@ -194,9 +196,14 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             config.without_auth,
         );
     }
-    grpc.add_service(flight)
-        .add_service(grpc_ingest)
-        .add_service(grpc_admin)
+    let gate = Arc::new(authenticate::Gate {
+        auth: gate_auth,
+        engine: engine.clone(),
+        metrics: gate_metrics,
+    });
+    grpc.add_service(authenticate::Authenticated::new(flight, gate.clone()))
+        .add_service(authenticate::Authenticated::new(grpc_ingest, gate.clone()))
+        .add_service(authenticate::Authenticated::new(grpc_admin, gate))
         .serve_with_incoming_shutdown(tokio_stream_from(listener), stopped(stop_rx))
         .await?;
     match tokio::time::timeout(Duration::from_secs(30), http).await {

@@ -236,3 +236,35 @@ def test_a_password_that_starts_with_a_dash_is_a_value(roles_server):
     out = roles_server.cli("sql", "SELECT 41 + 1 AS x", "--format", "csv", user="dash", password="-dash-Secret-1")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "42"
+
+
+FLIGHT_METHODS = ["ListFlights", "GetFlightInfo", "PollFlightInfo", "GetSchema", "DoGet", "DoPut",
+                  "DoExchange", "DoAction", "ListActions"]
+LOTLINE_METHODS = ["IngestService/Write", "IngestService/WriteContext", "AdminService/Flush",
+                   "AdminService/Compact", "AdminService/Stats"]
+
+
+def test_every_grpc_method_but_the_login_and_health_needs_a_caller(roles_server):
+    """One gate in front of all gRPC services: any method, called with no
+    credential or a forged one, is refused before its message is read (an
+    empty message, not even valid for most of them, gets UNAUTHENTICATED);
+    the handshake and Health are reached without one."""
+    import grpc
+
+    paths = [f"/arrow.flight.protocol.FlightService/{m}" for m in FLIGHT_METHODS]
+    paths += [f"/lotline.v1.{m}" for m in LOTLINE_METHODS]
+    with grpc.insecure_channel(f"127.0.0.1:{roles_server.port}") as channel:
+        for path in paths:
+            call = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+            for metadata in ([], [("authorization", "Bearer forged")]):
+                with pytest.raises(grpc.RpcError) as err:
+                    call(b"", metadata=metadata, timeout=30)
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, (path, err.value)
+        health = channel.unary_unary("/lotline.v1.AdminService/Health", request_serializer=None,
+                                     response_deserializer=None)
+        assert health(b"", timeout=30) is not None
+        handshake = channel.unary_unary("/arrow.flight.protocol.FlightService/Handshake",
+                                        request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as err:
+            handshake(b"", timeout=30)  # reached: refused by the handshake itself, not the gate
+        assert "Bearer <token from a Flight SQL handshake>" not in (err.value.details() or "")
