@@ -26,6 +26,20 @@ pub enum ConfigError {
 /// stays well under a gigabyte.
 const DEFAULT_FLUSH_BYTES: usize = 128 << 20;
 
+// The other defaults of the settings that no lower module owns, each written
+// once here; the flags' help texts repeat them, which a test checks.
+const DEFAULT_DATA_DIR: &str = "lotline-data";
+const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8086";
+const DEFAULT_FLUSH_ROWS: usize = 1_000_000;
+const DEFAULT_FLUSH_AGE_SECS: u64 = 60;
+const DEFAULT_MAX_REQUEST_BYTES: usize = 256 << 20;
+const DEFAULT_MIN_FREE_BYTES: u64 = 1 << 30;
+const DEFAULT_MAX_WRITE_WAIT_SECS: u64 = 30;
+const DEFAULT_TOKEN_TTL_SECS: u64 = 86_400;
+const DEFAULT_REQUEST_ID_WINDOW_SECS: u64 = 86_400;
+const DEFAULT_RETIRED_FILE_GRACE_SECS: u64 = 300;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum WalSync {
@@ -48,10 +62,12 @@ pub enum WalRecovery {
 }
 
 /// Flags of `lotline serve`. Each can also be set by the environment variable
-/// shown, or by the same name (with underscores) in the `--config` TOML file.
-#[derive(clap::Args, Debug, Clone, Default)]
+/// shown, or by the same name (with underscores) in the `--config` TOML file,
+/// which is read into this same type: one list of settings.
+#[derive(clap::Args, Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeArgs {
-    /// Data directory (WAL, manifest, segments, users) [default: ./lotline-data]
+    /// Data directory (WAL, manifest, segments, users), relative to the working directory [default: lotline-data]
     #[arg(long, env = "LOTLINE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address for Flight SQL [default: 127.0.0.1:50051]
@@ -62,6 +78,7 @@ pub struct ServeArgs {
     pub http_listen: Option<String>,
     /// TOML file with any of these settings
     #[arg(long, env = "LOTLINE_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// WAL durability before a write is acknowledged [default: fsync]
     #[arg(long, env = "LOTLINE_WAL_SYNC", value_enum)]
@@ -157,6 +174,7 @@ pub struct ServeArgs {
     pub compaction_interval_secs: Option<u64>,
     /// Write the demo plant through the ingest path before serving
     #[arg(long)]
+    #[serde(skip)]
     pub demo: bool,
     /// Run the collectors of this mapping file (TOML, see docs/COLLECTORS.md)
     /// in the server: OPC UA, Modbus and other machines are read directly
@@ -165,43 +183,8 @@ pub struct ServeArgs {
     /// On a damaged WAL (not a torn tail): refuse to start, or salvage what
     /// verifies. A one-off decision, so a flag only, not a config-file key
     #[arg(long, value_enum, default_value_t = WalRecovery::Strict)]
+    #[serde(skip)]
     pub wal_recovery: WalRecovery,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    listen: Option<String>,
-    http_listen: Option<String>,
-    wal_sync: Option<WalSync>,
-    flush_rows: Option<usize>,
-    flush_bytes: Option<usize>,
-    flush_age_secs: Option<u64>,
-    max_request_bytes: Option<usize>,
-    max_buffered_rows: Option<usize>,
-    max_buffered_bytes: Option<usize>,
-    max_write_wait_secs: Option<u64>,
-    min_free_bytes: Option<u64>,
-    row_group_rows: Option<usize>,
-    max_history_intervals: Option<u64>,
-    query_memory_bytes: Option<usize>,
-    query_memory_per_statement_bytes: Option<usize>,
-    max_concurrent_queries: Option<usize>,
-    statement_timeout_secs: Option<u64>,
-    token_ttl_secs: Option<u64>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    without_auth: Option<bool>,
-    no_stamping: Option<bool>,
-    no_compaction: Option<bool>,
-    compaction_target_rows: Option<u64>,
-    compaction_min_segments: Option<usize>,
-    compaction_max_inputs: Option<usize>,
-    compaction_interval_secs: Option<u64>,
-    retired_file_grace_secs: Option<u64>,
-    request_id_window_secs: Option<u64>,
-    collectors: Option<PathBuf>,
 }
 
 /// Certificate and key files of `--tls-cert` / `--tls-key`.
@@ -230,14 +213,10 @@ pub struct ServeConfig {
 }
 
 impl ServeArgs {
-    /// Both TLS files or neither; a flag overrides the file's setting of the same.
-    fn tls_files(
-        &self,
-        file_cert: Option<PathBuf>,
-        file_key: Option<PathBuf>,
-    ) -> Result<Option<TlsFiles>, ConfigError> {
-        let cert = self.tls_cert.clone().or(file_cert);
-        let key = self.tls_key.clone().or(file_key);
+    /// Both TLS files or neither.
+    fn tls_files(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        let cert = self.tls_cert.clone();
+        let key = self.tls_key.clone();
         match (cert, key) {
             (None, None) => Ok(None),
             (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
@@ -252,53 +231,66 @@ impl ServeArgs {
         }
     }
 
-    pub fn resolve(&self) -> Result<ServeConfig, ConfigError> {
-        let file = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?
-            }
-            None => FileConfig::default(),
+    /// These settings over the `--config` file's: a flag or environment
+    /// variable wins over the file, the file over the default.
+    fn with_file(&self) -> Result<ServeArgs, ConfigError> {
+        let Some(path) = &self.config else {
+            return Ok(self.clone());
         };
-        let flush_rows = self.flush_rows.or(file.flush_rows).unwrap_or(1_000_000);
-        let flush_bytes = self
-            .flush_bytes
-            .or(file.flush_bytes)
-            .unwrap_or(DEFAULT_FLUSH_BYTES);
-        let row_group_rows = self
+        let file_error = |reason: String| ConfigError::File {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|e| file_error(e.to_string()))?;
+        let mut s = self.clone();
+        // The destructuring has no `..`: a new setting does not compile
+        // until it is listed here, taken from the file or marked flag-only.
+        macro_rules! from_file {
+            (options: $($o:ident),*; switches: $($b:ident),*; flag_only: $($x:ident),*) => {{
+                let ServeArgs { $($o,)* $($b,)* $($x: _,)* } = file;
+                $( s.$o = s.$o.take().or($o); )*
+                $( s.$b |= $b; )*
+            }};
+        }
+        from_file!(
+            options: data_dir, listen, http_listen, wal_sync, flush_rows, flush_bytes,
+                flush_age_secs, max_buffered_rows, max_buffered_bytes, min_free_bytes,
+                max_write_wait_secs, max_request_bytes, row_group_rows, max_history_intervals,
+                query_memory_bytes, query_memory_per_statement_bytes, max_concurrent_queries,
+                statement_timeout_secs, token_ttl_secs, tls_cert, tls_key, compaction_target_rows,
+                compaction_min_segments, compaction_max_inputs, request_id_window_secs,
+                retired_file_grace_secs, compaction_interval_secs, collectors;
+            switches: without_auth, no_stamping, no_compaction;
+            flag_only: config, demo, wal_recovery
+        );
+        Ok(s)
+    }
+
+    pub fn resolve(&self) -> Result<ServeConfig, ConfigError> {
+        let s = self.with_file()?;
+        let flush_rows = s.flush_rows.unwrap_or(DEFAULT_FLUSH_ROWS);
+        let flush_bytes = s.flush_bytes.unwrap_or(DEFAULT_FLUSH_BYTES);
+        let row_group_rows = s
             .row_group_rows
-            .or(file.row_group_rows)
-            .unwrap_or(1_000_000);
-        let token_ttl_secs = self
-            .token_ttl_secs
-            .or(file.token_ttl_secs)
-            .unwrap_or(86_400);
+            .unwrap_or(SegmentOptions::default().row_group_rows);
+        let token_ttl_secs = s.token_ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS);
         let compaction_defaults = CompactionConfig::default();
         let compaction = CompactionConfig {
-            background: !(self.no_compaction || file.no_compaction.unwrap_or(false)),
+            background: !s.no_compaction,
             policy: CompactionPolicy {
-                target_rows: self
+                target_rows: s
                     .compaction_target_rows
-                    .or(file.compaction_target_rows)
                     .unwrap_or(compaction_defaults.policy.target_rows),
-                min_segments: self
+                min_segments: s
                     .compaction_min_segments
-                    .or(file.compaction_min_segments)
                     .unwrap_or(compaction_defaults.policy.min_segments),
-                max_inputs: self
+                max_inputs: s
                     .compaction_max_inputs
-                    .or(file.compaction_max_inputs)
                     .unwrap_or(compaction_defaults.policy.max_inputs),
             },
-            interval: self
+            interval: s
                 .compaction_interval_secs
-                .or(file.compaction_interval_secs)
                 .map_or(compaction_defaults.interval, Duration::from_secs),
         };
         for (name, value, least) in [
@@ -336,101 +328,69 @@ impl ServeArgs {
             }
         }
         Ok(ServeConfig {
-            listen: self
-                .listen
-                .clone()
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:50051".into()),
-            http_listen: self
+            listen: s.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            http_listen: s
                 .http_listen
                 .clone()
-                .or(file.http_listen)
-                .unwrap_or_else(|| "127.0.0.1:8086".into()),
+                .unwrap_or_else(|| DEFAULT_HTTP_LISTEN.into()),
             engine: EngineConfig {
-                data_dir: self
+                data_dir: s
                     .data_dir
                     .clone()
-                    .or(file.data_dir)
-                    .unwrap_or_else(|| "lotline-data".into()),
-                wal_fsync: self.wal_sync.or(file.wal_sync).unwrap_or(WalSync::Fsync)
-                    == WalSync::Fsync,
+                    .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+                wal_fsync: s.wal_sync.unwrap_or(WalSync::Fsync) == WalSync::Fsync,
                 flush_rows,
                 flush_bytes,
-                flush_age: Duration::from_secs(
-                    self.flush_age_secs.or(file.flush_age_secs).unwrap_or(60),
-                ),
-                max_request_bytes: self
-                    .max_request_bytes
-                    .or(file.max_request_bytes)
-                    .unwrap_or(256 << 20),
-                max_buffered_rows: self
-                    .max_buffered_rows
-                    .or(file.max_buffered_rows)
-                    .unwrap_or(flush_rows.saturating_mul(4)),
-                max_buffered_bytes: self
+                flush_age: Duration::from_secs(s.flush_age_secs.unwrap_or(DEFAULT_FLUSH_AGE_SECS)),
+                max_request_bytes: s.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+                max_buffered_rows: s.max_buffered_rows.unwrap_or(flush_rows.saturating_mul(4)),
+                max_buffered_bytes: s
                     .max_buffered_bytes
-                    .or(file.max_buffered_bytes)
                     .unwrap_or(flush_bytes.saturating_mul(4)),
                 segment: SegmentOptions {
                     row_group_rows,
                     ..SegmentOptions::default()
                 },
-                stamping: !(self.no_stamping || file.no_stamping.unwrap_or(false)),
+                stamping: !s.no_stamping,
                 compaction,
-                wal_salvage: self.wal_recovery == WalRecovery::Salvage,
+                wal_salvage: s.wal_recovery == WalRecovery::Salvage,
                 request_id_window: Duration::from_secs(
-                    self.request_id_window_secs
-                        .or(file.request_id_window_secs)
-                        .unwrap_or(86_400),
+                    s.request_id_window_secs
+                        .unwrap_or(DEFAULT_REQUEST_ID_WINDOW_SECS),
                 ),
-                min_free_bytes: self
-                    .min_free_bytes
-                    .or(file.min_free_bytes)
-                    .unwrap_or(1 << 30),
+                min_free_bytes: s.min_free_bytes.unwrap_or(DEFAULT_MIN_FREE_BYTES),
                 retired_file_grace: Duration::from_secs(
-                    self.retired_file_grace_secs
-                        .or(file.retired_file_grace_secs)
-                        .unwrap_or(300),
+                    s.retired_file_grace_secs
+                        .unwrap_or(DEFAULT_RETIRED_FILE_GRACE_SECS),
                 ),
                 max_write_wait: Duration::from_secs(
-                    self.max_write_wait_secs
-                        .or(file.max_write_wait_secs)
-                        .unwrap_or(30),
+                    s.max_write_wait_secs.unwrap_or(DEFAULT_MAX_WRITE_WAIT_SECS),
                 ),
             },
             query: {
                 let (default_memory, _) = QueryMemory::default_budget();
-                let memory = self
-                    .query_memory_bytes
-                    .or(file.query_memory_bytes)
-                    .unwrap_or(default_memory);
-                let per_statement = self
-                    .query_memory_per_statement_bytes
-                    .or(file.query_memory_per_statement_bytes)
-                    .unwrap_or(memory / 4);
+                let memory = s.query_memory_bytes.unwrap_or(default_memory);
+                let per_statement = s.query_memory_per_statement_bytes.unwrap_or(memory / 4);
                 QueryOptions {
-                    max_history_intervals: self
+                    max_history_intervals: s
                         .max_history_intervals
-                        .or(file.max_history_intervals)
                         .unwrap_or(history::DEFAULT_MAX_INTERVALS),
                     memory: QueryMemory::new(memory, per_statement),
-                    max_concurrent: self
+                    max_concurrent: s
                         .max_concurrent_queries
-                        .or(file.max_concurrent_queries)
                         .unwrap_or(query::DEFAULT_MAX_CONCURRENT),
-                    statement_timeout: self
+                    statement_timeout: s
                         .statement_timeout_secs
-                        .or(file.statement_timeout_secs)
                         .filter(|&s| s > 0)
                         .map(Duration::from_secs),
                     extra_tables: Vec::new(),
                 }
             },
             token_ttl: Duration::from_secs(token_ttl_secs),
-            tls: self.tls_files(file.tls_cert, file.tls_key)?,
-            without_auth: self.without_auth || file.without_auth.unwrap_or(false),
-            demo: self.demo,
-            collectors: self.collectors.clone().or(file.collectors),
+            tls: s.tls_files()?,
+            without_auth: s.without_auth,
+            demo: s.demo,
+            collectors: s.collectors.clone(),
             admin_password: std::env::var("LOTLINE_ADMIN_PASSWORD").ok(),
         })
     }
@@ -439,6 +399,97 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each flag's `[default: ...]` says what `resolve` uses.
+    #[test]
+    fn help_texts_state_the_defaults_resolve_uses() {
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let policy = CompactionPolicy::default();
+        let compaction = CompactionConfig::default();
+        let expected: std::collections::BTreeMap<&str, String> = [
+            ("data_dir", DEFAULT_DATA_DIR.to_string()),
+            ("listen", DEFAULT_LISTEN.to_string()),
+            ("http_listen", DEFAULT_HTTP_LISTEN.to_string()),
+            ("wal_sync", "fsync".to_string()),
+            ("flush_rows", DEFAULT_FLUSH_ROWS.to_string()),
+            ("flush_bytes", DEFAULT_FLUSH_BYTES.to_string()),
+            ("flush_age_secs", DEFAULT_FLUSH_AGE_SECS.to_string()),
+            ("max_buffered_rows", "4 x flush_rows".to_string()),
+            ("max_buffered_bytes", "4 x flush_bytes".to_string()),
+            ("min_free_bytes", DEFAULT_MIN_FREE_BYTES.to_string()),
+            (
+                "max_write_wait_secs",
+                DEFAULT_MAX_WRITE_WAIT_SECS.to_string(),
+            ),
+            ("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES.to_string()),
+            (
+                "row_group_rows",
+                SegmentOptions::default().row_group_rows.to_string(),
+            ),
+            (
+                "max_history_intervals",
+                history::DEFAULT_MAX_INTERVALS.to_string(),
+            ),
+            (
+                "query_memory_bytes",
+                "half of the machine's memory".to_string(),
+            ),
+            (
+                "query_memory_per_statement_bytes",
+                "a quarter of --query-memory-bytes".to_string(),
+            ),
+            (
+                "max_concurrent_queries",
+                query::DEFAULT_MAX_CONCURRENT.to_string(),
+            ),
+            ("statement_timeout_secs", "no limit".to_string()),
+            ("token_ttl_secs", DEFAULT_TOKEN_TTL_SECS.to_string()),
+            ("compaction_target_rows", policy.target_rows.to_string()),
+            ("compaction_min_segments", policy.min_segments.to_string()),
+            ("compaction_max_inputs", policy.max_inputs.to_string()),
+            (
+                "request_id_window_secs",
+                DEFAULT_REQUEST_ID_WINDOW_SECS.to_string(),
+            ),
+            (
+                "retired_file_grace_secs",
+                DEFAULT_RETIRED_FILE_GRACE_SECS.to_string(),
+            ),
+            (
+                "compaction_interval_secs",
+                compaction.interval.as_secs().to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let command = <Serve as clap::CommandFactory>::command();
+        let mut stated = std::collections::BTreeMap::new();
+        for arg in command.get_arguments() {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            if let Some((_, rest)) = help.split_once("[default: ") {
+                let value = rest.split(']').next().unwrap_or_default().to_string();
+                stated.insert(arg.get_id().as_str().to_string(), value);
+            }
+        }
+        let expected: std::collections::BTreeMap<String, String> = expected
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(stated, expected);
+        // And resolve uses them.
+        let c = ServeArgs::default().resolve().unwrap();
+        assert_eq!(c.engine.flush_rows, DEFAULT_FLUSH_ROWS);
+        assert_eq!(c.engine.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(
+            c.engine.segment.row_group_rows,
+            SegmentOptions::default().row_group_rows
+        );
+        assert_eq!(c.token_ttl, Duration::from_secs(DEFAULT_TOKEN_TTL_SECS));
+    }
 
     #[test]
     fn flags_override_file_which_overrides_defaults() {
@@ -464,6 +515,15 @@ mod tests {
         std::fs::write(&path, "flush_rowz = 1\n").unwrap();
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("flush_rowz"), "{err}");
+        // Switches in the file turn things off; flag-only settings are not file keys.
+        std::fs::write(&path, "no_compaction = true\nwithout_auth = true\n").unwrap();
+        let c = args.resolve().unwrap();
+        assert!(!c.engine.compaction.background && c.without_auth);
+        for key in ["demo = true", "wal_recovery = \"salvage\"", "config = \"x.toml\""] {
+            std::fs::write(&path, key).unwrap();
+            let err = args.resolve().unwrap_err().to_string();
+            assert!(err.contains("unknown field"), "{key}: {err}");
+        }
     }
 
     #[test]
