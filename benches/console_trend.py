@@ -13,7 +13,7 @@ timing). In the same run, the server's history request alone (urllib) and
 DuckDB computing the same min/max per pixel column over lotline's own
 Parquet files, so the figures have a reference.
 
-usage: python benches/console_trend.py --lotline target/release/lotline [--runs 5] [--width 1600]
+usage: python benches/console_trend.py --lotline target/release/lotline [--runs 5] [--width 1600] [--year]
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def main() -> int:
     parser.add_argument("--lotline", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--width", type=int, default=1600, help="browser viewport width")
+    parser.add_argument("--year", action="store_true", help="also one tag with 365 days of 1 s data (31.5 M samples)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lotline-console-bench-"))
     server = Server(args.lotline.resolve(), work / "data", work / "lotline.log", [])
@@ -153,10 +154,16 @@ def main() -> int:
         month_tag = [tag(1)]
         week_tags = [tag(i) for i in range(100, 110)]
         started = time.perf_counter()
+        year_tag = [tag(200)]
         rows = ingest(server, month_tag, 30 * DAY_S) + ingest(server, week_tags, 7 * DAY_S)
+        if args.year:
+            rows += ingest(server, year_tag, 365 * DAY_S)
         server.flush()
         report["ingest"] = {"rows": rows, "seconds": time.perf_counter() - started}
-        for label, tags, days in (("1 tag, 30 days of 1 s", month_tag, 30), ("10 tags, 7 days of 1 s", week_tags, 7)):
+        cases = [("1 tag, 30 days of 1 s", month_tag, 30), ("10 tags, 7 days of 1 s", week_tags, 7)]
+        if args.year:
+            cases.append(("1 tag, 365 days of 1 s", year_tag, 365))
+        for label, tags, days in cases:
             case = {"case": label, "samples": len(tags) * days * DAY_S}
             case["browser"] = browser_runs(server, tags, days, args.runs, args.width)
             width = case["browser"]["plot_width_px"]

@@ -231,3 +231,22 @@ def test_names_with_quotes_and_backslashes_stay_one_value(server):
     assert plot["v"] == [7.0] and plot["samples"] == 1
     # A quote that would end the literal early finds nothing instead of everything.
     assert api(server, "/api/v1/tags?q=" + urllib.parse.quote("' OR true --"), headers=ADMIN).json()["tags"] == []
+
+
+def test_collector_status_comes_through_the_api(server, server_factory, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the collector keeps trying
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    plant = tmp_path / "plant.toml"
+    plant.write_text("\n".join([
+        "[[collector]]", 'name = "press7"', 'kind = "modbus"', f'endpoint = "127.0.0.1:{port}"',
+        "poll_interval_ms = 200", "", "[[collector.map]]", 'source = "holding:0"',
+        'tag = "site1.area1.press7.PT00001.PV"',
+    ]))
+    with_collectors = server_factory("--collectors", str(plant))
+    rows = api(with_collectors, "/api/v1/collectors", headers=ADMIN).json()["collectors"]
+    assert [r["name"] for r in rows] == ["press7"], rows
+    assert rows[0]["kind"] == "modbus" and rows[0]["state"] != "connected", rows
+    assert api(server, "/api/v1/collectors", headers=ADMIN).json()["collectors"] == []

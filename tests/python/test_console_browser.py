@@ -187,6 +187,12 @@ def test_trend_two_demo_tags_drawn_as_sql_says_and_zoom_requeries(browser, serve
     with page.expect_request(lambda r: "/api/v1/history" in r.url):
         page.keyboard.press("-")
     wait_js(page, f"Math.abs((window.lotline.trend.chart.to - window.lotline.trend.chart.from) - {2 * (new_to - new_from)}) < 2")
+    # And pan: the right arrow moves the view a quarter of its width later.
+    before = page.evaluate("window.lotline.trend.chart.from")
+    span = page.evaluate("window.lotline.trend.chart.to - window.lotline.trend.chart.from")
+    with page.expect_request(lambda r: "/api/v1/history" in r.url):
+        page.keyboard.press("ArrowRight")
+    wait_js(page, f"Math.abs(window.lotline.trend.chart.from - {before + span / 4}) < 2")
     close(page)
 
 
