@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::ingest::{CompactionConfig, EngineConfig};
 use crate::query::memory::QueryMemory;
-use crate::query::{self, QueryOptions, history};
+use crate::query::{self, QueryOptions, retrieval};
 use crate::storage::compaction::CompactionPolicy;
 use crate::storage::segment::SegmentOptions;
 
@@ -374,7 +374,7 @@ impl ServeArgs {
                 QueryOptions {
                     max_history_intervals: s
                         .max_history_intervals
-                        .unwrap_or(history::DEFAULT_MAX_INTERVALS),
+                        .unwrap_or(retrieval::DEFAULT_MAX_INTERVALS),
                     memory: QueryMemory::new(memory, per_statement),
                     max_concurrent: s
                         .max_concurrent_queries
@@ -432,7 +432,7 @@ mod tests {
             ),
             (
                 "max_history_intervals",
-                history::DEFAULT_MAX_INTERVALS.to_string(),
+                retrieval::DEFAULT_MAX_INTERVALS.to_string(),
             ),
             (
                 "query_memory_bytes",
@@ -519,7 +519,11 @@ mod tests {
         std::fs::write(&path, "no_compaction = true\nwithout_auth = true\n").unwrap();
         let c = args.resolve().unwrap();
         assert!(!c.engine.compaction.background && c.without_auth);
-        for key in ["demo = true", "wal_recovery = \"salvage\"", "config = \"x.toml\""] {
+        for key in [
+            "demo = true",
+            "wal_recovery = \"salvage\"",
+            "config = \"x.toml\"",
+        ] {
             std::fs::write(&path, key).unwrap();
             let err = args.resolve().unwrap_err().to_string();
             assert!(err.contains("unknown field"), "{key}: {err}");

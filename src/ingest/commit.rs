@@ -127,7 +127,7 @@ fn commit(
         .collect();
     let entries = events.len() as u64;
     let started = Instant::now();
-    let result = super::audit::seal(&writer.head, events)
+    let result = super::write_audit::seal(&writer.head, events)
         .map_err(|e| WalError::Encode(format!("audit entry: {e}")))
         .and_then(|(head, audit_batch, audit_record)| {
             let mut records: Vec<&[u8]> = pending
@@ -166,7 +166,7 @@ fn commit(
                 replies.push((p.reply, seq));
                 seq += p.events.len() as u64;
             }
-            let audit_id = super::audit::audit_table_id() as usize;
+            let audit_id = super::write_audit::audit_table_id() as usize;
             state.buffers[audit_id].append(vec![audit_batch]);
             drop(state);
             for (reply, seq) in replies {

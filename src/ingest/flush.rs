@@ -47,7 +47,7 @@ impl Engine {
     /// WAL meanwhile and go out with the next flush of data.
     fn needs_flush(&self) -> bool {
         let state = self.state.read().expect("state lock");
-        let audit = audit::audit_table_id() as usize;
+        let audit = write_audit::audit_table_id() as usize;
         state.buffers.iter().enumerate().any(|(id, b)| {
             let by_size = b.active_rows >= self.config.flush_rows
                 || b.active_bytes >= self.config.flush_bytes;
@@ -237,8 +237,8 @@ impl Engine {
                 }
                 for (def, snapshot) in model::tables().iter().zip(&snapshots) {
                     if let Some(batch) = snapshot.as_ref().filter(|b| b.num_rows() > 0) {
-                        let file = last_values::snapshot_file(def.name, replay_from);
-                        last_values::store_snapshot(&data_dir, &file, batch)?;
+                        let file = last_value_cache::snapshot_file(def.name, replay_from);
+                        last_value_cache::store_snapshot(&data_dir, &file, batch)?;
                         manifest.last_values.insert(def.name.to_string(), file);
                     }
                 }
@@ -268,7 +268,7 @@ impl Engine {
         graveyard.sweep();
         self.record_segments(&before, &manifest, "flush").await;
         let mut report = report;
-        last_values::remove_stale_snapshots(&self.config.data_dir, &self.manifest())?;
+        last_value_cache::remove_stale_snapshots(&self.config.data_dir, &self.manifest())?;
         report.wal_files_removed =
             remove_wal_before(&self.config.data_dir.join("wal"), replay_from)?;
         if report.rows_written > 0 {

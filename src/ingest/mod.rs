@@ -8,7 +8,6 @@
 //! and every event an interface reports with [`Engine::audit`], gets a
 //! hash-chained `audit_log` entry that is durable together with it.
 
-mod audit;
 pub mod buffer;
 mod commit;
 mod compact;
@@ -16,14 +15,15 @@ pub mod corrections;
 mod error;
 mod flush;
 pub mod genealogy_index;
-pub mod last_values;
-mod lineage;
+pub mod last_value_cache;
+mod lineage_record;
 pub mod memory;
 mod recovery;
 pub mod requests;
 mod restamp;
 pub mod stamping;
 pub mod versions;
+mod write_audit;
 // The WAL's file format lives in storage (audit reads it too).
 pub use crate::storage::wal;
 
@@ -42,7 +42,7 @@ use crate::storage::segment::{self, SegmentOptions};
 use crate::storage::{self, Graveyard, Manifest, Pins, SegmentFile, SegmentMeta, StorageError};
 use buffer::TableBuffer;
 use genealogy_index::GenealogyIndex;
-use last_values::LastValues;
+use last_value_cache::LastValues;
 use recovery::replay_table;
 use recovery::{
     recover, recover_genealogy, recover_last_values, recover_stamp_index, remove_wal_before,
@@ -50,7 +50,6 @@ use recovery::{
 use stamping::StampIndex;
 use wal::{WalError, WalFile};
 
-pub use audit::{REASON_HEADER, REQUEST_ID_HEADER, WriteContext};
 pub use commit::WalObserver;
 pub use compact::{CompactReport, CompactionConfig, CompactionTotals};
 pub use error::IngestError;
@@ -58,6 +57,7 @@ pub use flush::{FlushFailure, FlushReport};
 pub use restamp::RestampReport;
 use versions::Versions;
 pub use versions::{ChangeFn, TablePart, reason_hint};
+pub use write_audit::{REASON_HEADER, REQUEST_ID_HEADER, WriteContext};
 
 /// Settings of the write path.
 #[derive(Debug, Clone)]
@@ -316,7 +316,11 @@ impl Engine {
         let file = WalFile::create(&wal_dir, first_free)?;
         let last_values = recover_last_values(dir, &manifest, &buffers)?;
         let mut genealogy = recover_genealogy(dir, &manifest, &buffers)?;
-        let head = audit::recover_head(dir, &manifest, &buffers[audit::audit_table_id() as usize])?;
+        let head = write_audit::recover_head(
+            dir,
+            &manifest,
+            &buffers[write_audit::audit_table_id() as usize],
+        )?;
         let stamp_index = Arc::new(std::sync::RwLock::new(recover_stamp_index(
             dir, &manifest, &buffers,
         )?));

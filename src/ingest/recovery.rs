@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::buffer::TableBuffer;
 use super::genealogy_index::{self, GenealogyIndex};
-use super::last_values::LastValues;
+use super::last_value_cache::LastValues;
 use super::stamping::{self, StampIndex};
 use super::{IngestError, wal};
 use crate::audit::Event;

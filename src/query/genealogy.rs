@@ -24,7 +24,7 @@ use datafusion::common::{Result as DfResult, ScalarValue, plan_err};
 use datafusion::datasource::TableProvider;
 
 use super::computed::{ComputeRows, ComputedTable};
-use super::history::{literal, string_arg};
+use super::retrieval::{literal, string_arg};
 use crate::ingest::Engine;
 use crate::ingest::genealogy_index::{Direction, GenealogyIndex};
 

@@ -39,7 +39,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr, collect};
 
-use super::history::{literal, string_list};
+use super::retrieval::{literal, string_list};
 use super::table::LotlineTable;
 use crate::ingest::Engine;
 use crate::model::{self, UTC};

@@ -8,13 +8,13 @@ pub mod corrected;
 pub mod gapfill;
 pub mod genealogy;
 pub mod historian;
-pub mod history;
 pub mod last_values;
 pub mod lot_samples;
 pub mod memory;
 pub mod parameterized;
 mod pinned;
 pub mod quality;
+pub mod retrieval;
 pub mod sink;
 pub mod table;
 pub mod time_weighted;
@@ -61,7 +61,7 @@ pub const DEFAULT_MAX_CONCURRENT: usize = 16;
 impl Default for QueryOptions {
     fn default() -> Self {
         Self {
-            max_history_intervals: history::DEFAULT_MAX_INTERVALS,
+            max_history_intervals: retrieval::DEFAULT_MAX_INTERVALS,
             memory: memory::QueryMemory::default(),
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             statement_timeout: None,
@@ -142,13 +142,16 @@ pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionCont
     let functions: [(&'static str, SchemaRef, Arc<dyn TableFunctionImpl>); 5] = [
         (
             "history_interpolated",
-            history::output_schema(false),
-            Arc::new(history::HistoryFunction::interpolated(engine.clone(), max)),
+            retrieval::output_schema(false),
+            Arc::new(retrieval::HistoryFunction::interpolated(
+                engine.clone(),
+                max,
+            )),
         ),
         (
             "history_aggregate",
-            history::output_schema(true),
-            Arc::new(history::HistoryFunction::aggregate(engine.clone(), max)),
+            retrieval::output_schema(true),
+            Arc::new(retrieval::HistoryFunction::aggregate(engine.clone(), max)),
         ),
         (
             "trace_backward",

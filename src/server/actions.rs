@@ -190,7 +190,9 @@ pub async fn run(
     tokio::task::spawn_blocking(move || {
         let record = |change: &UserChange| {
             runtime
-                .block_on(super::audit::user_change(&engine, &principal, change))
+                .block_on(super::access_audit::user_change(
+                    &engine, &principal, change,
+                ))
                 .map_err(|e| e.to_string())
         };
         user_action(&auth, &principal, &action, &record)

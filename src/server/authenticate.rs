@@ -9,7 +9,7 @@
 //!
 //! Credentials: `authorization: Bearer <token>` (from a Flight SQL
 //! handshake) or `Basic <base64 user:password>`, checked now (throttled,
-//! and a refusal audited, by [`super::audit::check_password`]).
+//! and a refusal audited, by [`super::access_audit::check_password`]).
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -56,8 +56,14 @@ impl Gate {
         let outcome = match header {
             Some(h) if h.starts_with("Basic ") => match auth::basic_credentials(Some(h)) {
                 Ok(credentials) => {
-                    super::audit::check_password(auth, &self.engine, credentials, source, interface)
-                        .await
+                    super::access_audit::check_password(
+                        auth,
+                        &self.engine,
+                        credentials,
+                        source,
+                        interface,
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             },

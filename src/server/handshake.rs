@@ -36,7 +36,7 @@ pub(super) async fn handshake(
             }
             let outcome = match super::auth::basic_credentials(header) {
                 Ok(credentials) => {
-                    super::audit::check_password(
+                    super::access_audit::check_password(
                         auth,
                         engine,
                         credentials,

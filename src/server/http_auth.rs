@@ -13,7 +13,7 @@ use super::http::HttpState;
 /// Checks `Authorization: Token|Bearer <bearer token | user:password>`,
 /// `Basic <base64 user:password>`, or, without that header, `query_user`
 /// (InfluxDB 1's `u`/`p` parameters). A refused password is audited and
-/// throttled ([`super::audit::check_password`]). `Err` is the refusal's
+/// throttled ([`super::access_audit::check_password`]). `Err` is the refusal's
 /// text for the caller.
 pub async fn principal(
     state: &HttpState,
@@ -45,7 +45,14 @@ pub async fn principal(
     };
     let outcome = match (user_password, token) {
         (Some(credentials), _) => {
-            super::audit::check_password(auth, &state.engine, credentials, Some(peer), "http").await
+            super::access_audit::check_password(
+                auth,
+                &state.engine,
+                credentials,
+                Some(peer),
+                "http",
+            )
+            .await
         }
         (None, Some(token)) => auth.check_bearer(Some(&format!("Bearer {token}"))),
         (None, None) => {

@@ -3,8 +3,8 @@
 //! one port, and HTTP (health, metrics, line protocol) on another, both over
 //! TLS if configured, until SIGINT/SIGTERM, then flushes.
 
+pub mod access_audit;
 pub mod actions;
-pub mod audit;
 pub mod auth;
 pub mod authenticate;
 pub mod bound_parameters;

@@ -203,7 +203,7 @@ impl Auth {
 
     /// Checks an `Authorization: Basic ...` header from `source` and issues
     /// a token, on the calling thread (the servers go through
-    /// `server::audit::check_password`, which also audits a refusal).
+    /// `server::access_audit::check_password`, which also audits a refusal).
     pub fn login_basic(
         &self,
         header: Option<&str>,

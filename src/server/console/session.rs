@@ -95,7 +95,7 @@ pub async fn login(
         return session_body(&Principal::anonymous(), String::new(), false).into_response();
     };
     let credentials = (login.user, login.password);
-    let checked = crate::server::audit::check_password(
+    let checked = crate::server::access_audit::check_password(
         auth,
         &state.engine,
         credentials,
