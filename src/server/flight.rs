@@ -118,6 +118,12 @@ impl LotlineFlightSql {
         super::actions::require(&self.metrics, "flight_sql", principal, permission)
     }
 
+    /// The places for statements (`--max-concurrent-queries`), to share
+    /// with the other doors that run statements.
+    pub fn slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.slots.clone()
+    }
+
     /// Where this service's statements are planned.
     pub(super) fn planner(&self) -> super::statement::Planner {
         super::statement::Planner {

@@ -128,6 +128,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         .then(|| engine.spawn_compactor());
     let (listener, bound) = bind(addr).await?;
     let (http_listener, http_bound) = bind(http_addr).await?;
+    let (gate_auth, gate_metrics) = (auth.clone(), metrics.clone());
+    let service = flight::LotlineFlightSql::new(engine.clone(), auth.clone(), metrics.clone())
+        .with_query_options(query_options.clone());
     let http_state = Arc::new(http::HttpState {
         engine: engine.clone(),
         auth: auth.clone(),
@@ -140,6 +143,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
                 metrics: metrics.clone(),
                 interface: console::INTERFACE,
             },
+            service.slots(),
             tls.is_some(),
         ),
     });
@@ -148,9 +152,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let (grpc_ingest, grpc_admin) =
         grpc::GrpcServices::new(engine.clone(), auth.clone(), metrics.clone())
             .into_servers(message_limit);
-    let (gate_auth, gate_metrics) = (auth.clone(), metrics.clone());
-    let service = flight::LotlineFlightSql::new(engine.clone(), auth, metrics)
-        .with_query_options(query_options);
+
     let flight = FlightServiceServer::new(flight_front::FlightFront(service))
         .max_decoding_message_size(message_limit)
         .max_encoding_message_size(usize::MAX);

@@ -250,3 +250,12 @@ def test_collector_status_comes_through_the_api(server, server_factory, tmp_path
     assert [r["name"] for r in rows] == ["press7"], rows
     assert rows[0]["kind"] == "modbus" and rows[0]["state"] != "connected", rows
     assert api(server, "/api/v1/collectors", headers=ADMIN).json()["collectors"] == []
+
+
+def test_times_outside_lotlines_range_are_refused_not_crashed_on(server):
+    for params in ("from=0&to=1e16", "from=-1&to=5", "from=1e300&to=1e301", "from=5&to=5", "from=x&to=5"):
+        reply = api(server, f"/api/v1/history?tag={TAG}&{params}", headers=ADMIN)
+        assert reply.status == 400 and reply.json()["error"], (params, reply)
+    # The widest range lotline holds, in one column: still an answer.
+    whole = api(server, f"/api/v1/history?tag={TAG}&from=0&to=9223372036854&width=1", headers=ADMIN)
+    assert whole.status == 200 and len(whole.json()["plot"]["v"]) <= 2, whole

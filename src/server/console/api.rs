@@ -55,17 +55,20 @@ pub fn ts_lit(ns: i64) -> String {
 /// A time parameter: milliseconds since the epoch, or RFC 3339 text.
 pub fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
     let text = text.trim();
+    // lotline's times: 1970 to the end of i64 nanoseconds (2262-04-11).
+    const MAX_MS: f64 = (i64::MAX / 1_000_000) as f64;
     let parsed = match text.parse::<f64>() {
-        Ok(ms) if ms.is_finite() => Some((ms * 1e6) as i64),
+        Ok(ms) if (0.0..=MAX_MS).contains(&ms) => Some((ms * 1e6) as i64),
         Ok(_) => None,
         Err(_) => DateTime::parse_from_rfc3339(text)
             .ok()
-            .and_then(|t| t.timestamp_nanos_opt()),
+            .and_then(|t| t.timestamp_nanos_opt())
+            .filter(|ns| *ns >= 0),
     };
     parsed.ok_or_else(|| {
         ApiError::bad_request(format!(
-            "{name}={text:?} is not a time: send milliseconds since 1970 or RFC 3339 \
-             (2026-01-01T08:00:00Z)"
+            "{name}={text:?} is not a time lotline holds: send milliseconds since 1970 or \
+             RFC 3339 (2026-01-01T08:00:00Z), from 1970 to 2262-04-11"
         ))
     })
 }
@@ -327,6 +330,10 @@ mod tests {
         );
         let e = parse_time("from", "yesterday").unwrap_err();
         assert!(e.message.contains("from=\"yesterday\""), "{}", e.message);
+        for out_of_range in ["1e16", "-1", "1969-12-31T23:59:59Z", "inf", "NaN"] {
+            assert!(parse_time("to", out_of_range).is_err(), "{out_of_range}");
+        }
+        assert!(parse_time("to", "9223372036854").is_ok());
         assert_eq!(
             ts_lit(1_500_000_001),
             "CAST('1970-01-01T00:00:01.500000001Z' AS TIMESTAMP)"

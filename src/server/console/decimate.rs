@@ -17,6 +17,9 @@ struct Column {
     values: u64,
     /// Worst quality severity: 0 Good, 1 Uncertain, 2 Bad.
     worst: u8,
+    /// Severity of the column's newest sample (the worst on a tie): the
+    /// quality that holds over the empty columns after it.
+    last_severity: u8,
     first_ts: i64,
     last_ts: i64,
 }
@@ -27,8 +30,9 @@ struct Column {
 pub struct Decimator {
     from_ns: i64,
     to_ns: i64,
-    /// Nanoseconds per column (at least 1).
-    step_ns: i64,
+    /// Nanoseconds per column (at least 1), wider than i64 for a range
+    /// of i64::MIN..i64::MAX in few columns.
+    step: i128,
     columns: Vec<Option<Column>>,
     samples: u64,
 }
@@ -52,23 +56,27 @@ pub struct PlotValues {
     pub t: Vec<f64>,
     /// Value of each point.
     pub v: Vec<f64>,
-    /// Runs of adjacent columns with Uncertain (1) or Bad (2) samples:
-    /// `[first column, last column, severity]`.
+    /// Runs of columns shaded Uncertain (1) or Bad (2): `[first column,
+    /// last column, severity]`. A column is shaded with the worst quality of
+    /// its samples; the columns after it without samples with the quality
+    /// of its newest sample, which holds until the next sample (to the end
+    /// of the range after the last one).
     pub quality: Vec<[u32; 3]>,
 }
 
 impl Decimator {
-    /// `width` is clamped to 1..=`max_width`; `to_ns` must be after `from_ns`.
+    /// `width` is clamped to 1..=`max_width`; `to_ns` must be after
+    /// `from_ns` (any two i64 times: the arithmetic is done in i128).
     pub fn new(from_ns: i64, to_ns: i64, width: u32, max_width: u32) -> Self {
         assert!(to_ns > from_ns, "an empty or reversed time range");
-        let width = i64::from(width.clamp(1, max_width));
-        let span = to_ns - from_ns;
-        let step_ns = (span + width - 1) / width;
-        let columns = usize::try_from((span + step_ns - 1) / step_ns).expect("at most max_width");
+        let width = i128::from(width.clamp(1, max_width));
+        let span = i128::from(to_ns) - i128::from(from_ns);
+        let step = (span + width - 1) / width;
+        let columns = usize::try_from((span + step - 1) / step).expect("at most max_width");
         Self {
             from_ns,
             to_ns,
-            step_ns,
+            step,
             columns: vec![None; columns],
             samples: 0,
         }
@@ -80,19 +88,26 @@ impl Decimator {
             return;
         }
         self.samples += 1;
-        let index = ((ts - self.from_ns) / self.step_ns) as usize;
-        let value = value.filter(|v| !v.is_nan());
+        let index = ((i128::from(ts) - i128::from(self.from_ns)) / self.step) as usize;
+        // ±inf cannot be drawn (nor said in JSON); NaN is no value.
+        let value = value.filter(|v| v.is_finite());
         let worst = severity(quality);
         let column = self.columns[index].get_or_insert(Column {
             low: (f64::INFINITY, i64::MAX),
             high: (f64::NEG_INFINITY, i64::MAX),
             values: 0,
             worst,
+            last_severity: worst,
             first_ts: ts,
             last_ts: ts,
         });
         column.worst = column.worst.max(worst);
         column.first_ts = column.first_ts.min(ts);
+        if ts > column.last_ts {
+            column.last_severity = worst;
+        } else if ts == column.last_ts {
+            column.last_severity = column.last_severity.max(worst);
+        }
         column.last_ts = column.last_ts.max(ts);
         if let Some(v) = value {
             column.values += 1;
@@ -109,35 +124,27 @@ impl Decimator {
     /// (one point where they are the same sample).
     pub fn finish(self) -> PlotValues {
         let mut out = PlotValues {
-            step_ns: self.step_ns,
+            step_ns: i64::try_from(self.step).unwrap_or(i64::MAX),
             samples: self.samples,
             c: Vec::new(),
             t: Vec::new(),
             v: Vec::new(),
             quality: Vec::new(),
         };
-        // The run of the last column with samples, if that was not Good: a
-        // quality holds until the next sample, so the run covers the empty
-        // columns up to it (on a wide chart of sparse samples too).
-        let mut open: Option<usize> = None;
+        // The quality held by the newest sample so far, and where it began.
+        let mut held: (u32, Option<u32>) = (0, None);
         for (index, column) in self.columns.iter().enumerate() {
             let Some(column) = column else { continue };
             let index = index as u32;
-            let severity = u32::from(column.worst);
-            if let Some(run) = open {
-                out.quality[run][1] = index - 1;
+            if let (severity @ 1.., Some(previous)) = held {
+                if index > previous + 1 {
+                    shade(&mut out.quality, previous + 1, index - 1, severity);
+                }
             }
-            open = match open {
-                _ if severity == 0 => None,
-                Some(run) if out.quality[run][2] == severity => {
-                    out.quality[run][1] = index;
-                    Some(run)
-                }
-                _ => {
-                    out.quality.push([index, index, severity]);
-                    Some(out.quality.len() - 1)
-                }
-            };
+            if column.worst > 0 {
+                shade(&mut out.quality, index, index, u32::from(column.worst));
+            }
+            held = (u32::from(column.last_severity), Some(index));
             if column.values == 0 {
                 continue;
             }
@@ -153,7 +160,22 @@ impl Decimator {
                 out.v.push(v);
             }
         }
+        if let (severity @ 1.., Some(previous)) = held {
+            let last = self.columns.len() as u32 - 1;
+            if previous < last {
+                shade(&mut out.quality, previous + 1, last, severity);
+            }
+        }
         out
+    }
+}
+
+/// Adds columns `first..=last` at `severity` to the runs, joining the last
+/// run when it touches them at the same severity.
+fn shade(runs: &mut Vec<[u32; 3]>, first: u32, last: u32, severity: u32) {
+    match runs.last_mut() {
+        Some(run) if run[2] == severity && run[1] + 1 >= first => run[1] = run[1].max(last),
+        _ => runs.push([first, last, severity]),
     }
 }
 
@@ -200,7 +222,8 @@ mod tests {
         d.add(99, Some(2.0), 0); // outside the range
         let p = d.finish();
         assert_eq!(p.samples, 5);
-        assert_eq!(p.quality, vec![[1, 2, 2], [3, 4, 1]]);
+        // Column 5 has no sample: the Uncertain of the newest one holds.
+        assert_eq!(p.quality, vec![[1, 2, 2], [3, 5, 1]]);
         assert_eq!(p.c, vec![0, 3, 4]);
     }
 
@@ -215,7 +238,28 @@ mod tests {
         for (ts, quality) in [(30, 0x8000_0000), (60, 0x4000_0000)] {
             d.add(ts, Some(1.0), quality);
         }
-        assert_eq!(d.finish().quality, vec![[3, 5, 2], [6, 6, 1]]);
+        assert_eq!(d.finish().quality, vec![[3, 5, 2], [6, 9, 1]]);
+        // Bad then Good in one column: the column is shaded, the gap after it is not.
+        let mut d = Decimator::new(0, 100, 10, 4000);
+        d.add(30, Some(1.0), 0x8000_0000);
+        d.add(35, Some(1.0), 0);
+        d.add(90, Some(1.0), 0);
+        assert_eq!(d.finish().quality, vec![[3, 3, 2]]);
+    }
+
+    #[test]
+    fn extreme_times_and_infinite_values_do_not_break_it() {
+        let mut d = Decimator::new(i64::MIN, i64::MAX, 1, 8192);
+        d.add(i64::MAX - 1, Some(1.0), 0);
+        assert_eq!(d.finish().c, vec![0]);
+        let mut d = Decimator::new(i64::MIN, i64::MAX, 4096, 8192);
+        d.add(0, Some(f64::INFINITY), 0);
+        d.add(1, Some(2.0), 0);
+        let p = d.finish();
+        assert_eq!((p.samples, p.v.clone()), (2, vec![2.0]));
+        let mut d = Decimator::new(0, 3, 10, 8192);
+        d.add(2, Some(1.0), 0);
+        assert_eq!(d.finish().c, vec![2]);
     }
 
     #[test]

@@ -33,14 +33,19 @@ pub async fn compress(request: Request, next: Next) -> Response {
     if bytes.len() < MIN_BYTES {
         return Response::from_parts(parts, Body::from(bytes));
     }
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 4),
-        flate2::Compression::fast(),
-    );
-    let compressed = encoder
-        .write_all(&bytes)
-        .and_then(|()| encoder.finish())
-        .expect("gzip into memory cannot fail");
+    // CPU work on large answers (a SQL result): off the async workers.
+    let compressed = tokio::task::spawn_blocking(move || {
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(bytes.len() / 4),
+            flate2::Compression::fast(),
+        );
+        encoder
+            .write_all(&bytes)
+            .and_then(|()| encoder.finish())
+            .expect("gzip into memory cannot fail")
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers

@@ -54,14 +54,16 @@ pub struct Console {
 pub const INTERFACE: &str = "http.console";
 
 impl Console {
-    pub fn new(planner: Planner, secure_cookies: bool) -> Self {
+    /// `slots`: the places for statements Flight SQL's statements take
+    /// too, so `--max-concurrent-queries` bounds both doors together.
+    pub fn new(planner: Planner, slots: Arc<Semaphore>, secure_cookies: bool) -> Self {
         let options = &planner.options;
         let collectors = options
             .extra_tables
             .iter()
             .any(|(name, _)| *name == crate::collect::status::TABLE_NAME);
         Self {
-            slots: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
+            slots,
             statement_timeout: options.statement_timeout,
             secure_cookies,
             collectors,
@@ -80,14 +82,18 @@ impl Console {
         Ok(self.planner.plan(sql, principal, who, None).await?)
     }
 
-    /// Runs `frame`, within the statement timeout and one of the places for
-    /// statements, handing each batch to `each`; stops early when `each`
-    /// says so (`false`).
+    /// Runs `frame` in one of the places for statements and, unless it
+    /// writes (a write always finishes, as over Flight SQL), within the
+    /// statement timeout, handing each batch to `each`; stops early when
+    /// `each` says so (`false`).
     async fn run(
         &self,
         frame: DataFrame,
         mut each: impl FnMut(RecordBatch) -> bool,
     ) -> Result<(), ApiError> {
+        let writes = !super::execute::Writes::of(frame.logical_plan())
+            .tables
+            .is_empty();
         let _slot = self.slots.acquire().await.expect("never closed");
         let work = async {
             let mut stream = frame.execute_stream().await.map_err(df_status)?;
@@ -98,7 +104,7 @@ impl Console {
             }
             Ok::<_, ApiError>(())
         };
-        match self.statement_timeout {
+        match self.statement_timeout.filter(|_| !writes) {
             Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| {
                 ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,

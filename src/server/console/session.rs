@@ -1,6 +1,6 @@
 //! Logging in to the web console, and who each API request comes from.
 //!
-//! A login (`POST /api/v1/session` with a lotline user and password) sets a
+//! A login (`POST /api/v1/session/login` with a lotline user and password) sets a
 //! session cookie holding a bearer token of the same kind Flight SQL's
 //! handshake issues: `HttpOnly` (scripts on the page cannot read it),
 //! `SameSite=Strict` (other sites' pages cannot send it), `Secure` behind
@@ -84,7 +84,7 @@ pub struct Login {
     password: String,
 }
 
-/// `POST /api/v1/session`: checks the password (audited and throttled like
+/// `POST /api/v1/session/login`: checks the password (audited and throttled like
 /// every other door) and sets the session cookie.
 pub async fn login(
     State(state): State<Arc<HttpState>>,

@@ -21,7 +21,8 @@ export function route() {
   const hash = location.hash.replace(/^#\/?/, '');
   const [path, query = ''] = hash.split('?');
   const [name, ...rest] = path.split('/');
-  return { name: pages[name] ? name : 'trend', arg: rest.map(decodeURIComponent).join('/'), params: new URLSearchParams(query) };
+  const decode = (part) => { try { return decodeURIComponent(part); } catch { return part; } };
+  return { name: pages[name] ? name : 'trend', arg: rest.map(decode).join('/'), params: new URLSearchParams(query) };
 }
 
 export function navigate(name, arg, params, replace = false) {
@@ -102,7 +103,8 @@ document.getElementById('theme').addEventListener('click', () => {
   window.dispatchEvent(new CustomEvent('lotline:theme'));
 });
 
-window.addEventListener('popstate', render);
+// Back, forward and links change the hash (one event: hashchange fires
+// for them, as popstate would too); navigate() renders by itself.
 window.addEventListener('hashchange', render);
 window.addEventListener('lotline:logged-out', () => showLogin('The session has ended; log in again.'));
 

@@ -216,7 +216,17 @@ export class Chart {
       } else this.draw();
     });
     c.addEventListener('pointerleave', () => { this.tip.hidden = true; });
-    c.addEventListener('wheel', (e) => { e.preventDefault(); this.zoom(e.deltaY > 0 ? 1.25 : 0.8, this.timeAt(px(e))); }, { passive: false });
+    // The wheel zooms the drawing at once and asks for data once it rests,
+    // not once per notch of a trackpad gesture.
+    c.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      const factor = e.deltaY > 0 ? 1.25 : 0.8, center = this.timeAt(px(e));
+      const span = (this.to - this.from) * factor, ratio = (center - this.from) / (this.to - this.from);
+      this.from = center - span * ratio; this.to = this.from + span;
+      this.draw();
+      clearTimeout(this.wheelTimer);
+      this.wheelTimer = setTimeout(() => this.onView(this.from, this.to), 200);
+    }, { passive: false });
     c.addEventListener('keydown', (e) => {
       const actions = { '+': () => this.zoom(0.5), '=': () => this.zoom(0.5), '-': () => this.zoom(2), ArrowLeft: () => this.pan(-0.25), ArrowRight: () => this.pan(0.25) };
       if (actions[e.key]) { e.preventDefault(); actions[e.key](); }

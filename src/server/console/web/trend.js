@@ -14,7 +14,10 @@ function toSeries(answer) {
   const step = p.step_ns / 1e6;
   const def = answer.definition || {};
   return {
-    tag: answer.tag, unit: def.unit || '', interpolation: def.interpolation || 'linear',
+    // Booleans and states step, as the historian functions treat them.
+    tag: answer.tag, unit: def.unit || '',
+    interpolation: def.value_type === 'bool' || def.value_type === 'string' ? 'step' : (def.interpolation || 'linear'),
+    // `to` is where the next live request starts: ranges are [from, to).
     t: p.t, v: p.v, c: p.c, samples: p.samples, stepMs: step, stepNs: p.step_ns, from: answer.from, to: answer.to,
     quality: p.quality.map(([c0, c1, s]) => [answer.from + c0 * step, answer.from + (c1 + 1) * step, s]),
   };
@@ -109,7 +112,7 @@ export function trendPage(main, { params, navigate }) {
       el('button', { type: 'button', 'aria-label': `Remove ${tag}`, onclick: () => go({ ...state, tags: state.tags.filter((t) => t !== tag) }) }, '×'))));
     for (const swatch of chips.querySelectorAll('.swatch')) swatch.style.background = swatch.dataset.color;
     chart.setView(from, to);
-    if (!state.tags.length) { chart.setSeries([]); info.textContent = 'Search for tags above to draw them.'; return; }
+    if (!state.tags.length) { exposed.series = []; chart.setSeries([]); info.textContent = 'Search for tags above to draw them.'; return; }
     info.textContent = 'Loading…';
     const started = performance.now();
     try {
@@ -129,28 +132,43 @@ export function trendPage(main, { params, navigate }) {
   }
 
   // Live: every second, fetch what came since the last answer and append it.
+  // One tick at a time; a tick that a new view (zoom, other tags) overtook
+  // is dropped.
+  let ticking = false;
   async function tick() {
-    if (!state.live || !exposed.series.length) return;
-    const now = Date.now();
+    if (ticking || !state.live || !exposed.series.length) return;
+    ticking = true;
+    const mine = seq;
+    const series = exposed.series;
+    const now = Math.round(Date.now());
     const from = now - state.span;
     try {
-      const fresh = await Promise.all(exposed.series.map((s) => {
-        const since = s.t.length ? s.t[s.t.length - 1] + 1e-3 : from;
+      // Samples arrive late (collectors batch, edges forward): each tick
+      // reads again a trailing part of what it read before and replaces it.
+      const lookback = Math.min(300e3, Math.max(5e3, state.span / 10));
+      const fresh = await Promise.all(series.map((s) => {
+        const since = Math.round(Math.max(s.to - lookback, from));
+        if (now <= since) return null;
         const width = Math.max(1, Math.ceil((now - since) / s.stepMs));
         return api('history', { params: { tag: s.tag, from: since, to: now, width } }).then(toSeries);
       }));
-      exposed.series.forEach((s, i) => {
-        const keep = s.t.findIndex((t) => t >= from);
-        const cut = keep < 0 ? s.t.length : keep;
-        s.t = s.t.slice(cut).concat(fresh[i].t);
-        s.v = s.v.slice(cut).concat(fresh[i].v);
-        s.quality = s.quality.filter(([, t1]) => t1 >= from).concat(fresh[i].quality);
-        s.samples += fresh[i].samples;
+      if (mine !== seq || !state.live || series !== exposed.series) return;
+      series.forEach((s, i) => {
+        const f = fresh[i];
+        if (!f) return;
+        // Keep what is still in the window and before the re-read part.
+        const keep = (t) => t >= from && t < f.from;
+        const kept = s.t.map((t, k) => k).filter((k) => keep(s.t[k]));
+        s.t = kept.map((k) => s.t[k]).concat(f.t);
+        s.v = kept.map((k) => s.v[k]).concat(f.v);
+        s.quality = s.quality.filter(([t0, t1]) => t1 >= from && t0 < f.from)
+          .map(([t0, t1, q]) => [t0, Math.min(t1, f.from), q]).concat(f.quality);
+        s.to = f.to;
       });
       chart.setView(from, now);
-      chart.setSeries(exposed.series);
-      exposed.appended = (exposed.appended || 0) + fresh.reduce((n, s) => n + s.t.length, 0);
-    } catch (e) { info.replaceChildren(errorBox(e)); }
+      chart.setSeries(series);
+      exposed.appended = (exposed.appended || 0) + fresh.reduce((n, s) => n + (s ? s.t.length : 0), 0);
+    } catch (e) { info.replaceChildren(errorBox(e)); } finally { ticking = false; }
   }
 
   live.addEventListener('change', () => {
