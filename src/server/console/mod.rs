@@ -178,6 +178,26 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Refusals axum's extractors answer by themselves (a missing or malformed
+/// parameter, a body that is not the JSON asked for) come as plain text;
+/// the API says every refusal as `{"error": "..."}`.
+async fn json_refusals(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if !response.status().is_client_error() || !plain {
+        return response;
+    }
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
+    ApiError::new(status, String::from_utf8_lossy(&body).trim().to_string()).into_response()
+}
+
 /// The console's routes: the page at `/`, its files under `/console/`, and
 /// the API under `/api/v1/`, all but the login behind [`session::guard`].
 pub fn routes(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
@@ -191,5 +211,6 @@ pub fn routes(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
     Router::new()
         .route("/api/v1/session/login", axum::routing::post(session::login))
         .merge(guarded)
+        .layer(axum::middleware::from_fn(json_refusals))
         .merge(assets::routes())
 }
