@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use chrono::DateTime;
 use futures::TryStreamExt;
 use serde::Serialize;
 use tonic::transport::Channel;
@@ -18,6 +17,7 @@ use tonic::transport::Channel;
 use super::{BenchArgs, Latency, count_bar};
 use crate::client::{self, ClientError};
 use crate::generate::output::string_column;
+use crate::query::sql_literal;
 
 type Client = FlightSqlServiceClient<Channel>;
 
@@ -75,15 +75,6 @@ pub struct Targets {
     pub lot: Option<String>,
 }
 
-fn sql_ts(ns: i64) -> String {
-    let t = DateTime::from_timestamp_nanos(ns);
-    format!("TIMESTAMP '{}'", t.format("%Y-%m-%dT%H:%M:%S%.fZ"))
-}
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 async fn strings(flight: &mut Client, sql: &str) -> Result<Vec<String>, ClientError> {
     Ok(string_column(&client::query(flight, sql).await?))
 }
@@ -113,7 +104,7 @@ pub async fn discover(flight: &mut Client) -> Result<Targets, ClientError> {
     if let Some(tag) = tags.first() {
         let sql = format!(
             "SELECT CAST(min(ts) AS BIGINT), CAST(max(ts) AS BIGINT) FROM samples WHERE tag = {}",
-            quote(tag)
+            sql_literal::string(tag)
         );
         let batches = client::query(flight, &sql).await?;
         if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
@@ -139,7 +130,10 @@ pub async fn discover(flight: &mut Client) -> Result<Targets, ClientError> {
             .to_string()
     } else {
         match tags.first() {
-            Some(t) => format!("SELECT max(lot) FROM samples WHERE tag = {}", quote(t)),
+            Some(t) => format!(
+                "SELECT max(lot) FROM samples WHERE tag = {}",
+                sql_literal::string(t)
+            ),
             None => "SELECT max(lot) FROM samples".to_string(),
         }
     };
@@ -165,7 +159,7 @@ struct Spec {
 }
 
 fn array_of(tags: &[String]) -> String {
-    let items: Vec<String> = tags.iter().map(|t| quote(t)).collect();
+    let items: Vec<String> = tags.iter().map(|t| sql_literal::string(t)).collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -176,7 +170,7 @@ fn mix(args: &BenchArgs, t: &Targets) -> Vec<Spec> {
     let end = (t.last_ns.div_euclid(60_000_000_000) + 1) * 60_000_000_000;
     let hundred = array_of(&tags[..tags.len().min(100)]);
     let hundred2 = hundred.clone();
-    let lot = quote(t.lot.as_deref().unwrap_or("L-1001"));
+    let lot = sql_literal::string(t.lot.as_deref().unwrap_or("L-1001"));
     let lot2 = lot.clone();
     let (light, heavy) = (args.queries.max(1), args.heavy_queries.max(1));
     let last_values = t.names.contains("last_values");
@@ -211,9 +205,9 @@ fn mix(args: &BenchArgs, t: &Targets) -> Vec<Spec> {
                 let from = hour0 + (q % hours) as i64 * HOUR_NS;
                 format!(
                     "SELECT ts, value, quality FROM samples WHERE tag = {} AND ts >= {} AND ts < {}",
-                    quote(tag),
-                    sql_ts(from),
-                    sql_ts(from + HOUR_NS)
+                    sql_literal::string(tag),
+                    sql_literal::timestamp(from),
+                    sql_literal::timestamp(from + HOUR_NS)
                 )
             }),
             values_per_row: None,
@@ -226,8 +220,8 @@ fn mix(args: &BenchArgs, t: &Targets) -> Vec<Spec> {
             sql: Box::new(move |_| {
                 format!(
                     "SELECT * FROM history_interpolated({hundred}, {}, {}, '1m')",
-                    sql_ts(end - 7 * DAY_NS),
-                    sql_ts(end)
+                    sql_literal::timestamp(end - 7 * DAY_NS),
+                    sql_literal::timestamp(end)
                 )
             }),
             values_per_row: None,
@@ -241,8 +235,8 @@ fn mix(args: &BenchArgs, t: &Targets) -> Vec<Spec> {
                 let end = end.div_euclid(HOUR_NS) * HOUR_NS + HOUR_NS;
                 format!(
                     "SELECT * FROM history_aggregate({hundred2}, 'TimeAverage', {}, {}, '1h')",
-                    sql_ts(end - 30 * DAY_NS),
-                    sql_ts(end)
+                    sql_literal::timestamp(end - 30 * DAY_NS),
+                    sql_literal::timestamp(end)
                 )
             }),
             values_per_row: None,

@@ -16,6 +16,7 @@ mod pinned;
 pub mod quality;
 pub mod retrieval;
 pub mod sink;
+pub mod sql_literal;
 pub mod table;
 pub mod time_weighted;
 pub mod verify_audit;

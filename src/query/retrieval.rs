@@ -9,6 +9,7 @@
 //! SQL on `samples`, so segment pruning applies), the per-tag Part 13 settings
 //! from `tags`, and runs the kernels of [`super::historian`].
 
+use super::sql_literal;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -335,14 +336,6 @@ fn to_batch(schema: &SchemaRef, outputs: &[(&str, Vec<Output>)]) -> DfResult<Rec
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-fn sql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn sql_time(ns: i64) -> String {
-    format!("TIMESTAMP '{}'", fmt_ns(ns))
-}
-
 async fn run(engine: &Arc<Engine>, sql: &str) -> DfResult<Vec<RecordBatch>> {
     super::session(engine).sql(sql).await?.collect().await
 }
@@ -351,7 +344,7 @@ async fn run(engine: &Arc<Engine>, sql: &str) -> DfResult<Vec<RecordBatch>> {
 async fn tag_configs(engine: &Arc<Engine>, tags: &[String]) -> DfResult<HashMap<String, Config>> {
     let list = tags
         .iter()
-        .map(|t| sql_string(t))
+        .map(|t| sql_literal::string(t))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
@@ -474,14 +467,17 @@ async fn fetch_windows(
     end: i64,
 ) -> DfResult<HashMap<String, Vec<RawPoint>>> {
     let (lo, hi) = window_bounds(start, end);
-    let list = tags.iter().map(|t| sql_string(t)).collect::<Vec<_>>();
+    let list = tags
+        .iter()
+        .map(|t| sql_literal::string(t))
+        .collect::<Vec<_>>();
     // No ORDER BY: segments are already sorted by (tag, ts), so sorting each
     // tag's points below is cheaper than a sort of the whole result.
     let sql = format!(
         "SELECT ts, value, quality, tag FROM samples WHERE tag IN ({}) AND ts >= {} AND ts < {}",
         list.join(", "),
-        sql_time(lo),
-        sql_time(hi)
+        sql_literal::timestamp(lo),
+        sql_literal::timestamp(hi)
     );
     let mut windows: HashMap<String, Vec<RawPoint>> = HashMap::new();
     for batch in run(engine, &sql).await? {
@@ -511,7 +507,7 @@ async fn fetch_series(
     start: i64,
     end: i64,
 ) -> DfResult<Fetched> {
-    let tag_sql = sql_string(tag);
+    let tag_sql = sql_literal::string(tag);
     let (lo, hi) = window_bounds(start, end);
     let mut points = window;
     // Two usable values before `start`: one bounds the first interval, two
@@ -524,12 +520,12 @@ async fn fetch_series(
     if usable_before < 2 {
         let sql = format!(
             "SELECT ts FROM samples WHERE tag = {tag_sql} AND ts < {} AND {USABLE} ORDER BY ts DESC LIMIT {}",
-            sql_time(lo),
+            sql_literal::timestamp(lo),
             2 - usable_before
         );
         let found = points_of_ts(&run(engine, &sql).await?);
         let from = match found.get(1 - usable_before) {
-            Some(&ts) => format!("ts >= {} AND ", sql_time(ts)),
+            Some(&ts) => format!("ts >= {} AND ", sql_literal::timestamp(ts)),
             None => {
                 starts_at_first = true;
                 String::new()
@@ -537,7 +533,7 @@ async fn fetch_series(
         };
         let sql = format!(
             "SELECT ts, value, quality FROM samples WHERE tag = {tag_sql} AND {from}ts < {}",
-            sql_time(lo)
+            sql_literal::timestamp(lo)
         );
         let mut earlier = points_of(&run(engine, &sql).await?);
         earlier.sort_by_key(|p| p.ts);
@@ -551,10 +547,10 @@ async fn fetch_series(
     if !ends_at_last && !points.iter().any(|p| p.ts >= end && usable(p)) {
         let sql = format!(
             "SELECT ts FROM samples WHERE tag = {tag_sql} AND ts >= {} AND {USABLE} ORDER BY ts LIMIT 1",
-            sql_time(hi)
+            sql_literal::timestamp(hi)
         );
         let until = match points_of_ts(&run(engine, &sql).await?).first() {
-            Some(&ts) => format!(" AND ts <= {}", sql_time(ts)),
+            Some(&ts) => format!(" AND ts <= {}", sql_literal::timestamp(ts)),
             None => {
                 ends_at_last = true;
                 String::new()
@@ -562,7 +558,7 @@ async fn fetch_series(
         };
         let sql = format!(
             "SELECT ts, value, quality FROM samples WHERE tag = {tag_sql} AND ts >= {}{until}",
-            sql_time(hi)
+            sql_literal::timestamp(hi)
         );
         let mut later = points_of(&run(engine, &sql).await?);
         later.sort_by_key(|p| p.ts);

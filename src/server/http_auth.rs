@@ -54,7 +54,7 @@ pub async fn principal(
             )
             .await
         }
-        (None, Some(token)) => auth.check_bearer(Some(&format!("Bearer {token}"))),
+        (None, Some(token)) => auth.check_token(token),
         (None, None) => {
             return Err(
                 "missing or malformed Authorization header; send 'Token <user>:<password>', \

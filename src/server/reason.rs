@@ -117,8 +117,8 @@ pub fn carry(sql: &str, who: &WriteContext) -> Result<String, ReasonError> {
     let (prefixed, _) = split_prefix(sql)?;
     Ok(match (&who.reason, prefixed) {
         (Some(reason), None) => format!(
-            "SET lotline.reason = '{}'; {sql}",
-            reason.replace('\'', "''")
+            "SET lotline.reason = {}; {sql}",
+            crate::query::sql_literal::string(reason)
         ),
         _ => sql.to_string(),
     })

@@ -280,6 +280,12 @@ impl Auth {
         let token = header
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or(AuthError::Malformed("Bearer <token>"))?;
+        self.check_token(token)
+    }
+
+    /// Checks a bearer token itself (from a header, or the web console's
+    /// session cookie).
+    pub fn check_token(&self, token: &str) -> Result<Principal, AuthError> {
         let user = self
             .tokens
             .user_of(token.trim())

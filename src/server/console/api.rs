@@ -9,12 +9,13 @@ use std::time::Instant;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use chrono::{DateTime, SecondsFormat};
+use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, Console, INTERFACE, json as to_json};
 use crate::ingest::WriteContext;
+use crate::query::sql_literal;
 use crate::server::auth::Principal;
 use crate::server::http::HttpState;
 
@@ -33,23 +34,6 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/api/v1/collectors", get(collectors))
         .route("/api/v1/server", get(server))
         .route("/api/v1/sql", post(sql))
-}
-
-/// A string as a SQL literal: quotes doubled, so any text stays one value.
-pub fn lit(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// Texts as a SQL list of literals (`('a', 'b')`).
-pub fn lit_list<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
-    let items: Vec<String> = texts.into_iter().map(lit).collect();
-    format!("({})", items.join(", "))
-}
-
-/// A time in nanoseconds as a timestamp literal SQL compares `ts` with.
-pub fn ts_lit(ns: i64) -> String {
-    let text = DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Nanos, true);
-    format!("CAST({} AS TIMESTAMP)", lit(&text))
 }
 
 /// A time parameter: milliseconds since the epoch, or RFC 3339 text.
@@ -96,25 +80,32 @@ async fn tags(
     Query(search): Query<TagSearch>,
 ) -> Answer {
     let q = search.q.trim();
-    let mut filters = vec![format!("strpos(lower(tag), lower({})) > 0", lit(q))];
+    let mut filters = vec![format!(
+        "strpos(lower(tag), lower({})) > 0",
+        sql_literal::string(q)
+    )];
     filters.extend(
         search
             .equipment
             .as_deref()
-            .map(|e| format!("equipment = {}", lit(e))),
+            .map(|e| format!("equipment = {}", sql_literal::string(e))),
     );
-    filters.extend(search.unit.as_deref().map(|u| format!("unit = {}", lit(u))));
+    filters.extend(
+        search
+            .unit
+            .as_deref()
+            .map(|u| format!("unit = {}", sql_literal::string(u))),
+    );
     let limit = limit(search.limit, 50, 1000);
     let sql = format!(
         "SELECT tag, description, unit, equipment, value_type, interpolation, eng_low, eng_high \
          FROM tags WHERE {} \
          ORDER BY CASE WHEN starts_with(lower(tag), lower({})) THEN 0 ELSE 1 END, tag LIMIT {}",
         filters.join(" AND "),
-        lit(q),
+        sql_literal::string(q),
         limit + 1
     );
-    let batches = state.console.query(&principal, &sql).await?;
-    let (rows, truncated) = to_json::objects(&batches, limit);
+    let (rows, truncated) = state.console.rows(&principal, &sql, limit).await?;
     Ok(Json(json!({ "tags": rows, "truncated": truncated })))
 }
 
@@ -141,12 +132,10 @@ async fn last(
     }
     let sql = format!(
         "SELECT * FROM last_values WHERE tag IN {} ORDER BY tag",
-        lit_list(names.iter().copied())
+        sql_literal::strings(names.iter().copied())
     );
-    let batches = state.console.query(&principal, &sql).await?;
-    Ok(Json(
-        json!({ "values": to_json::objects(&batches, usize::MAX).0 }),
-    ))
+    let (values, _) = state.console.rows(&principal, &sql, usize::MAX).await?;
+    Ok(Json(json!({ "values": values })))
 }
 
 #[derive(Deserialize)]
@@ -170,10 +159,16 @@ async fn audit(
 ) -> Answer {
     let mut filters = vec!["TRUE".to_string()];
     if let Some(from) = filter.from.as_deref().filter(|t| !t.is_empty()) {
-        filters.push(format!("ts >= {}", ts_lit(parse_time("from", from)?)));
+        filters.push(format!(
+            "ts >= {}",
+            sql_literal::timestamp(parse_time("from", from)?)
+        ));
     }
     if let Some(to) = filter.to.as_deref().filter(|t| !t.is_empty()) {
-        filters.push(format!("ts < {}", ts_lit(parse_time("to", to)?)));
+        filters.push(format!(
+            "ts < {}",
+            sql_literal::timestamp(parse_time("to", to)?)
+        ));
     }
     for (column, value) in [
         ("actor", &filter.actor),
@@ -181,7 +176,7 @@ async fn audit(
         ("action", &filter.action),
     ] {
         if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-            filters.push(format!("{column} = {}", lit(value)));
+            filters.push(format!("{column} = {}", sql_literal::string(value)));
         }
     }
     if let Some(before) = filter.before {
@@ -194,8 +189,7 @@ async fn audit(
         filters.join(" AND "),
         limit + 1
     );
-    let batches = state.console.query(&principal, &sql).await?;
-    let (rows, truncated) = to_json::objects(&batches, limit);
+    let (rows, truncated) = state.console.rows(&principal, &sql, limit).await?;
     Ok(Json(json!({ "entries": rows, "truncated": truncated })))
 }
 
@@ -206,11 +200,10 @@ async fn verify(
     Extension(principal): Extension<Principal>,
 ) -> Answer {
     let started = Instant::now();
-    let batches = state
+    let (rows, _) = state
         .console
-        .query(&principal, "SELECT * FROM verify_audit()")
+        .rows(&principal, "SELECT * FROM verify_audit()", usize::MAX)
         .await?;
-    let (rows, _) = to_json::objects(&batches, usize::MAX);
     Ok(Json(json!({
         "rows": rows,
         "elapsed_ms": started.elapsed().as_secs_f64() * 1e3,
@@ -224,8 +217,7 @@ async fn collectors(
 ) -> Answer {
     let rows = if state.console.collectors {
         let sql = format!("SELECT * FROM {}", crate::collect::status::TABLE_NAME);
-        let batches = state.console.query(&principal, &sql).await?;
-        to_json::objects(&batches, usize::MAX).0
+        state.console.rows(&principal, &sql, usize::MAX).await?.0
     } else {
         Vec::new()
     };
@@ -234,11 +226,7 @@ async fn collectors(
 
 /// `GET /api/v1/server`: `/health`'s summary and every series of
 /// `/metrics`, parsed, so the page shows the same figures.
-async fn server(
-    State(state): State<Arc<HttpState>>,
-    Extension(principal): Extension<Principal>,
-) -> Answer {
-    let _ = principal;
+async fn server(State(state): State<Arc<HttpState>>) -> Answer {
     let (_, health) = crate::server::http::health_summary(&state);
     let text = state.metrics.render(&state.engine);
     Ok(Json(json!({
@@ -293,15 +281,7 @@ async fn sql(
     let who = WriteContext::new(&principal.user, INTERFACE).with_reason(statement.reason);
     let frame = console.plan(&principal, &statement.sql, Some(who)).await?;
     let limit = limit(statement.limit, 1000, 100_000);
-    let mut batches = Vec::new();
-    let mut rows = 0;
-    console
-        .run(frame, |batch| {
-            rows += batch.num_rows();
-            batches.push(batch);
-            rows <= limit
-        })
-        .await?;
+    let batches = console.first_rows(frame, limit).await?;
     let (columns, rows, truncated) = to_json::table(&batches, limit);
     Ok(Json(json!({
         "columns": columns,
@@ -316,12 +296,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn literals_keep_quotes_inside_one_value() {
-        assert_eq!(lit("it's"), "'it''s'");
-        assert_eq!(lit_list(["a", "b'"]), "('a', 'b''')");
-    }
-
-    #[test]
     fn times_are_milliseconds_or_rfc3339() {
         assert_eq!(parse_time("from", "1500").unwrap(), 1_500_000_000);
         assert_eq!(
@@ -334,10 +308,6 @@ mod tests {
             assert!(parse_time("to", out_of_range).is_err(), "{out_of_range}");
         }
         assert!(parse_time("to", "9223372036854").is_ok());
-        assert_eq!(
-            ts_lit(1_500_000_001),
-            "CAST('1970-01-01T00:00:01.500000001Z' AS TIMESTAMP)"
-        );
     }
 
     #[test]

@@ -12,9 +12,10 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{lit, parse_time, ts_lit};
+use super::ApiError;
+use super::api::parse_time;
 use super::decimate::Decimator;
-use super::{ApiError, json as to_json};
+use crate::query::sql_literal;
 use crate::server::auth::Principal;
 use crate::server::http::HttpState;
 
@@ -44,25 +45,23 @@ pub async fn history(
         )));
     }
     let console = &state.console;
-    let definition = console
-        .query(
+    let (mut definition, _) = console
+        .rows(
             &principal,
             &format!(
                 "SELECT unit, description, value_type, interpolation, eng_low, eng_high \
                  FROM tags WHERE tag = {}",
-                lit(&params.tag)
+                sql_literal::string(&params.tag)
             ),
+            1,
         )
         .await?;
-    let definition = to_json::objects(&definition, 1)
-        .0
-        .pop()
-        .unwrap_or(Value::Null);
+    let definition = definition.pop().unwrap_or(Value::Null);
     let sql = format!(
         "SELECT ts, value, quality FROM samples WHERE tag = {} AND ts >= {} AND ts < {}",
-        lit(&params.tag),
-        ts_lit(from),
-        ts_lit(to)
+        sql_literal::string(&params.tag),
+        sql_literal::timestamp(from),
+        sql_literal::timestamp(to)
     );
     let frame = console.plan(&principal, &sql, None).await?;
     let mut decimator = Decimator::new(from, to, params.width.unwrap_or(1000), MAX_WIDTH);

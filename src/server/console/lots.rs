@@ -10,8 +10,9 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{limit, lit, lit_list};
-use super::{ApiError, json as to_json};
+use super::ApiError;
+use super::api::limit;
+use crate::query::sql_literal;
 use crate::server::auth::Principal;
 use crate::server::http::HttpState;
 
@@ -37,15 +38,16 @@ pub async fn lot(
     let console = &state.console;
     let query = |sql: String| {
         let principal = principal.clone();
-        async move {
-            let batches = console.query(&principal, &sql).await?;
-            Ok::<_, ApiError>(to_json::objects(&batches, 10_000).0)
-        }
+        async move { Ok::<_, ApiError>(console.rows(&principal, &sql, 10_000).await?.0) }
     };
-    let lot = query(format!("SELECT * FROM lots WHERE id = {}", lit(&id))).await?;
+    let lot = query(format!(
+        "SELECT * FROM lots WHERE id = {}",
+        sql_literal::string(&id)
+    ))
+    .await?;
     let runs = query(format!(
         "SELECT * FROM production_runs WHERE lot = {} ORDER BY start_ts",
-        lit(&id)
+        sql_literal::string(&id)
     ))
     .await?;
     let mut orders = field_values(&runs, "work_order");
@@ -54,7 +56,7 @@ pub async fn lot(
     let (work_orders, equipment, tags) = if equipment_ids.is_empty() && orders.is_empty() {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
-        let list = |set: &BTreeSet<&str>| lit_list(set.iter().copied());
+        let list = |set: &BTreeSet<&str>| sql_literal::strings(set.iter().copied());
         (
             query(format!(
                 "SELECT * FROM work_orders WHERE id IN {}",
@@ -77,7 +79,7 @@ pub async fn lot(
     if lot.is_empty() && runs.is_empty() {
         let known = query(format!(
             "SELECT 1 FROM genealogy WHERE input_lot = {0} OR output_lot = {0} LIMIT 1",
-            lit(&id)
+            sql_literal::string(&id)
         ))
         .await?;
         if known.is_empty() {
@@ -131,11 +133,10 @@ pub async fn trace(
     for (function, sign) in directions {
         let sql = format!(
             "SELECT lot, depth FROM {function}({}, {depth}) ORDER BY depth, lot LIMIT {}",
-            lit(&id),
+            sql_literal::string(&id),
             MAX_NODES + 1
         );
-        let batches = console.query(&principal, &sql).await?;
-        let (rows, cut) = to_json::objects(&batches, MAX_NODES);
+        let (rows, cut) = console.rows(&principal, &sql, MAX_NODES).await?;
         truncated |= cut;
         for row in rows {
             if let (Some(lot), Some(d)) = (row["lot"].as_str(), row["depth"].as_i64()) {
@@ -143,25 +144,26 @@ pub async fn trace(
             }
         }
     }
-    let lots = lit_list(depths.keys().map(String::as_str));
-    let edges = console
-        .query(
+    let lots = sql_literal::strings(depths.keys().map(String::as_str));
+    let (edges, _) = console
+        .rows(
             &principal,
             &format!(
                 "SELECT input_lot, output_lot, quantity, uom, work_order, equipment, ts \
                  FROM genealogy WHERE input_lot IN {lots} AND output_lot IN {lots} \
                  ORDER BY input_lot, output_lot, ts"
             ),
+            usize::MAX,
         )
         .await?;
-    let records = console
-        .query(
+    let (records, _) = console
+        .rows(
             &principal,
             &format!("SELECT id, material, quantity, uom, status, work_order FROM lots WHERE id IN {lots}"),
+            usize::MAX,
         )
         .await?;
-    let records: BTreeMap<String, Value> = to_json::objects(&records, usize::MAX)
-        .0
+    let records: BTreeMap<String, Value> = records
         .into_iter()
         .filter_map(|r| Some((r["id"].as_str()?.to_string(), r)))
         .collect();
@@ -173,7 +175,7 @@ pub async fn trace(
         "lot": id,
         "depth": depth,
         "nodes": nodes,
-        "edges": to_json::objects(&edges, usize::MAX).0,
+        "edges": edges,
         "truncated": truncated,
     })))
 }
@@ -193,16 +195,14 @@ pub async fn samples(
     Query(params): Query<SamplesParams>,
 ) -> Answer {
     let limit = limit(params.limit, 1000, 100_000);
-    let filter = params
-        .tag
-        .as_deref()
-        .map_or_else(String::new, |t| format!("WHERE tag = {}", lit(t)));
+    let filter = params.tag.as_deref().map_or_else(String::new, |t| {
+        format!("WHERE tag = {}", sql_literal::string(t))
+    });
     let sql = format!(
         "SELECT * FROM lot_samples({}) {filter} ORDER BY ts, tag LIMIT {}",
-        lit(&id),
+        sql_literal::string(&id),
         limit + 1
     );
-    let batches = state.console.query(&principal, &sql).await?;
-    let (rows, truncated) = to_json::objects(&batches, limit);
+    let (rows, truncated) = state.console.rows(&principal, &sql, limit).await?;
     Ok(Json(json!({ "samples": rows, "truncated": truncated })))
 }

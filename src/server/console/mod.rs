@@ -115,13 +115,33 @@ impl Console {
         }
     }
 
-    /// Plans and runs a query of the console's own, collecting its batches.
-    async fn query(&self, principal: &Principal, sql: &str) -> Result<Vec<RecordBatch>, ApiError> {
+    /// Plans and runs a query of the console's own: its rows as JSON
+    /// objects, at most `limit`, and whether rows were left out (the query
+    /// stops once it has given more).
+    async fn rows(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        limit: usize,
+    ) -> Result<(Vec<serde_json::Value>, bool), ApiError> {
         let frame = self.plan(principal, sql, None).await?;
+        let batches = self.first_rows(frame, limit).await?;
+        Ok(json::objects(&batches, limit))
+    }
+
+    /// Runs `frame` until it has given more than `limit` rows (so a caller
+    /// can tell that rows were left out), collecting its batches.
+    async fn first_rows(
+        &self,
+        frame: DataFrame,
+        limit: usize,
+    ) -> Result<Vec<RecordBatch>, ApiError> {
         let mut batches = Vec::new();
-        self.run(frame, |b| {
-            batches.push(b);
-            true
+        let mut rows = 0;
+        self.run(frame, |batch| {
+            rows += batch.num_rows();
+            batches.push(batch);
+            rows <= limit
         })
         .await?;
         Ok(batches)

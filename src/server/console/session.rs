@@ -187,7 +187,7 @@ async fn principal(
         unauthorized("not logged in: log in at / or send an Authorization header".into())
     })?;
     let principal = auth
-        .check_bearer(Some(&format!("Bearer {token}")))
+        .check_token(token)
         .map_err(|_| unauthorized("the session has ended; log in again".into()))?;
     let safe = matches!(*method, Method::GET | Method::HEAD);
     let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());

@@ -70,13 +70,14 @@ export function formatCell(value) {
   return String(value);
 }
 
-// A table of rows (objects) with the given columns (all keys when absent).
-export function table(rows, columns) {
+// A table of rows with the given columns (all keys of the rows when
+// absent); `value` reads a row's cell (objects by name unless told).
+export function table(rows, columns, value = (row, name) => row[name]) {
   const names = columns || [...new Set(rows.flatMap((r) => Object.keys(r)))];
   return el('div', { class: 'table-wrap' }, el('table', {},
     el('thead', {}, el('tr', {}, names.map((n) => el('th', { scope: 'col' }, n)))),
     el('tbody', {}, rows.map((row) => el('tr', {},
-      names.map((n) => cell(formatCell(row[n]))))))));
+      names.map((n, i) => cell(formatCell(value(row, n, i)))))))));
 }
 
 // A table cell; long text (an audit entry's file list) is cut, whole in its tooltip.

@@ -1,7 +1,7 @@
 // The SQL page: any statement the user's role allows, as over Flight SQL
 // (a reader's INSERT is refused the same way). Ctrl+Enter runs.
 
-import { api, el, errorBox, formatCell } from './api.js';
+import { api, el, errorBox, table } from './api.js';
 
 export function sqlPage(main, { params }) {
   const text = el('textarea', { rows: 6, 'aria-label': 'SQL', spellcheck: false },
@@ -15,10 +15,9 @@ export function sqlPage(main, { params }) {
     out.replaceChildren(el('span', { class: 'muted' }, 'Running…'));
     try {
       const r = await api('sql', { method: 'POST', body: { sql: text.value, reason: reason.value || undefined } });
+      // Rows are arrays: columns may share a name (SELECT 1, 1).
       out.replaceChildren(el('p', { class: 'muted' }, `${r.rows.length} rows${r.truncated ? ' (cut)' : ''}, ${r.elapsed_ms.toFixed(0)} ms`),
-        el('div', { class: 'table-wrap' }, el('table', {},
-          el('thead', {}, el('tr', {}, r.columns.map((c) => el('th', { scope: 'col' }, c)))),
-          el('tbody', {}, r.rows.map((row) => el('tr', {}, row.map((v) => el('td', {}, formatCell(v)))))))));
+        table(r.rows, r.columns, (row, _name, i) => row[i]));
     } catch (e) { out.replaceChildren(errorBox(e)); }
     run.disabled = false;
   }

@@ -17,16 +17,19 @@ function toSeries(answer) {
     // Booleans and states step, as the historian functions treat them.
     tag: answer.tag, unit: def.unit || '',
     interpolation: def.value_type === 'bool' || def.value_type === 'string' ? 'step' : (def.interpolation || 'linear'),
-    // `to` is where the next live request starts: ranges are [from, to).
+    // `to`: the end of what was read (ranges are [from, to)); live mode
+    // reads again from a little before it.
     t: p.t, v: p.v, c: p.c, samples: p.samples, stepMs: step, stepNs: p.step_ns, from: answer.from, to: answer.to,
     quality: p.quality.map(([c0, c1, s]) => [answer.from + c0 * step, answer.from + (c1 + 1) * step, s]),
   };
 }
 
-export async function loadSeries(tags, from, to, width) {
-  const answers = await Promise.all(tags.map((tag) =>
-    api('history', { params: { tag, from: Math.round(from), to: Math.round(to), width } })));
-  return answers.map(toSeries);
+function loadOne(tag, from, to, width) {
+  return api('history', { params: { tag, from: Math.round(from), to: Math.round(to), width } }).then(toSeries);
+}
+
+export function loadSeries(tags, from, to, width) {
+  return Promise.all(tags.map((tag) => loadOne(tag, from, to, width)));
 }
 
 // A chart of `tags` over [from, to] that re-queries on zoom and pan; for
@@ -150,7 +153,7 @@ export function trendPage(main, { params, navigate }) {
         const since = Math.round(Math.max(s.to - lookback, from));
         if (now <= since) return null;
         const width = Math.max(1, Math.ceil((now - since) / s.stepMs));
-        return api('history', { params: { tag: s.tag, from: since, to: now, width } }).then(toSeries);
+        return loadOne(s.tag, since, now, width);
       }));
       if (mine !== seq || !state.live || series !== exposed.series) return;
       series.forEach((s, i) => {
