@@ -168,6 +168,7 @@ fn commit(
             }
             let audit_id = super::write_audit::audit_table_id() as usize;
             state.buffers[audit_id].append(vec![audit_batch]);
+            state.committed.send_replace(writer.head.seq);
             drop(state);
             for (reply, seq) in replies {
                 let _ = reply.send(Ok(seq));

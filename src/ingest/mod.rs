@@ -57,7 +57,7 @@ pub use flush::{FlushFailure, FlushReport};
 pub use restamp::RestampReport;
 use versions::Versions;
 pub use versions::{ChangeFn, TablePart, reason_hint};
-pub use write_audit::{REASON_HEADER, REQUEST_ID_HEADER, WriteContext};
+pub use write_audit::{REASON_HEADER, REQUEST_ID_HEADER, WriteContext, version_in};
 
 /// Settings of the write path.
 #[derive(Debug, Clone)]
@@ -109,6 +109,9 @@ pub(crate) struct State {
     wal_stopped: Option<String>,
     /// Where retired segment files wait out their grace period.
     graveyard: Arc<Graveyard>,
+    /// The seq of the newest committed audit entry, moved once its entries
+    /// and rows are visible: what a change-feed reader waits on.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 impl State {
@@ -117,6 +120,7 @@ impl State {
         buffers: Vec<TableBuffer>,
         data_dir: &Path,
         graveyard: Arc<Graveyard>,
+        committed_seq: u64,
     ) -> Self {
         let mut state = Self {
             manifest: Manifest::default(),
@@ -124,6 +128,7 @@ impl State {
             files: HashMap::new(),
             wal_stopped: None,
             graveyard,
+            committed: tokio::sync::watch::Sender::new(committed_seq),
         };
         let retired = state.set_manifest(manifest, data_dir);
         debug_assert!(retired.is_empty());
@@ -343,7 +348,9 @@ impl Engine {
         let request_ids = requests::RequestIds::new(config.request_id_window);
         recovery::recover_request_ids(dir, &manifest, &buffers, &request_ids)?;
         let graveyard = Graveyard::new(config.retired_file_grace);
-        let state = Arc::new(RwLock::new(State::new(manifest, buffers, dir, graveyard)));
+        let state = Arc::new(RwLock::new(State::new(
+            manifest, buffers, dir, graveyard, head.seq,
+        )));
         let writer = commit::Writer {
             wal_dir,
             file,
@@ -390,6 +397,13 @@ impl Engine {
 
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
+    }
+
+    /// The seq of the newest committed `audit_log` entry, changing as
+    /// entries commit; an entry and the rows it describes are visible to
+    /// queries by the time its seq is seen here.
+    pub fn committed_seq(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.state.read().expect("state lock").committed.subscribe()
     }
 
     /// Why writes are refused until restart, if the WAL has failed.

@@ -253,7 +253,7 @@ impl Engine {
             }
             let id = table_id(def);
             let record = wal::encode_record(id as u8, &stored)?;
-            events.push(ctx.write_event(def.name, rows));
+            events.push(ctx.version_event("write", def.name, rows, stamp.recorded_at));
             commits.push(commit::Part {
                 table: id,
                 record,
@@ -326,7 +326,7 @@ impl Engine {
         let record = wal::encode_record(id as u8, std::slice::from_ref(&stored))?;
         let written = self
             .commit(id, vec![stored], record, |rows| {
-                ctx.event(op.as_str(), def.name, rows)
+                ctx.version_event(op.as_str(), def.name, rows, stamp.recorded_at)
             })
             .await?;
         if op == Op::Delete {

@@ -83,18 +83,42 @@ impl WriteContext {
     /// The audit event of an accepted `action` (`write`, or `update` and
     /// `delete` of versioned records) of `rows` rows in `table`.
     pub fn event(&self, action: &str, table: &str, rows: usize) -> Event {
+        self.event_with(action, table, rows, format!("interface={}", self.interface))
+    }
+
+    /// The audit event of `rows` version rows of a versioned `table`, all
+    /// stamped `recorded_at`: the detail names that time, so the entry
+    /// leads to exactly its rows in `X_history` (the change feed reads them
+    /// so; a table's versions never share a `recorded_at`).
+    pub fn version_event(&self, action: &str, table: &str, rows: usize, recorded_at: i64) -> Event {
+        let detail = format!("interface={}{VERSION_MARKER}{recorded_at}", self.interface);
+        self.event_with(action, table, rows, detail)
+    }
+
+    fn event_with(&self, action: &str, table: &str, rows: usize, detail: String) -> Event {
         Event {
             actor: self.actor.clone(),
             action: action.into(),
             table_name: Some(table.to_string()),
             row_count: Some(rows as u64),
             detail: Some(super::requests::detail_with(
-                format!("interface={}", self.interface),
+                detail,
                 self.request_id.as_deref(),
             )),
             reason: self.reason.clone(),
         }
     }
+}
+
+/// Marks the `recorded_at` of a versioned write in its audit `detail`
+/// (before any request id, which comes last).
+const VERSION_MARKER: &str = " version=";
+
+/// The `recorded_at` of the version rows a write's audit `detail` names,
+/// if it names one (entries written before lotline recorded it do not).
+pub fn version_in(detail: &str) -> Option<i64> {
+    let (_, rest) = detail.split_once(VERSION_MARKER)?;
+    rest.split(' ').next()?.parse().ok()
 }
 
 /// Seals `events` after `head` (stamped now) and returns the entries, the

@@ -7,7 +7,9 @@
 mod audit;
 pub mod columns;
 mod context;
+mod master_data;
 mod sample_rows;
+pub mod units;
 mod validate;
 mod versioned;
 
@@ -15,6 +17,7 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+pub use master_data::{ALIAS_KINDS, MATERIAL_USES};
 pub use sample_rows::{CONTEXT_COLUMNS, SampleRow, SampleRows};
 pub use validate::{ValidationError, normalize_batch, quoted};
 pub use versioned::{
@@ -229,7 +232,7 @@ static SAMPLE_CORRECTIONS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
 
 /// All tables, in a stable order (their index is their id in the WAL: a new
 /// table goes at the end).
-pub fn tables() -> [&'static TableDef; 9] {
+pub fn tables() -> [&'static TableDef; 13] {
     [
         &SAMPLES,
         &TAGS,
@@ -240,6 +243,10 @@ pub fn tables() -> [&'static TableDef; 9] {
         &context::GENEALOGY,
         &audit::AUDIT_LOG,
         &SAMPLE_CORRECTIONS,
+        &master_data::MATERIALS,
+        &master_data::WORK_ORDER_SEGMENTS,
+        &master_data::WORK_ORDER_MATERIALS,
+        &master_data::ALIASES,
     ]
 }
 

@@ -166,7 +166,15 @@ def test_every_event_kind_lands_versioned_audited_and_durable(pb, server, api):
             ("production_runs", 1, "run ended"),
             ("lots", 1, "QA release"),
         ]
-        assert {(r["actor"], r["action"], r["detail"]) for r in got} == {(ADMIN_USER, "write", "interface=grpc.context")}
+        # Each entry names the recorded_at of its version rows (the change feed's link).
+        details = {(r["actor"], r["action"], r["detail"].split(" version=")[0]) for r in got}
+        assert details == {(ADMIN_USER, "write", "interface=grpc.context")}
+        for r in got:
+            version = int(r["detail"].split(" version=")[1])
+            stamped = c.scalar(
+                f"SELECT count(*) FROM {r['table_name']}_history WHERE CAST(recorded_at AS BIGINT) = {version}"
+            )
+            assert stamped == r["row_count"], r
         assert got[4]["seq"] == got[3]["seq"] + 1
 
         back = c.query("SELECT lot, depth FROM trace_backward('LOT-9') ORDER BY depth, lot").to_pylist()

@@ -60,6 +60,11 @@ CONTEXT_COLUMNS = {
     "work_orders": [
         "id", "material", "quantity", "uom", "status", "planned_start", "planned_end", "actual_start", "actual_end",
     ],
+    # Master data and plans from Level 4 (B2MML).
+    "materials": ["id", "description", "material_class", "uom"],
+    "work_order_segments": ["work_order", "segment", "process_segment", "equipment", "earliest_start", "latest_end"],
+    "work_order_materials": ["work_order", "segment", "requirement", "material_use", "material", "lot", "quantity", "uom"],
+    "aliases": ["system", "kind", "external_id", "key"],
 }
 CORRECTIONS_COLUMNS = ["tag", "ts", "value", "text", "quality", "corrected_by", "reason", "corrected_at"]
 AUDIT_COLUMNS = [

@@ -1,0 +1,136 @@
+//! Master data and plans that Level 4 (ERP) sends down (ISA-95 Part 2,
+//! B2MML): `materials` (material definitions), the work orders' planned
+//! segments and materials (`work_order_segments`, `work_order_materials`,
+//! from an operations schedule's segment and material requirements), and
+//! `aliases`, the one vocabulary that maps each system's identifiers (an
+//! ERP material number, an MES equipment id, an OPC UA node id) to
+//! lotline's key. All versioned, like the other context tables.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::context::CONTEXT_KEY_POLICY;
+use super::{Rule, TableDef, ts_type};
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// What an alias can name: the tables whose key is one id column.
+pub const ALIAS_KINDS: &[&str] = &["equipment", "material", "lot", "work_order", "tag"];
+
+/// ISA-95 material use of a planned or actual material (B2MML V0701 `MaterialUse`).
+pub const MATERIAL_USES: &[&str] = &[
+    "Consumable",
+    "Consumed",
+    "Produced",
+    "By-product Produced",
+    "Co-product Produced",
+    "Yield Produced",
+    "Material Consumed",
+    "Material Produced",
+    "Destructive Sample",
+    "Returned Sample",
+    "Retained Sample",
+    "Inventoried",
+    "Other",
+];
+
+pub(super) static MATERIALS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "materials",
+    schema: Arc::new(Schema::new(vec![
+        utf8("id", false),
+        utf8("description", true),
+        utf8("material_class", true),
+        utf8("uom", true),
+    ])),
+    key: &["id"],
+    time_column: None,
+    range_column: "id",
+    bloom_columns: &["id"],
+    key_policy: CONTEXT_KEY_POLICY,
+    rules: &[Rule::NotEmpty("id")],
+    caches: &[],
+});
+
+pub(super) static WORK_ORDER_SEGMENTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "work_order_segments",
+    schema: Arc::new(Schema::new(vec![
+        utf8("work_order", false),
+        utf8("segment", false),
+        utf8("process_segment", true),
+        utf8("equipment", true),
+        Field::new("earliest_start", ts_type(), true),
+        Field::new("latest_end", ts_type(), true),
+    ])),
+    key: &["work_order", "segment"],
+    time_column: None,
+    range_column: "work_order",
+    bloom_columns: &["work_order", "equipment"],
+    key_policy: CONTEXT_KEY_POLICY,
+    rules: &[
+        Rule::NotEmpty("work_order"),
+        Rule::NotEmpty("segment"),
+        Rule::NotBeforeEpoch("earliest_start"),
+        Rule::NotBeforeEpoch("latest_end"),
+        Rule::NotBefore {
+            later: "latest_end",
+            earlier: "earliest_start",
+        },
+    ],
+    caches: &[],
+});
+
+pub(super) static WORK_ORDER_MATERIALS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "work_order_materials",
+    schema: Arc::new(Schema::new(vec![
+        utf8("work_order", false),
+        utf8("segment", false),
+        // The requirement's own id within its segment.
+        utf8("requirement", false),
+        utf8("material_use", true),
+        utf8("material", true),
+        utf8("lot", true),
+        Field::new("quantity", DataType::Float64, true),
+        utf8("uom", true),
+    ])),
+    key: &["work_order", "segment", "requirement"],
+    time_column: None,
+    range_column: "work_order",
+    bloom_columns: &["work_order", "lot"],
+    key_policy: CONTEXT_KEY_POLICY,
+    rules: &[
+        Rule::NotEmpty("work_order"),
+        Rule::NotEmpty("segment"),
+        Rule::NotEmpty("requirement"),
+        Rule::OneOf("material_use", MATERIAL_USES),
+        Rule::NonNegative("quantity"),
+    ],
+    caches: &[],
+});
+
+pub(super) static ALIASES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "aliases",
+    schema: Arc::new(Schema::new(vec![
+        // The other system, as it names itself (a B2MML sender's LogicalID,
+        // an OPC UA server's application URI).
+        utf8("system", false),
+        utf8("kind", false),
+        utf8("external_id", false),
+        // lotline's key of the record: `equipment.id`, `materials.id`, ...
+        utf8("key", false),
+    ])),
+    key: &["system", "kind", "external_id"],
+    time_column: None,
+    range_column: "system",
+    bloom_columns: &["system", "external_id", "key"],
+    key_policy: CONTEXT_KEY_POLICY,
+    rules: &[
+        Rule::NotEmpty("system"),
+        Rule::OneOf("kind", ALIAS_KINDS),
+        Rule::NotEmpty("external_id"),
+        Rule::NotEmpty("key"),
+    ],
+    caches: &[],
+});
