@@ -18,7 +18,7 @@ LAYERS = [
     ("ingest",),
     ("query",),
     ("config", "connect"),
-    ("server", "collect"),
+    ("server", "collect", "integrate"),
     ("client", "bench", "generate", "demo", "inspect"),
 ]
 

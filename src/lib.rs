@@ -14,6 +14,7 @@ pub mod demo;
 pub mod generate;
 pub mod ingest;
 pub mod inspect;
+pub mod integrate;
 pub mod model;
 pub mod proto;
 pub mod query;

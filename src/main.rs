@@ -50,17 +50,46 @@ enum Command {
         /// The statement; omit it for an interactive shell with history
         query: Option<String>,
     },
-    /// Load a CSV (with header) or Parquet file into a table
+    /// Load a CSV (with header) or Parquet file into a table, or a B2MML
+    /// document (operations schedule, material or equipment information)
     Load {
         #[command(flatten)]
         connect: ConnectArgs,
-        /// Target table (samples, tags, equipment, work_orders, lots, production_runs, genealogy)
-        #[arg(long)]
-        table: String,
+        /// Target table of a CSV or Parquet file (samples, tags, equipment,
+        /// work_orders, lots, production_runs, genealogy, ...)
+        #[arg(long, required_unless_present = "format")]
+        table: Option<String>,
+        /// b2mml: the file is a B2MML V0701 document; prints the server's
+        /// ConfirmBOD [default: by the file's extension, .csv or .parquet]
+        #[arg(long, value_enum, conflicts_with = "table")]
+        format: Option<DocumentFormat>,
         /// Rows per acknowledged request
         #[arg(long, default_value_t = 100_000)]
         batch_rows: usize,
         file: PathBuf,
+    },
+    /// Export production performance as a B2MML ShowOperationsPerformance
+    /// document: the work orders named, or those with a run in a time range
+    Export {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[arg(long, value_enum)]
+        format: DocumentFormat,
+        /// A work order to report (repeat for several)
+        #[arg(long = "work-order")]
+        work_orders: Vec<String>,
+        /// Start of the time range (RFC 3339), instead of work orders
+        #[arg(long, requires = "end")]
+        start: Option<String>,
+        /// End of the time range (RFC 3339, exclusive)
+        #[arg(long, requires = "start")]
+        end: Option<String>,
+        /// The receiving system's LogicalID (ApplicationArea/Receiver)
+        #[arg(long)]
+        receiver: Option<String>,
+        /// Write the document to this file instead of standard output
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Run collectors at the edge: read the machines of a mapping file, queue
     /// the samples on local disk and forward them to a server over gRPC
@@ -112,6 +141,13 @@ enum Command {
     },
 }
 
+/// Document formats of `load` and `export` beside CSV and Parquet.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DocumentFormat {
+    /// ISA-95 B2MML V0701 (MESA)
+    B2mml,
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOTLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -143,10 +179,48 @@ async fn main() -> ExitCode {
             Command::Load {
                 connect,
                 table,
+                format,
                 batch_rows,
                 file,
+            } => match (format, table) {
+                (Some(DocumentFormat::B2mml), _) => {
+                    print!("{}", client::b2mml::load(&connect, &file).await?)
+                }
+                (None, Some(table)) => {
+                    client::run_load(&connect, &file, &table, batch_rows).await?;
+                }
+                (None, None) => unreachable!("clap requires --table without --format"),
+            },
+            Command::Export {
+                connect,
+                format: DocumentFormat::B2mml,
+                work_orders,
+                start,
+                end,
+                receiver,
+                output,
             } => {
-                client::run_load(&connect, &file, &table, batch_rows).await?;
+                let time = |name: &str, text: Option<String>| -> Result<Option<i64>, String> {
+                    text.map(|t| {
+                        chrono::DateTime::parse_from_rfc3339(&t)
+                            .ok()
+                            .and_then(|t| t.timestamp_nanos_opt())
+                            .ok_or_else(|| format!("--{name} {t:?} is not an RFC 3339 time"))
+                    })
+                    .transpose()
+                };
+                let request = client::b2mml::PerformanceRequest {
+                    work_orders,
+                    start: time("start", start)?,
+                    end: time("end", end)?,
+                    receiver,
+                };
+                let xml = client::b2mml::export(&connect, &request).await?;
+                match output {
+                    Some(path) => std::fs::write(&path, xml)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                    None => print!("{xml}"),
+                }
             }
             Command::Bench(args) => {
                 let report = lotline::bench::run(&args).await?;

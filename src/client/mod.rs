@@ -9,6 +9,7 @@
 //! directly.
 
 mod align;
+pub mod b2mml;
 mod collect;
 mod load;
 mod sql;

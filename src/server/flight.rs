@@ -125,6 +125,35 @@ impl LotlineFlightSql {
     }
 
     /// Where this service's statements are planned.
+    /// The B2MML actions (`lotline load|export --format b2mml`), or `None`
+    /// for another action. A refused document is `InvalidArgument` naming
+    /// the element; an accepted one answers its `ConfirmBOD`.
+    async fn b2mml_action(
+        &self,
+        principal: &Principal,
+        request: &Request<Action>,
+    ) -> Result<Option<Vec<u8>>, Status> {
+        let action = request.get_ref();
+        if action.r#type == super::b2mml::IMPORT_ACTION {
+            let who = reason::write_context(principal, "flight.b2mml", request.metadata())?;
+            let confirmation =
+                super::b2mml::import(&self.planner(), principal, who, &action.body).await?;
+            return match confirmation.error {
+                None => Ok(Some(confirmation.confirm_bod)),
+                Some(crate::integrate::b2mml::B2mmlError::Write(e)) => Err(ingest_status(e)),
+                Some(e) if e.is_document_error() => Err(Status::invalid_argument(e.to_string())),
+                Some(e) => Err(Status::internal(e.to_string())),
+            };
+        }
+        if action.r#type == super::b2mml::PERFORMANCE_ACTION {
+            let asked: super::b2mml::PerformanceRequest = serde_json::from_slice(&action.body)
+                .map_err(|e| Status::invalid_argument(format!("{}: {e}", action.r#type)))?;
+            let xml = super::b2mml::performance(&self.planner(), principal, &asked).await?;
+            return Ok(Some(xml));
+        }
+        Ok(None)
+    }
+
     pub(super) fn planner(&self) -> super::statement::Planner {
         super::statement::Planner {
             engine: self.engine.clone(),
@@ -726,6 +755,12 @@ impl FlightSqlService for LotlineFlightSql {
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let principal = caller(&request)?;
+        if let Some(body) = self.b2mml_action(&principal, &request).await? {
+            let result = arrow_flight::Result { body: body.into() };
+            return Ok(Response::new(Box::pin(futures::stream::once(async {
+                Ok(result)
+            }))));
+        }
         let action = request.into_inner();
         let body = if action.r#type == unsupported::CANCEL_FLIGHT_INFO {
             unsupported::cancel_flight_info(&action.body)?

@@ -7,6 +7,7 @@ pub mod access_audit;
 pub mod actions;
 pub mod auth;
 pub mod authenticate;
+pub mod b2mml;
 pub mod bound_parameters;
 pub mod console;
 pub mod execute;

@@ -34,6 +34,12 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/api/v1/collectors", get(collectors))
         .route("/api/v1/server", get(server))
         .route("/api/v1/sql", post(sql))
+        .route("/api/v1/changes", get(super::changes::changes))
+        .route("/api/v1/b2mml", post(super::integration::import))
+        .route(
+            "/api/v1/b2mml/operations-performance",
+            get(super::integration::performance),
+        )
 }
 
 /// A time parameter: milliseconds since the epoch, or RFC 3339 text.
@@ -55,6 +61,15 @@ pub fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
              RFC 3339 (2026-01-01T08:00:00Z), from 1970 to 2262-04-11"
         ))
     })
+}
+
+/// The names of a comma-separated parameter (`tags=a,b`), blanks left out.
+pub fn listed(param: &str) -> Vec<&str> {
+    param
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect()
 }
 
 /// A `limit` parameter: `default` when absent, at most `max`.
@@ -121,12 +136,7 @@ async fn last(
     Extension(principal): Extension<Principal>,
     Query(params): Query<LastParams>,
 ) -> Answer {
-    let names: Vec<&str> = params
-        .tags
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
+    let names = listed(&params.tags);
     if names.is_empty() {
         return Err(ApiError::bad_request("tags= names no tag"));
     }

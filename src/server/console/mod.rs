@@ -11,10 +11,12 @@
 
 mod api;
 mod assets;
+mod changes;
 mod decimate;
 mod gzip;
 mod history;
-mod json;
+mod integration;
+pub(crate) mod json;
 mod lots;
 mod session;
 

@@ -1,0 +1,212 @@
+//! ISA-95 Level 4 integration in B2MML V0701 (MESA), docs/INTEGRATION.md:
+//! documents in ([`import`]: operations schedules, material and equipment
+//! information into the versioned context tables, every identifier
+//! resolved through `aliases`), production performance out
+//! ([`performance`]), and the `ConfirmBOD` that answers an import
+//! ([`confirm`]).
+//!
+//! An import is one atomic versioned write ([`Engine::write_tables_as`]):
+//! when [`import`] returns `Ok` every changed row is durable, audited with
+//! the reason, and visible; on `Err` nothing was written. Rows equal to
+//! their current version are left out, so a document imported twice
+//! changes nothing the second time.
+
+pub mod confirm;
+mod inbound;
+mod merge;
+pub mod performance;
+mod resolve;
+mod schema;
+mod tree;
+mod write;
+
+use std::collections::HashMap;
+
+use arrow::array::{AsArray, RecordBatch};
+
+use crate::ingest::{Engine, IngestError, WriteContext};
+use crate::model::{self, TableDef};
+pub use tree::NAMESPACE;
+
+#[derive(Debug, thiserror::Error)]
+pub enum B2mmlError {
+    #[error("not well-formed XML (line {line}): {reason}")]
+    Xml { line: usize, reason: String },
+    #[error("<{root}> in namespace '{namespace}' is not a B2MML document (namespace {NAMESPACE})")]
+    NotB2mml { root: String, namespace: String },
+    #[error(
+        "<{0}> is not a document lotline takes: send Process or Sync of OperationsSchedule, \
+         MaterialInformation, MaterialDefinition, MaterialLot, EquipmentInformation or Equipment"
+    )]
+    Unsupported(String),
+    #[error("{path} (line {line}): {problem}")]
+    Invalid {
+        path: String,
+        line: usize,
+        problem: String,
+    },
+    #[error(
+        "{path} (line {line}): {kind} '{id}' is not known to lotline: no such record and no \
+         alias of system '{system}' for it (add one to the aliases table)"
+    )]
+    Unknown {
+        path: String,
+        line: usize,
+        kind: &'static str,
+        id: String,
+        system: String,
+    },
+    #[error("{0}")]
+    Write(#[from] IngestError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl B2mmlError {
+    /// Whether the document is at fault (else lotline is: a write refused
+    /// for want of room, a stopped WAL).
+    pub fn is_document_error(&self) -> bool {
+        match self {
+            Self::Write(e) => e.is_client_error(),
+            Self::Internal(_) => false,
+            _ => true,
+        }
+    }
+
+    /// The element a refusal names, if it names one.
+    pub fn element(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { path, .. } | Self::Unknown { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub root: String,
+    pub system: String,
+    pub bod_id: Option<String>,
+    /// Rows written per table (changed or new records only).
+    pub written: Vec<(&'static str, usize)>,
+    /// Records of the document equal to what lotline had.
+    pub unchanged: usize,
+}
+
+/// One import at a time: each compares with the current rows before it
+/// writes, which another import must not change in between.
+static IMPORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Imports the B2MML document `xml` for `who` (whose reason, if any, is the
+/// write's; else the document's identity is). See the module comment for
+/// what holds when this returns.
+pub async fn import(
+    engine: &Engine,
+    who: WriteContext,
+    xml: &[u8],
+) -> Result<Imported, B2mmlError> {
+    let root = tree::parse(xml)?;
+    let mut document = inbound::read(&root)?;
+    let _one = IMPORTS.lock().await;
+    let mut current: HashMap<&'static str, RecordBatch> = HashMap::new();
+    let tables =
+        document
+            .parts
+            .iter()
+            .map(|p| p.table)
+            .chain(["equipment", "materials", "aliases"]);
+    for name in tables {
+        if !current.contains_key(name) {
+            current.insert(name, engine.current_rows(table(name)?).await?);
+        }
+    }
+    let known = known(&current, &document.system)?;
+    resolve::resolve(&mut document, &known)?;
+    let mut parts = Vec::new();
+    let mut unchanged = 0;
+    for part in &document.parts {
+        let def = table(part.table)?;
+        let rows = merge::current(def, &current[part.table])?;
+        match merge::changes(def, part, &rows)? {
+            Some(batch) => {
+                unchanged += part.rows.len() - batch.num_rows();
+                parts.push((def, vec![batch]));
+            }
+            None => unchanged += part.rows.len(),
+        }
+    }
+    let who = match who.reason {
+        Some(_) => who,
+        None => {
+            let reason = format!(
+                "B2MML {} {} from {}",
+                document.root,
+                document.bod_id.as_deref().unwrap_or("(no BODID)"),
+                document.system
+            );
+            who.with_reason(Some(reason))
+        }
+    };
+    let names: Vec<&'static str> = parts.iter().map(|(def, _)| def.name).collect();
+    let counts = if parts.is_empty() {
+        Vec::new()
+    } else {
+        engine.write_tables_as(&who, parts).await?
+    };
+    Ok(Imported {
+        root: document.root,
+        system: document.system,
+        bod_id: document.bod_id,
+        written: names.into_iter().zip(counts).collect(),
+        unchanged,
+    })
+}
+
+fn table(name: &str) -> Result<&'static TableDef, B2mmlError> {
+    model::table(name).ok_or_else(|| B2mmlError::Internal(format!("no table {name}")))
+}
+
+/// The aliases of `system` and the keys of every table resolution looks in.
+fn known(
+    current: &HashMap<&'static str, RecordBatch>,
+    system: &str,
+) -> Result<resolve::Known, B2mmlError> {
+    let strings = |batch: &RecordBatch, name: &str| -> Result<Vec<String>, B2mmlError> {
+        let column = batch
+            .column_by_name(name)
+            .ok_or_else(|| B2mmlError::Internal(format!("no column {name}")))?;
+        Ok(column
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
+    };
+    let aliases = &current["aliases"];
+    let (systems, kinds, ids, keys) = (
+        strings(aliases, "system")?,
+        strings(aliases, "kind")?,
+        strings(aliases, "external_id")?,
+        strings(aliases, "key")?,
+    );
+    let mut known = resolve::Known {
+        aliases: HashMap::new(),
+        keys: HashMap::new(),
+    };
+    for i in 0..systems.len() {
+        if systems[i] == system {
+            known
+                .aliases
+                .insert((kinds[i].clone(), ids[i].clone()), keys[i].clone());
+        }
+    }
+    for (name, batch) in current {
+        let def = table(name)?;
+        if def.key.len() == 1 {
+            known
+                .keys
+                .insert(def.name, strings(batch, def.key[0])?.into_iter().collect());
+        }
+    }
+    Ok(known)
+}

@@ -1,0 +1,80 @@
+//! External identifiers to lotline's keys, through the `aliases` table: an
+//! id of system S and kind K is the key an alias (S, K, id) names; without
+//! an alias, a record the document defines keeps its own id as key, and a
+//! reference must name a record lotline has (or the document defines), or
+//! the document is refused naming the element, the id and the system.
+
+use std::collections::{HashMap, HashSet};
+
+use super::B2mmlError;
+use super::inbound::{Cell, Document, ExternalId};
+
+/// The table whose key an alias of `kind` names.
+pub fn table_of(kind: &str) -> &'static str {
+    match kind {
+        "equipment" => "equipment",
+        "material" => "materials",
+        "lot" => "lots",
+        "work_order" => "work_orders",
+        "tag" => "tags",
+        other => unreachable!("alias kind {other} is not one of model::ALIAS_KINDS"),
+    }
+}
+
+/// What resolution needs to know of lotline's records.
+pub struct Known {
+    /// (kind, external id) → key, for the document's system.
+    pub aliases: HashMap<(String, String), String>,
+    /// Keys per table (single-column keys).
+    pub keys: HashMap<&'static str, HashSet<String>>,
+}
+
+/// Replaces every [`Cell::Id`] of `document` with the key it resolves to.
+pub fn resolve(document: &mut Document, known: &Known) -> Result<(), B2mmlError> {
+    let key_of = |id: &ExternalId| {
+        known
+            .aliases
+            .get(&(id.kind.to_string(), id.id.clone()))
+            .cloned()
+    };
+    // Records the document defines, under the keys they will have.
+    let mut defined: HashMap<&'static str, HashSet<String>> = HashMap::new();
+    for part in &document.parts {
+        for row in &part.rows {
+            if let Some((_, Cell::Id(id))) = row.cells.first().filter(|(c, _)| *c == "id") {
+                let key = key_of(id).unwrap_or_else(|| id.id.clone());
+                defined.entry(id.kind).or_default().insert(key);
+            }
+        }
+    }
+    let system = document.system.clone();
+    for part in &mut document.parts {
+        for row in &mut part.rows {
+            for (_, cell) in &mut row.cells {
+                let Cell::Id(id) = cell else { continue };
+                let key = match key_of(id) {
+                    Some(key) => key,
+                    None if !id.must_exist => id.id.clone(),
+                    None => {
+                        let exists =
+                            |set: Option<&HashSet<String>>| set.is_some_and(|s| s.contains(&id.id));
+                        if !exists(known.keys.get(table_of(id.kind)))
+                            && !exists(defined.get(id.kind))
+                        {
+                            return Err(B2mmlError::Unknown {
+                                path: id.path.clone(),
+                                line: id.line,
+                                kind: id.kind,
+                                id: id.id.clone(),
+                                system: system.clone(),
+                            });
+                        }
+                        id.id.clone()
+                    }
+                };
+                *cell = Cell::Text(key);
+            }
+        }
+    }
+    Ok(())
+}
