@@ -31,6 +31,17 @@ pub struct CollectArgs {
 /// Runs the edge until a stop signal.
 pub async fn run_collect(args: &CollectArgs) -> Result<(), ClientError> {
     let mapping = mapping::load(&args.collectors).map_err(|e| ClientError::Usage(e.to_string()))?;
+    if let Some(entry) = mapping.by_alias.first() {
+        // The edge starts (and queues) while the server is unreachable, so
+        // its tags cannot depend on the server's aliases table.
+        return Err(ClientError::Usage(format!(
+            "{}:{}: source '{}' has no tag; lotline collect needs a tag on every map entry \
+             (names through aliases are resolved by serve --collectors only)",
+            mapping.file.display(),
+            entry.line,
+            entry.source
+        )));
+    }
     let queue = Queue::open(&args.buffer_dir, args.buffer_max_bytes)
         .map_err(|e| ClientError::Usage(e.to_string()))?;
     let (waiting, _) = queue.backlog();

@@ -46,6 +46,22 @@ pub struct MappingError {
 pub struct Mapping {
     pub file: PathBuf,
     pub collectors: Vec<Collector>,
+    /// Map entries whose tag the `aliases` table names (see
+    /// [`super::aliases`]); their tag names are empty until resolved.
+    pub by_alias: Vec<AliasEntry>,
+}
+
+/// A map entry without a `tag`, named through `aliases` as (system, `tag`,
+/// source) of its collector's `aliases` system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasEntry {
+    /// Index of the collector in [`Mapping::collectors`], and of the point
+    /// among its points.
+    pub collector: usize,
+    pub point: usize,
+    pub system: String,
+    pub source: String,
+    pub line: usize,
 }
 
 /// One collector: a connection to one machine or server and its points.
@@ -84,6 +100,16 @@ impl Collector {
             Protocol::OpcUa { .. } => "opcua",
             Protocol::Sparkplug { .. } => "sparkplug",
             Protocol::MtConnect { .. } => "mtconnect",
+        }
+    }
+
+    /// The point `index`'s tag (for naming it after parsing).
+    pub fn tag_mut(&mut self, index: usize) -> &mut TagMeta {
+        match &mut self.protocol {
+            Protocol::Modbus { points, .. } => &mut points[index].tag,
+            Protocol::OpcUa { points, .. } => &mut points[index].tag,
+            Protocol::Sparkplug { points, .. } => &mut points[index].tag,
+            Protocol::MtConnect { points, .. } => &mut points[index].tag,
         }
     }
 
@@ -152,6 +178,9 @@ struct CollectorSpec {
     password: Option<String>,
     pki_dir: Option<PathBuf>,
     equipment: Option<String>,
+    /// The system (as in `aliases.system`) whose ids the sources are: a map
+    /// entry without `tag` is named by the alias of its source.
+    aliases: Option<String>,
     #[serde(default)]
     map: Vec<Spanned<MapSpec>>,
 }
@@ -160,7 +189,7 @@ struct CollectorSpec {
 #[serde(deny_unknown_fields)]
 struct MapSpec {
     source: Spanned<String>,
-    tag: Spanned<String>,
+    tag: Option<Spanned<String>>,
     equipment: Option<String>,
     unit: Option<String>,
     description: Option<String>,
@@ -258,6 +287,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut tags: HashMap<String, String> = HashMap::new();
     let mut collectors = Vec::new();
+    let mut by_alias = Vec::new();
     for collector in spec.collector {
         let collector = collector.into_inner();
         let name = collector.name.get_ref().trim().to_string();
@@ -280,22 +310,50 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
             ));
         }
         let mut points = Vec::new();
-        for entry in &collector.map {
-            let entry = entry.get_ref();
-            let tag = entry.tag.get_ref().trim().to_string();
-            if tag.is_empty() {
-                return Err(at(entry.tag.span(), "a map entry needs a tag".into()));
-            }
-            if let Some(other) = tags.insert(tag.clone(), name.clone()) {
-                return Err(at(
-                    entry.tag.span(),
-                    format!("tag '{tag}' is mapped twice (also by collector '{other}')"),
-                ));
-            }
+        for spanned in &collector.map {
+            let entry = spanned.get_ref();
+            let tag = match (&entry.tag, &collector.aliases) {
+                (Some(tag), _) => {
+                    let name_of_tag = tag.get_ref().trim().to_string();
+                    if name_of_tag.is_empty() {
+                        return Err(at(tag.span(), "a map entry needs a tag".into()));
+                    }
+                    if let Some(other) = tags.insert(name_of_tag.clone(), name.clone()) {
+                        return Err(at(
+                            tag.span(),
+                            format!(
+                                "tag '{name_of_tag}' is mapped twice (also by collector '{other}')"
+                            ),
+                        ));
+                    }
+                    name_of_tag
+                }
+                (None, Some(system)) => {
+                    by_alias.push(AliasEntry {
+                        collector: collectors.len(),
+                        point: points.len(),
+                        system: system.clone(),
+                        source: entry.source.get_ref().trim().to_string(),
+                        line: at(spanned.span(), String::new()).line,
+                    });
+                    String::new()
+                }
+                (None, None) => {
+                    return Err(at(
+                        spanned.span(),
+                        "a map entry needs a tag (or its collector names the system of \
+                         its sources with aliases = \"...\", and the aliases table the tag)"
+                            .into(),
+                    ));
+                }
+            };
             let finite = |v: &Option<Spanned<f64>>, what: &str, default: f64| match v {
                 Some(v) if !v.get_ref().is_finite() => Err(at(
                     v.span(),
-                    format!("{what} of tag '{tag}' must be a finite number"),
+                    format!(
+                        "{what} of source '{}' must be a finite number",
+                        entry.source.get_ref()
+                    ),
                 )),
                 Some(v) => Ok(*v.get_ref()),
                 None => Ok(default),
@@ -501,6 +559,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
     Ok(Mapping {
         file: file.to_path_buf(),
         collectors,
+        by_alias,
     })
 }
 

@@ -11,6 +11,7 @@
 //! Quality is an OPC UA StatusCode, whatever the protocol: Good is 0, a
 //! lost connection BadNoCommunication at the time it was seen.
 
+pub mod aliases;
 pub mod batched;
 pub mod forward;
 pub mod mapping;
@@ -263,7 +264,7 @@ impl Session {
 /// Why collectors could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
-    #[error("upserting the mapped tags into 'tags': {0}")]
+    #[error("reading or upserting the mapped tags ('aliases', 'tags'): {0}")]
     Tags(#[source] IngestError),
     #[error("{0}")]
     Mapping(#[from] mapping::MappingError),

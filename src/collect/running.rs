@@ -116,12 +116,14 @@ impl Collectors {
         engine: &Arc<Engine>,
         sink: Arc<dyn SampleSink>,
     ) -> Result<Arc<Self>, CollectError> {
-        tags::upsert(mapping, engine)
+        let mut mapping = mapping.clone();
+        name_by_aliases(&mut mapping, engine).await?;
+        tags::upsert(&mapping, engine)
             .await
             .map_err(CollectError::Tags)?;
-        sink.audit(Event::new("lotline", "collector.mapping").detail(summary(mapping)))
+        sink.audit(Event::new("lotline", "collector.mapping").detail(summary(&mapping)))
             .await;
-        Ok(Self::spawn(mapping, sink))
+        Ok(Self::spawn(&mapping, sink))
     }
 
     /// The status of the running collectors (`collector_status`, `/metrics`).
@@ -132,13 +134,15 @@ impl Collectors {
     /// Reads the mapping file again and applies it (see the module
     /// documentation). On `Err` nothing changed.
     pub async fn reload(&self, engine: &Arc<Engine>) -> Result<Reloaded, CollectError> {
-        let loaded = match mapping::load(&self.file) {
-            Ok(mapping) => tags::upsert(&mapping, engine)
+        let loaded = async {
+            let mut mapping = mapping::load(&self.file)?;
+            name_by_aliases(&mut mapping, engine).await?;
+            tags::upsert(&mapping, engine)
                 .await
-                .map(|()| mapping)
-                .map_err(CollectError::Tags),
-            Err(e) => Err(e.into()),
-        };
+                .map_err(CollectError::Tags)?;
+            Ok::<_, CollectError>(mapping)
+        }
+        .await;
         let mapping = match loaded {
             Ok(mapping) => mapping,
             Err(e) => {
@@ -205,4 +209,15 @@ fn summary(mapping: &Mapping) -> String {
         mapping.file.display(),
         mapping.collectors.len()
     )
+}
+
+/// Names the map entries that `aliases` names (see [`super::aliases`]).
+async fn name_by_aliases(mapping: &mut Mapping, engine: &Arc<Engine>) -> Result<(), CollectError> {
+    if mapping.by_alias.is_empty() {
+        return Ok(());
+    }
+    let aliases = super::aliases::current(engine)
+        .await
+        .map_err(CollectError::Tags)?;
+    Ok(super::aliases::resolve(mapping, &aliases)?)
 }

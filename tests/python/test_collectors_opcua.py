@@ -259,3 +259,43 @@ def test_opcua_subscription_larger_than_a_thousand_items(server_factory, tmp_pat
         assert status == {"state": "connected", "errors": 0, "last_error": None}, status
     finally:
         peer.stop()
+
+
+def test_map_entries_named_through_aliases(server_factory, peer, tmp_path):
+    """A collector with `aliases = SYSTEM` may leave out its entries' tags:
+    the aliases table names them (system, 'tag', source); an entry without
+    an alias refuses the mapping with its line and source, and the edge,
+    which starts without the server, refuses such a file."""
+    system = "OPCUA-PRESS1"
+    server = server_factory()
+    named = {"Press1.Temperature": "oven_temp", "Press1.Pressure": "oven_pressure"}
+    rows = ", ".join(f"('{system}', 'tag', 'ns=2;s={node}', '{PREFIX}.{tag}')" for node, tag in named.items())
+    server.client.execute(f"INSERT INTO aliases VALUES {rows}")
+    head = [
+        "[[collector]]", 'name = "press1-aliased"', 'kind = "opcua"', f'endpoint = "{peer.url}"',
+        "publishing_interval_ms = 100", f'pki_dir = "{tmp_path / "pki"}"', f'equipment = "{PREFIX}"',
+        f'aliases = "{system}"',
+    ]
+    entries = [line for node in named for line in ("", "[[collector.map]]", f'source = "ns=2;s={node}"')]
+    plant = tmp_path / "plant.toml"
+    plant.write_text("\n".join(head + entries) + "\n")
+    server.args += ["--collectors", str(plant)]
+    server.restart()
+    eventually(lambda: set(latest(server)) == set(named.values()), timeout=60, what="samples under the aliases' tags")
+    assert latest(server)["oven_temp"][:3] == (21.5, None, 0)
+    equipment = server.query(f"SELECT DISTINCT equipment FROM tags WHERE tag LIKE '{PREFIX}.oven_%'").column(0).to_pylist()
+    assert equipment == [PREFIX]
+
+    # A source no alias names: the reload is refused with its line; collecting goes on.
+    plant.write_text("\n".join(head + entries + ["", "[[collector.map]]", 'source = "ns=2;s=Press1.Count"']) + "\n")
+    server.proc.send_signal(signal.SIGHUP)
+    refused = lambda: server.query(  # noqa: E731
+        "SELECT detail FROM audit_log WHERE action = 'collector.reload_refused'").column(0).to_pylist()
+    eventually(refused, what="the refused reload")
+    detail = refused()[0]
+    assert "plant.toml:" in detail and "ns=2;s=Press1.Count" in detail and system in detail, detail
+    assert server.query("SELECT state FROM collector_status").column(0).to_pylist() == ["connected"]
+
+    edge = server.cli("collect", "--collectors", str(plant), "--buffer-dir", str(tmp_path / "queue"), timeout=30)
+    assert edge.returncode != 0
+    assert "needs a tag on every map entry" in edge.stderr, edge.stderr
