@@ -66,7 +66,15 @@ HOUR_END = "2026-01-01 01:00:00"
 # ---------------------------------------------------------------------------
 
 
+# `--tag-names`: "short" (`bench.t00042`, as `lotline bench` names them) or
+# "isa95" (`site1.area3.line10.unit10.TT00042.PV`, 36 characters: how a
+# plant names tags, and what makes per-row string work show).
+TAG_NAMES = "short"
+
+
 def tag_name(t: int) -> str:
+    if TAG_NAMES == "isa95":
+        return f"site{1 + t % 3}.area{1 + t // 3 % 8}.line{1 + t // 24 % 12:02}.unit{1 + t // 288 % 20:02}.TT{t:05}.PV"
     return f"bench.t{t:05}"
 
 
@@ -618,6 +626,8 @@ def parse_args(argv=None):
                    help="lotline binary (default: $CARGO_TARGET_DIR or ~/.cache/lotline/target: release if built, else debug)")
     p.add_argument("--rows", type=int, default=5_000_000, help="samples in all")
     p.add_argument("--tags", type=int, default=50_000, help="distinct tags; rows cycle through them")
+    p.add_argument("--tag-names", choices=["short", "isa95"], default="short",
+                   help="short: bench.t00042 (lotline bench's); isa95: site1.area3.line10.unit10.TT00042.PV (36 characters)")
     p.add_argument("--batch-rows", type=int, default=50_000, help="rows per ingest request / INSERT")
     p.add_argument("--writers", type=int, default=4, help="concurrent lotline writers (own ADBC connection each)")
     p.add_argument("--duckdb-writers", type=int, default=1,
@@ -643,7 +653,9 @@ def log(msg: str):
 
 
 def main(argv=None) -> int:
+    global TAG_NAMES
     args = parse_args(argv)
+    TAG_NAMES = args.tag_names
     binary = (args.bin or default_binary()).expanduser().resolve()
     if not binary.is_file():
         print(f"lotline binary not found: {binary} (build it or pass --bin)", file=sys.stderr)

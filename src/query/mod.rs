@@ -94,6 +94,20 @@ fn statement_runtime(memory: &memory::QueryMemory) -> Arc<RuntimeEnv> {
 
 /// A new SQL session over `engine`'s tables. Sessions are cheap; the server
 /// makes one per statement so session settings never leak between clients.
+/// `frame` (planned in a session of [`session_with`]) with a runtime of its
+/// own, as a new statement's: a plan kept for reuse does not share its
+/// view of the query memory with the statements that ran it before.
+pub fn with_own_runtime(
+    frame: datafusion::dataframe::DataFrame,
+    options: &QueryOptions,
+) -> datafusion::dataframe::DataFrame {
+    let (state, plan) = frame.into_parts();
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(statement_runtime(&options.memory))
+        .build();
+    datafusion::dataframe::DataFrame::new(state, plan)
+}
+
 pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionContext {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, SCHEMA)

@@ -64,6 +64,8 @@ pub struct LotlineFlightSql {
     pub(super) bound: Arc<BoundParameters>,
     /// One permit per statement that may run at once (`max_concurrent`).
     pub(super) slots: Arc<tokio::sync::Semaphore>,
+    /// Queries planned by GetFlightInfo, waiting for their DoGet.
+    pub(super) plans: Arc<super::plan_cache::PlanCache>,
 }
 
 impl LotlineFlightSql {
@@ -110,6 +112,7 @@ impl LotlineFlightSql {
             query_options: query::QueryOptions::default(),
             bound: Arc::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(query::DEFAULT_MAX_CONCURRENT)),
+            plans: Arc::default(),
         }
     }
 
@@ -201,8 +204,9 @@ impl FlightSqlService for LotlineFlightSql {
         let schema = frame.schema().as_arrow().clone();
         let ticket = match self.write_now(std::slice::from_ref(&frame)).await? {
             Some(written) => written,
+            // The plan waits for the DoGet that runs it (planned once).
             None => TicketStatementQuery {
-                statement_handle: carried.into_bytes().into(),
+                statement_handle: self.plans.keep(&principal.user, &carried, frame).into(),
             },
         };
         Ok(Response::new(info_for(
@@ -222,12 +226,18 @@ impl FlightSqlService for LotlineFlightSql {
             let batch = written?;
             return Ok(one_batch(batch.schema(), Ok(batch)));
         }
-        let sql = String::from_utf8(ticket.statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
+        let (sql, kept) = self.plans.take(&ticket.statement_handle, &principal.user);
         // Metrics hook: count the query.
         let timer = self.metrics.query_started();
-        let who = reason::dml(&principal, &request)?;
-        let frame = self.plan(&sql, &principal, who).await?;
+        let frame = match kept {
+            Some(frame) => frame,
+            None => {
+                let sql = std::str::from_utf8(sql)
+                    .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;
+                let who = reason::dml(&principal, &request)?;
+                self.plan(sql, &principal, who).await?
+            }
+        };
         let schema = Arc::new(frame.schema().as_arrow().clone());
         self.stream_results(timer, schema, vec![frame]).await
     }

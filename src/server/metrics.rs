@@ -78,6 +78,7 @@ pub struct Metrics {
     errors: Family<KindLabels, Counter>,
     wal_fsync: Histogram,
     queries: Counter,
+    planned: Counter,
     query_duration: Histogram,
     buffer_rows: Family<TableLabels, Gauge>,
     buffer_bytes: Family<TableLabels, Gauge>,
@@ -139,6 +140,12 @@ impl Metrics {
         );
         let queries = Counter::default();
         registry.register("queries", "SQL queries executed", queries.clone());
+        let planned = Counter::default();
+        registry.register(
+            "statements_planned",
+            "SQL statements planned (parsed, analysed, optimised); a query is planned once",
+            planned.clone(),
+        );
         // 1 ms .. ~65 s.
         let query_duration = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         registry.register_with_unit(
@@ -198,6 +205,7 @@ impl Metrics {
             errors,
             wal_fsync,
             queries,
+            planned,
             query_duration,
             buffer_rows,
             buffer_bytes,
@@ -251,6 +259,11 @@ impl Metrics {
 
     /// Counts a query; its duration is recorded when the timer is dropped
     /// (hold it until the last result batch is sent).
+    /// Counts a statement planned.
+    pub fn planned(&self) {
+        self.planned.inc();
+    }
+
     pub fn query_started(&self) -> QueryTimer {
         self.queries.inc();
         QueryTimer {

@@ -23,6 +23,7 @@ pub mod influx;
 pub mod ipc_guard;
 pub mod metadata;
 pub mod metrics;
+pub mod plan_cache;
 pub mod prepared;
 pub mod reason;
 pub mod statement;

@@ -53,7 +53,7 @@ use super::handle::{HandleError, MAX_HANDLE_PARAMETER_BYTES};
 use super::ipc_guard;
 use super::reason;
 use crate::ingest::{IngestError, WriteContext, request_bytes};
-use crate::query::parameterized::ArgumentPlaceholders;
+use crate::query::{self, parameterized::ArgumentPlaceholders};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreparedError {
@@ -511,7 +511,20 @@ impl LotlineFlightSql {
         who: WriteContext,
     ) -> Result<(DataFrame, Parameters), Status> {
         let sql = number_question_marks(sql)?;
-        let frame = self.plan(&sql, principal, who).await?;
+        let frame = match self.plans.prepared(&principal.user, &sql) {
+            Some(kept) => query::with_own_runtime(kept, &self.query_options),
+            None => {
+                let frame = self.plan(&sql, principal, who).await?;
+                if super::execute::Writes::of(frame.logical_plan())
+                    .tables
+                    .is_empty()
+                {
+                    self.plans
+                        .keep_prepared(&principal.user, &sql, frame.clone());
+                }
+                frame
+            }
+        };
         let in_arguments = ArgumentPlaceholders::ids(frame.task_ctx().session_config());
         let parameters = Parameters::of(frame.logical_plan(), in_arguments)?;
         Ok((frame, parameters))

@@ -45,6 +45,7 @@ impl Planner {
         arguments: Option<ParamValues>,
     ) -> Result<DataFrame, Status> {
         let (who, sql) = reason::writer(sql, who)?;
+        self.metrics.planned();
         let ctx = query::session_with(&self.engine, &self.options);
         query::sink::set_write_context(&ctx, who);
         if let Some(values) = arguments {
