@@ -6,7 +6,7 @@
 //!
 //! Clause numbers are those of OPC 10000-13 1.05. The reference for every
 //! detail the text leaves open is the set of Annex A example tables
-//! (`tests/fixtures/part13`, 1.05 generator output); `conformance_tests`
+//! (`tests/fixtures/part13`, 1.05 generator output); `tests::conformance`
 //! runs all of them.
 //!
 //! # Data model
@@ -60,9 +60,7 @@ mod stats;
 pub mod status;
 
 #[cfg(test)]
-mod conformance_tests;
-#[cfg(test)]
-mod edge_case_tests;
+mod tests;
 
 pub use counts::annotation_count;
 

@@ -209,32 +209,6 @@ fn many_incremental_merges_fold_into_the_csr() {
     assert!(per_edge < 120.0, "{per_edge} bytes per edge");
 }
 
-/// Memory of the index over 1 M generated edges (`--ignored --nocapture`):
-/// 61.8 bytes per edge when written (584 k lots).
-#[test]
-#[ignore]
-fn measure_bytes_per_edge() {
-    use crate::generate::{Genealogy, Plant, PlantDef};
-    let mut def = PlantDef::load("demo").unwrap();
-    def.edges = 1_000_000;
-    let plant = Arc::new(Plant::new(def).unwrap());
-    let g = Arc::new(Genealogy::new(plant).unwrap());
-    let mut index = GenealogyIndex::default();
-    for b in g.edges(50_000) {
-        index
-            .load_batch(&model::normalize_batch(model::genealogy(), &b, 0).unwrap())
-            .unwrap();
-    }
-    index.finish_load();
-    eprintln!(
-        "edges {} lots {} bytes {} per edge {:.1}",
-        index.edge_count(),
-        index.lot_count(),
-        index.memory_bytes(),
-        index.memory_bytes() as f64 / index.edge_count() as f64
-    );
-}
-
 #[test]
 fn rows_of_another_schema_are_an_error_not_a_panic() {
     // A segment replaced on disk by a file of another table.

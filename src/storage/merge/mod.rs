@@ -282,5 +282,4 @@ pub fn merge_segments<E: From<StorageError>>(
 }
 
 #[cfg(test)]
-#[path = "merge_tests.rs"]
 mod tests;

@@ -432,5 +432,4 @@ impl GenealogyIndex {
 }
 
 #[cfg(test)]
-#[path = "genealogy_index_tests.rs"]
 mod tests;

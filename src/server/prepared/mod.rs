@@ -736,5 +736,4 @@ impl LotlineFlightSql {
 }
 
 #[cfg(test)]
-#[path = "prepared_tests.rs"]
 mod tests;

@@ -2,11 +2,11 @@
 //! intervals longer than the window, windows that are not a multiple of the
 //! interval, placeholders, names.
 
-use super::status::{
+use super::super::status::{
     BAD, BAD_NO_DATA, CALCULATED, GOOD, INTERPOLATED, PARTIAL, UNCERTAIN_DATA_SUB_NORMAL,
     with_historian_bits,
 };
-use super::*;
+use super::super::*;
 
 const SECOND: i64 = 1_000_000_000;
 

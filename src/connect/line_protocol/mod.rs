@@ -484,5 +484,4 @@ fn scalar(raw: &str) -> Result<FieldValue<'static>, String> {
 }
 
 #[cfg(test)]
-#[path = "line_protocol_tests.rs"]
 mod tests;

@@ -421,5 +421,4 @@ impl StampIndex {
 }
 
 #[cfg(test)]
-#[path = "stamping_tests.rs"]
 mod tests;
