@@ -102,9 +102,11 @@ pub fn with_own_runtime(
     options: &QueryOptions,
 ) -> datafusion::dataframe::DataFrame {
     let (state, plan) = frame.into_parts();
-    let state = SessionStateBuilder::new_from_existing(state)
+    let mut state = SessionStateBuilder::new_from_existing(state)
         .with_runtime_env(statement_runtime(&options.memory))
         .build();
+    // `now()` is this run's start, not the planning's.
+    state.mark_start_execution();
     datafusion::dataframe::DataFrame::new(state, plan)
 }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tonic::Status;
 
 use super::auth::{Permission, Principal};
@@ -42,7 +43,16 @@ pub async fn import(
         .require(Permission::WriteContext)
         .map_err(|e| Status::permission_denied(e.to_string()))?;
     let outcome = b2mml::import(&planner.engine, who, xml).await;
-    let confirm_bod = b2mml::confirm::document(xml, outcome.as_ref());
+    // The answer reads the document's application area again: CPU work.
+    let (outcome, confirm_bod) = {
+        let xml = xml.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let confirm_bod = b2mml::confirm::document(&xml, outcome.as_ref());
+            (outcome, confirm_bod)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("answering the document: {e}")))?
+    };
     match &outcome {
         Ok(imported) => tracing::info!(
             "B2MML {} from {} imported by {}: {:?}, {} unchanged",
@@ -73,17 +83,30 @@ pub struct PerformanceRequest {
     pub receiver: Option<String>,
 }
 
-/// Statements of the performance document, run for one caller.
+/// Statements of the performance document, run for one caller, each in
+/// one of the places for statements (`--max-concurrent-queries`) and
+/// within the statement timeout, like any other statement.
 struct Sql<'a> {
     planner: &'a Planner,
     principal: &'a Principal,
+    slots: &'a Semaphore,
 }
 
 impl Sql<'_> {
     async fn rows(&self, sql: &str) -> Result<Vec<Value>, Status> {
         let who = WriteContext::new(&self.principal.user, "b2mml.performance");
         let frame = self.planner.plan(sql, self.principal, who, None).await?;
-        let batches: Vec<RecordBatch> = frame.collect().await.map_err(super::execute::df_status)?;
+        let _slot = self.slots.acquire().await.expect("never closed");
+        let run = frame.collect();
+        let batches: Vec<RecordBatch> = match self.planner.options.statement_timeout {
+            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "a query of the performance document ran longer than the statement timeout ({limit:?})"
+                ))
+            })?,
+            None => run.await,
+        }
+        .map_err(super::execute::df_status)?;
         Ok(super::console::json::objects(&batches, usize::MAX).0)
     }
 }
@@ -96,9 +119,14 @@ fn text(row: &Value, column: &str) -> Option<String> {
 pub async fn performance(
     planner: &Planner,
     principal: &Principal,
+    slots: &Semaphore,
     request: &PerformanceRequest,
 ) -> Result<Vec<u8>, Status> {
-    let sql = Sql { planner, principal };
+    let sql = Sql {
+        planner,
+        principal,
+        slots,
+    };
     let ids = work_orders(&sql, request).await?;
     let mut orders = Vec::new();
     for id in &ids {

@@ -5,8 +5,10 @@
 //! do instead.
 //!
 //! Every call but the handshake needs a valid bearer token (unless the server
-//! runs `--without-auth`); writes also need a role that may write. Statement tickets carry the SQL text itself, so any
-//! replica of the server can answer them and nothing is kept per statement.
+//! runs `--without-auth`); writes also need a role that may write. Statement
+//! tickets carry the SQL text itself, so any replica of the server can answer
+//! them; the server that made a ticket also keeps its plan for a while
+//! ([`super::plan_cache`]), so its DoGet does not plan the text again.
 
 use std::sync::Arc;
 
@@ -151,7 +153,8 @@ impl LotlineFlightSql {
         if action.r#type == super::b2mml::PERFORMANCE_ACTION {
             let asked: super::b2mml::PerformanceRequest = serde_json::from_slice(&action.body)
                 .map_err(|e| Status::invalid_argument(format!("{}: {e}", action.r#type)))?;
-            let xml = super::b2mml::performance(&self.planner(), principal, &asked).await?;
+            let xml =
+                super::b2mml::performance(&self.planner(), principal, &self.slots, &asked).await?;
             return Ok(Some(xml));
         }
         Ok(None)
@@ -230,7 +233,7 @@ impl FlightSqlService for LotlineFlightSql {
         // Metrics hook: count the query.
         let timer = self.metrics.query_started();
         let frame = match kept {
-            Some(frame) => frame,
+            Some(frame) => query::with_own_runtime(frame, &self.query_options),
             None => {
                 let sql = std::str::from_utf8(sql)
                     .map_err(|_| Status::invalid_argument("statement handle is not UTF-8 SQL"))?;

@@ -26,6 +26,11 @@ pub const TTL: Duration = Duration::from_secs(60);
 /// Most plans waiting at once.
 pub const CAPACITY: usize = 512;
 
+/// Longest statement text whose plan is kept: a plan holds its text, and
+/// plans of larger texts are rare and would make the cache's memory
+/// the client's to choose.
+pub const MAX_KEPT_SQL_BYTES: usize = 64 << 10;
+
 /// Starts a ticket that names a kept plan: NUL (no SQL text starts with
 /// it), the marker, the plan's number (8 bytes, little-endian), the text.
 const MARKER: &[u8] = b"\0lotline.plan:";
@@ -62,8 +67,11 @@ impl std::fmt::Debug for PlanCache {
 
 impl PlanCache {
     /// Keeps `frame`, planned from `sql` for `user`; returns the ticket
-    /// that names it.
+    /// that names it (the text alone when it is too long to keep).
     pub fn keep(&self, user: &str, sql: &str, frame: DataFrame) -> Vec<u8> {
+        if sql.len() > MAX_KEPT_SQL_BYTES {
+            return sql.as_bytes().to_vec();
+        }
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("plan cache lock");
         inner.expire(now);
@@ -130,6 +138,9 @@ impl PlanCache {
     /// Keeps the unbound plan of the prepared query `sql` for `user` (only
     /// queries: a write's plan carries its call's writer).
     pub fn keep_prepared(&self, user: &str, sql: &str, frame: DataFrame) {
+        if sql.len() > MAX_KEPT_SQL_BYTES {
+            return;
+        }
         let mut prepared = self.prepared.lock().expect("plan cache lock");
         if prepared.len() >= CAPACITY {
             prepared.retain(|_, (_, at)| at.elapsed() < TTL);

@@ -239,12 +239,30 @@ def test_aliases_of_two_systems_name_one_record(server, schema):
         "SELECT DISTINCT material FROM work_order_materials WHERE work_order = 'WO-8001' AND segment = '10' AND requirement = 'MR-1'"
     ).column(0).to_pylist()
     assert flour == ["FLOUR-T55"]
+    # An alias of a record lotline does not have is refused as such.
+    client.execute("INSERT INTO aliases VALUES ('SAP-PRD', 'equipment', '10009999', 'site9.gone')")
+    gone = template.replace(b"WO-300", b"WO-760").replace(b"site1.area1.line1.mixer", b"10009999")
+    reply = post(server, gone)
+    assert reply.status == 400
+    assert "is an alias of 'site9.gone'" in note(confirm(schema, reply))
     # An id of SAP's that only MES has an alias for is unknown to SAP.
     cross = template.replace(b"WO-300", b"WO-750").replace(b"site1.area1.line1.mixer", b"MIX-01")
     reply = post(server, cross)
     assert reply.status == 400
     assert "equipment 'MIX-01' is not known" in note(confirm(schema, reply))
     assert "system 'SAP-PRD'" in note(confirm(schema, reply))
+
+
+def test_a_document_past_the_limits_is_refused(server, schema):
+    huge = b"<a>" + b"x" * (17 << 20) + b"</a>"
+    reply = post(server, huge)
+    assert reply.status == 413, reply
+    assert reply.json()["error"]
+    many = b'<ProcessEquipment xmlns="http://www.mesa.org/xml/B2MML">' + b"<a/>" * 500_001 + b"</ProcessEquipment>"
+    reply = post(server, many)
+    assert reply.status == 400, reply
+    assert "more than 500000 elements" in note(confirm(schema, reply))
+    assert server.client.scalar("SELECT 1") == 1
 
 
 def test_roles_and_the_command_line(server, schema, tmp_path):

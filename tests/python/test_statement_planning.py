@@ -56,6 +56,19 @@ def test_a_query_is_planned_once(server):
     assert planned(server) - before == 6, "the bound statement was planned once for both runs"
 
 
+def test_a_kept_plan_takes_the_time_of_its_run(server):
+    import time
+
+    client = server.client
+    sql = "SELECT CAST(now() AS BIGINT)"
+    first = client.scalar(sql)
+    time.sleep(1.1)
+    before = planned(server)
+    second = client.scalar(sql)
+    assert planned(server) == before, "the same text ran its kept plan"
+    assert second - first >= 1_000_000_000, (first, second)
+
+
 def test_the_kept_plan_reads_what_is_there_when_it_runs(server):
     server.client.ingest(rows(3))
     with raw_flight(server) as (flight, options):

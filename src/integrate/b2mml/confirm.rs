@@ -10,6 +10,9 @@ use super::{B2mmlError, Imported, tree};
 /// The application area of a document lotline received, when it could be
 /// read (it is echoed as `OriginalApplicationArea`).
 pub fn original(xml: &[u8]) -> Option<(String, Area)> {
+    if xml.len() > super::MAX_DOCUMENT_BYTES {
+        return None;
+    }
     let root = tree::parse(xml).ok()?;
     let area = root.first("ApplicationArea")?;
     let created = area.text_of("CreationDateTime")?.to_string();
@@ -31,6 +34,7 @@ fn reason_code(error: &B2mmlError) -> &'static str {
     match error {
         B2mmlError::Xml { .. } => "NotWellFormed",
         B2mmlError::NotB2mml { .. } | B2mmlError::Unsupported(_) => "UnsupportedDocument",
+        B2mmlError::TooLarge { .. } => "TooLarge",
         B2mmlError::Invalid { .. } => "SchemaValidation",
         B2mmlError::Unknown { .. } => "UnknownReference",
         B2mmlError::Write(_) => "Refused",

@@ -56,6 +56,10 @@ pub enum B2mmlError {
         id: String,
         system: String,
     },
+    #[error(
+        "the document has {bytes} bytes; lotline takes B2MML documents of at most {limit} bytes"
+    )]
+    TooLarge { bytes: usize, limit: usize },
     #[error("{0}")]
     Write(#[from] IngestError),
     #[error("internal error: {0}")]
@@ -82,6 +86,10 @@ impl B2mmlError {
     }
 }
 
+/// Largest document an import takes (a week's schedule of a large plant
+/// is a few megabytes).
+pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
+
 /// What an import did.
 #[derive(Debug, Clone)]
 pub struct Imported {
@@ -106,8 +114,19 @@ pub async fn import(
     who: WriteContext,
     xml: &[u8],
 ) -> Result<Imported, B2mmlError> {
-    let root = tree::parse(xml)?;
-    let mut document = inbound::read(&root)?;
+    if xml.len() > MAX_DOCUMENT_BYTES {
+        return Err(B2mmlError::TooLarge {
+            bytes: xml.len(),
+            limit: MAX_DOCUMENT_BYTES,
+        });
+    }
+    let owned = xml.to_vec();
+    let mut document = tokio::task::spawn_blocking(move || {
+        let root = tree::parse(&owned)?;
+        inbound::read(&root)
+    })
+    .await
+    .map_err(|e| B2mmlError::Internal(format!("reading the document: {e}")))??;
     let _one = IMPORTS.lock().await;
     let mut current: HashMap<&'static str, RecordBatch> = HashMap::new();
     let tables =

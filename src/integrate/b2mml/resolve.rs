@@ -1,8 +1,9 @@
 //! External identifiers to lotline's keys, through the `aliases` table: an
 //! id of system S and kind K is the key an alias (S, K, id) names; without
-//! an alias, a record the document defines keeps its own id as key, and a
-//! reference must name a record lotline has (or the document defines), or
-//! the document is refused naming the element, the id and the system.
+//! an alias, a record the document defines keeps its own id as key. A
+//! reference must name a record lotline has (or the document defines),
+//! directly or through its alias, or the document is refused naming the
+//! element, the id and the system.
 
 use std::collections::{HashMap, HashSet};
 
@@ -52,26 +53,33 @@ pub fn resolve(document: &mut Document, known: &Known) -> Result<(), B2mmlError>
         for row in &mut part.rows {
             for (_, cell) in &mut row.cells {
                 let Cell::Id(id) = cell else { continue };
-                let key = match key_of(id) {
-                    Some(key) => key,
-                    None if !id.must_exist => id.id.clone(),
-                    None => {
-                        let exists =
-                            |set: Option<&HashSet<String>>| set.is_some_and(|s| s.contains(&id.id));
-                        if !exists(known.keys.get(table_of(id.kind)))
-                            && !exists(defined.get(id.kind))
-                        {
-                            return Err(B2mmlError::Unknown {
-                                path: id.path.clone(),
-                                line: id.line,
-                                kind: id.kind,
-                                id: id.id.clone(),
-                                system: system.clone(),
-                            });
-                        }
-                        id.id.clone()
-                    }
-                };
+                let aliased = key_of(id);
+                let key = aliased.clone().unwrap_or_else(|| id.id.clone());
+                // A reference names a record there is, through an alias or not.
+                let exists = |set: Option<&HashSet<String>>| set.is_some_and(|s| s.contains(&key));
+                if id.must_exist
+                    && !exists(known.keys.get(table_of(id.kind)))
+                    && !exists(defined.get(id.kind))
+                {
+                    return Err(match aliased {
+                        None => B2mmlError::Unknown {
+                            path: id.path.clone(),
+                            line: id.line,
+                            kind: id.kind,
+                            id: id.id.clone(),
+                            system: system.clone(),
+                        },
+                        Some(key) => B2mmlError::Invalid {
+                            path: id.path.clone(),
+                            line: id.line,
+                            problem: format!(
+                                "{} '{}' of system '{system}' is an alias of '{key}', which \
+                                 lotline does not have (deleted?)",
+                                id.kind, id.id
+                            ),
+                        },
+                    });
+                }
                 *cell = Cell::Text(key);
             }
         }

@@ -1,8 +1,11 @@
 //! A B2MML document read into a small element tree (quick-xml's namespace
 //! reader): every element keeps its namespace, local name, text and line,
 //! so a refusal can name the element by path (`OperationsSchedule[1]/
-//! OperationsRequest[2]/ID`) and line. Documents are a few megabytes at
-//! most (the HTTP body limit), so a tree is the simple choice.
+//! OperationsRequest[2]/ID`) and line. Documents are at most
+//! [`super::MAX_DOCUMENT_BYTES`] and [`MAX_ELEMENTS`] elements of at most
+//! [`MAX_DEPTH`] levels, so a tree is the simple choice.
+
+use std::collections::HashMap;
 
 use quick_xml::NsReader;
 use quick_xml::events::Event;
@@ -67,20 +70,60 @@ impl Element {
     }
 }
 
-/// Reads `xml` into its root element.
-pub fn parse(xml: &[u8]) -> Result<Element, B2mmlError> {
-    let mut reader = NsReader::from_reader(xml);
-    let mut open: Vec<Element> = Vec::new();
-    let line_at = |pos: u64| {
-        1 + xml[..(pos as usize).min(xml.len())]
+/// Most elements a document may have: far beyond a real schedule or master
+/// data document, small enough that a hostile one cannot tie up memory.
+pub const MAX_ELEMENTS: usize = 500_000;
+
+/// Longest element name (the schema's longest is under 40 characters).
+const MAX_NAME_BYTES: usize = 128;
+
+/// Most bytes of all elements' paths together (each element keeps its
+/// path for the refusals that name it): long names nested deep in many
+/// elements would otherwise multiply a small document.
+const MAX_PATH_BYTES: usize = 64 << 20;
+
+/// Newlines before byte `pos`, counted on from where the last call stopped
+/// (positions only grow while a document is read).
+struct Lines<'a> {
+    xml: &'a [u8],
+    scanned: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, pos: u64) -> usize {
+        let pos = (pos as usize).min(self.xml.len());
+        if pos < self.scanned {
+            return 1 + self.xml[..pos].iter().filter(|b| **b == b'\n').count();
+        }
+        self.line += self.xml[self.scanned..pos]
             .iter()
             .filter(|b| **b == b'\n')
-            .count()
+            .count();
+        self.scanned = pos;
+        self.line
+    }
+}
+
+/// An element being read, with how many children of each name it has so
+/// far (for the indexes in paths).
+struct Open {
+    element: Element,
+    named: HashMap<String, usize>,
+}
+
+/// Reads `xml` into its root element. CPU-bound: call it off the async
+/// workers for a large document.
+pub fn parse(xml: &[u8]) -> Result<Element, B2mmlError> {
+    let mut reader = NsReader::from_reader(xml);
+    let mut open: Vec<Open> = Vec::new();
+    let mut lines = Lines {
+        xml,
+        scanned: 0,
+        line: 1,
     };
-    let malformed = |pos: u64, reason: String| B2mmlError::Xml {
-        line: line_at(pos),
-        reason,
-    };
+    let mut elements = 0;
+    let mut path_bytes = 0;
     loop {
         let position = reader.buffer_position();
         let read = reader.read_resolved_event();
@@ -88,81 +131,98 @@ pub fn parse(xml: &[u8]) -> Result<Element, B2mmlError> {
             Ok(read) => read,
             Err(e) => {
                 let reason = e.to_string();
-                return Err(malformed(reader.error_position(), reason));
+                let line = lines.at(reader.error_position());
+                return Err(B2mmlError::Xml { line, reason });
             }
         };
+        let line = lines.at(position);
+        let malformed = |reason: String| B2mmlError::Xml { line, reason };
         let namespace = match resolved {
             ResolveResult::Bound(ns) => String::from_utf8_lossy(ns.as_ref()).into_owned(),
             _ => String::new(),
         };
+        let empty = matches!(event, Event::Empty(_));
         match event {
-            Event::Start(start) | Event::Empty(start) if open.len() >= MAX_DEPTH => {
-                let _ = start;
-                return Err(malformed(
-                    position,
-                    format!("nested deeper than {MAX_DEPTH} elements"),
-                ));
-            }
-            Event::Start(start) => {
-                let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
-                open.push(new_element(&open, namespace, name, line_at(position)));
-            }
-            Event::Empty(start) => {
-                let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
-                let element = new_element(&open, namespace, name, line_at(position));
-                if let Some(done) = close(&mut open, element) {
+            Event::Start(start) | Event::Empty(start) => {
+                elements += 1;
+                if open.len() >= MAX_DEPTH {
+                    return Err(malformed(format!(
+                        "nested deeper than {MAX_DEPTH} elements"
+                    )));
+                }
+                if elements > MAX_ELEMENTS {
+                    return Err(malformed(format!("more than {MAX_ELEMENTS} elements")));
+                }
+                let name = start.local_name();
+                if name.as_ref().len() > MAX_NAME_BYTES {
+                    return Err(malformed(format!(
+                        "an element name longer than {MAX_NAME_BYTES} bytes"
+                    )));
+                }
+                let name = String::from_utf8_lossy(name.as_ref()).into_owned();
+                let element = new_element(&mut open, namespace, name, line);
+                path_bytes += element.path.len();
+                if path_bytes > MAX_PATH_BYTES {
+                    return Err(malformed(
+                        "the elements' paths exceed 64 MiB (long names nested deep)".into(),
+                    ));
+                }
+                open.push(Open {
+                    element,
+                    named: HashMap::new(),
+                });
+                if empty && let Some(done) = close(&mut open) {
                     return Ok(done);
                 }
             }
             Event::Text(text) => {
-                let decoded = text
-                    .decode()
-                    .map_err(|e| malformed(position, e.to_string()))?;
-                if let Some(element) = open.last_mut() {
-                    element.text.push_str(&decoded);
+                let decoded = text.decode().map_err(|e| malformed(e.to_string()))?;
+                if let Some(current) = open.last_mut() {
+                    current.element.text.push_str(&decoded);
                 }
             }
             Event::CData(text) => {
-                if let Some(element) = open.last_mut() {
-                    element.text.push_str(&String::from_utf8_lossy(&text));
+                if let Some(current) = open.last_mut() {
+                    current
+                        .element
+                        .text
+                        .push_str(&String::from_utf8_lossy(&text));
                 }
             }
             Event::GeneralRef(reference) => {
                 let resolved = match reference
                     .resolve_char_ref()
-                    .map_err(|e| malformed(position, e.to_string()))?
+                    .map_err(|e| malformed(e.to_string()))?
                 {
                     Some(c) => c.to_string(),
                     None => {
-                        let name = reference
-                            .decode()
-                            .map_err(|e| malformed(position, e.to_string()))?;
+                        let name = reference.decode().map_err(|e| malformed(e.to_string()))?;
                         quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| malformed(position, format!("unknown entity &{name};")))?
+                            .ok_or_else(|| malformed(format!("unknown entity &{name};")))?
                             .to_string()
                     }
                 };
-                if let Some(element) = open.last_mut() {
-                    element.text.push_str(&resolved);
+                if let Some(current) = open.last_mut() {
+                    current.element.text.push_str(&resolved);
                 }
             }
             Event::End(_) => {
-                let element = open.pop().expect("quick-xml matches end tags");
-                if let Some(done) = close(&mut open, element) {
+                if let Some(done) = close(&mut open) {
                     return Ok(done);
                 }
             }
-            Event::Eof => return Err(malformed(position, "no root element".into())),
+            Event::Eof => return Err(malformed("no root element".into())),
             _ => {}
         }
     }
 }
 
-fn new_element(open: &[Element], namespace: String, name: String, line: usize) -> Element {
-    let path = match open.last() {
+fn new_element(open: &mut [Open], namespace: String, name: String, line: usize) -> Element {
+    let path = match open.last_mut() {
         Some(parent) => {
-            let index = 1 + parent.children.iter().filter(|c| c.name == name).count();
-            format!("{}/{name}[{index}]", parent.path)
+            let index = parent.named.entry(name.clone()).or_default();
+            *index += 1;
+            format!("{}/{name}[{index}]", parent.element.path)
         }
         None => format!("/{name}"),
     };
@@ -176,12 +236,14 @@ fn new_element(open: &[Element], namespace: String, name: String, line: usize) -
     }
 }
 
-/// Attaches a finished element to its parent; returns it when it is the root.
-fn close(open: &mut [Element], mut element: Element) -> Option<Element> {
+/// Finishes the innermost open element: attaches it to its parent, or
+/// returns it when it is the root.
+fn close(open: &mut Vec<Open>) -> Option<Element> {
+    let mut element = open.pop().expect("quick-xml matches end tags").element;
     element.text = element.text.trim().to_string();
     match open.last_mut() {
         Some(parent) => {
-            parent.children.push(element);
+            parent.element.children.push(element);
             None
         }
         None => Some(element),
@@ -217,5 +279,11 @@ mod tests {
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
         let err = parse(deep.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("deeper"), "{err}");
+        let long = format!("<r>\n\n<{0}/></r>", "n".repeat(200));
+        let err = parse(long.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.contains("longer than 128") && err.contains("line 3"),
+            "{err}"
+        );
     }
 }

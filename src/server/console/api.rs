@@ -35,7 +35,12 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/api/v1/server", get(server))
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/changes", get(super::changes::changes))
-        .route("/api/v1/b2mml", post(super::integration::import))
+        .route(
+            "/api/v1/b2mml",
+            post(super::integration::import).layer(axum::extract::DefaultBodyLimit::max(
+                crate::integrate::b2mml::MAX_DOCUMENT_BYTES,
+            )),
+        )
         .route(
             "/api/v1/b2mml/operations-performance",
             get(super::integration::performance),

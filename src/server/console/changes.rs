@@ -12,17 +12,18 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ApiError;
 use crate::ingest::version_in;
@@ -33,6 +34,16 @@ use crate::server::http::HttpState;
 
 /// Longest a long-poll waits for a change.
 const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// A stream ends after this long; its client reconnects with
+/// `Last-Event-ID` (EventSource does so by itself), and the reconnection
+/// checks the credentials again, so a removed user stops receiving.
+const MAX_STREAM: Duration = Duration::from_secs(15 * 60);
+
+/// Most event streams open at once: each runs queries as changes commit.
+const MAX_STREAMS: usize = 64;
+
+static STREAMS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(MAX_STREAMS)));
 
 #[derive(Deserialize)]
 pub struct ChangeParams {
@@ -93,7 +104,13 @@ pub async fn changes(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
         let after = resume.unwrap_or(params.after);
-        let events = stream(state, principal, tables, after, limit);
+        let permit = STREAMS.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{MAX_STREAMS} change streams are open, the most this server keeps; long-poll instead, or try later"),
+            )
+        })?;
+        let events = stream(state, principal, tables, after, limit, permit);
         return Ok(Sse::new(events)
             .keep_alive(KeepAlive::default())
             .into_response());
@@ -217,6 +234,9 @@ struct Cursor {
     ready: VecDeque<Event>,
     committed: tokio::sync::watch::Receiver<u64>,
     failed: bool,
+    /// When the stream ends (see [`MAX_STREAM`]).
+    until: tokio::time::Instant,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// The changes after `after` as Server-Sent Events, then each new one as
@@ -227,6 +247,7 @@ fn stream(
     tables: Vec<&'static str>,
     after: u64,
     limit: usize,
+    permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let committed = state.engine.committed_seq();
     let cursor = Cursor {
@@ -238,21 +259,23 @@ fn stream(
         ready: VecDeque::new(),
         committed,
         failed: false,
+        until: tokio::time::Instant::now() + MAX_STREAM,
+        _permit: permit,
     };
     futures::stream::unfold(cursor, |mut cursor| async move {
         loop {
             if let Some(event) = cursor.ready.pop_front() {
                 return Some((Ok(event), cursor));
             }
-            if cursor.failed {
+            if cursor.failed || tokio::time::Instant::now() >= cursor.until {
                 return None;
             }
             let head = *cursor.committed.borrow_and_update();
             if head <= cursor.after {
-                if cursor.committed.changed().await.is_err() {
-                    return None;
+                match tokio::time::timeout_at(cursor.until, cursor.committed.changed()).await {
+                    Ok(Ok(())) => continue,
+                    _ => return None,
                 }
-                continue;
             }
             let read = page(
                 &cursor.state,

@@ -23,7 +23,13 @@ pub async fn compress(request: Request, next: Next) -> Response {
         .flat_map(|v| v.split(','))
         .any(|coding| coding.split(';').next().map(str::trim) == Some("gzip"));
     let response = next.run(request).await;
-    if !accepts || response.headers().contains_key(header::CONTENT_ENCODING) {
+    // A stream of events never ends: it goes as it comes.
+    let streams = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/event-stream"));
+    if !accepts || streams || response.headers().contains_key(header::CONTENT_ENCODING) {
         return response;
     }
     let (mut parts, body) = response.into_parts();

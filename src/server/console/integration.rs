@@ -81,7 +81,7 @@ pub async fn performance(
         end: time("end", &params.end)?,
         receiver: params.receiver,
     };
-    let _slot = state.console.slots.acquire().await.expect("never closed");
-    let xml = b2mml::performance(&state.console.planner, &principal, &request).await?;
+    let console = &state.console;
+    let xml = b2mml::performance(&console.planner, &principal, &console.slots, &request).await?;
     Ok(([(header::CONTENT_TYPE, XML)], xml).into_response())
 }
