@@ -10,7 +10,7 @@
 //! through one lock: deciding insert-or-update and appending must not
 //! interleave with another writer of the same key.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 
@@ -178,6 +178,44 @@ impl Engine {
         ctx: &WriteContext,
         parts: Vec<TablePart>,
     ) -> Result<Vec<usize>, IngestError> {
+        let normalized = self.checked_parts(parts).await?;
+        let mut versions = self.versions.lock().await;
+        self.write_versioned_locked(&mut versions, ctx, normalized)
+            .await
+    }
+
+    /// [`Engine::write_tables_as`] of the parts `compute` makes from the
+    /// current rows (user schema) of the tables `read`, under the version
+    /// lock: no other versioned write lands between the read and the write
+    /// (a read-modify-write such as a B2MML import that keeps the columns a
+    /// document leaves out). `compute`'s own refusal comes back as the
+    /// inner `Err`, with nothing written.
+    pub async fn write_tables_from_current<E>(
+        &self,
+        ctx: &WriteContext,
+        read: &[&'static TableDef],
+        compute: impl FnOnce(&HashMap<&'static str, RecordBatch>) -> Result<Vec<TablePart>, E>,
+    ) -> Result<Result<Vec<usize>, E>, IngestError> {
+        let mut versions = self.versions.lock().await;
+        let mut current = HashMap::new();
+        for def in read {
+            current.insert(def.name, self.current_rows(def).await?);
+        }
+        let parts = match compute(&current) {
+            Ok(parts) if parts.is_empty() => return Ok(Ok(Vec::new())),
+            Ok(parts) => parts,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let normalized = self.checked_parts(parts).await?;
+        let written = self
+            .write_versioned_locked(&mut versions, ctx, normalized)
+            .await?;
+        Ok(Ok(written))
+    }
+
+    /// The parts of a multi-table write checked (each versioned table once,
+    /// writable, within the request size) and validated.
+    async fn checked_parts(&self, parts: Vec<TablePart>) -> Result<Vec<TablePart>, IngestError> {
         let mut seen = HashSet::new();
         if let Some((def, _)) = parts
             .iter()
@@ -213,7 +251,7 @@ impl Engine {
         })
         .await
         .map_err(|e| IngestError::Internal(e.to_string()))??;
-        self.write_versioned(ctx, normalized).await
+        Ok(normalized)
     }
 
     /// Writes validated rows of versioned tables as one atomic request: every
@@ -227,6 +265,16 @@ impl Engine {
         parts: Vec<TablePart>,
     ) -> Result<Vec<usize>, IngestError> {
         let mut versions = self.versions.lock().await;
+        self.write_versioned_locked(&mut versions, ctx, parts).await
+    }
+
+    /// [`Engine::write_versioned`] with the version lock held by the caller.
+    async fn write_versioned_locked(
+        &self,
+        versions: &mut Versions,
+        ctx: &WriteContext,
+        parts: Vec<TablePart>,
+    ) -> Result<Vec<usize>, IngestError> {
         let mut planned = Vec::with_capacity(parts.len());
         for (part, (def, normalized)) in parts.into_iter().enumerate() {
             let (ops, fresh) = versions

@@ -360,3 +360,50 @@ def test_performance_of_a_demo_work_order_is_valid_and_equals_sql(demo, schema, 
     schema.validate(str(tmp_path / "p.xml"))
     unknown = http_request(demo.http_url + "/api/v1/b2mml/operations-performance?work_order=NOPE", headers=ADMIN)
     assert unknown.status == 404 and "NOPE" in unknown.json()["error"]
+
+
+def test_an_import_never_overwrites_a_concurrent_change(server, schema):
+    """Imports (which keep the columns a document leaves out) and UPDATEs of
+    such a column race: no version an import writes undoes an UPDATE."""
+    import threading
+
+    load_master_data(server, schema)
+    template = (FIXTURES / "schedule.xml").read_bytes().replace(b"WO-300", b"WO-400")
+    assert post(server, template).status == 200
+    stop = threading.Event()
+    failures = []
+
+    def imports():
+        n = 0
+        while not stop.is_set():
+            state = b"Released" if n % 2 else b"Running"
+            document = template.replace(b"<RequestState>Released</RequestState>", b"<RequestState>" + state + b"</RequestState>", 1)
+            reply = post(server, document)
+            if reply.status != 200:
+                failures.append(reply)
+            n += 1
+
+    racer = threading.Thread(target=imports)
+    racer.start()
+    client = server.connect()
+    client.set_reason("started")
+    try:
+        for second in range(30):
+            client.execute(
+                f"UPDATE work_orders SET actual_start = TIMESTAMP '2026-12-01T06:00:{second:02}Z' WHERE id = 'WO-4001'")
+    finally:
+        stop.set()
+        racer.join(60)
+        client.close()
+    assert not failures, failures[:1]
+    # No version an import wrote changed actual_start (which the document
+    # leaves out): each keeps the value of the version before it.
+    versions = server.client.query(
+        "SELECT actual_start, reason FROM work_orders_history WHERE id = 'WO-4001' ORDER BY recorded_at"
+    ).to_pylist()
+    imported = 0
+    for before, version in zip(versions, versions[1:]):
+        if version["reason"].startswith("B2MML"):
+            imported += 1
+            assert version["actual_start"] == before["actual_start"], (before, version)
+    assert imported > 5 and sum(v["reason"] == "started" for v in versions) == 30

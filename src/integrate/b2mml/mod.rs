@@ -5,7 +5,9 @@
 //! ([`performance`]), and the `ConfirmBOD` that answers an import
 //! ([`confirm`]).
 //!
-//! An import is one atomic versioned write ([`Engine::write_tables_as`]):
+//! An import is one atomic versioned write, resolved and merged against the
+//! current rows under the engine's version lock
+//! ([`Engine::write_tables_from_current`]):
 //! when [`import`] returns `Ok` every changed row is durable, audited with
 //! the reason, and visible; on `Err` nothing was written. Rows equal to
 //! their current version are left out, so a document imported twice
@@ -102,10 +104,6 @@ pub struct Imported {
     pub unchanged: usize,
 }
 
-/// One import at a time: each compares with the current rows before it
-/// writes, which another import must not change in between.
-static IMPORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Imports the B2MML document `xml` for `who` (whose reason, if any, is the
 /// write's; else the document's identity is). See the module comment for
 /// what holds when this returns.
@@ -127,34 +125,6 @@ pub async fn import(
     })
     .await
     .map_err(|e| B2mmlError::Internal(format!("reading the document: {e}")))??;
-    let _one = IMPORTS.lock().await;
-    let mut current: HashMap<&'static str, RecordBatch> = HashMap::new();
-    let tables =
-        document
-            .parts
-            .iter()
-            .map(|p| p.table)
-            .chain(["equipment", "materials", "aliases"]);
-    for name in tables {
-        if !current.contains_key(name) {
-            current.insert(name, engine.current_rows(table(name)?).await?);
-        }
-    }
-    let known = known(&current, &document.system)?;
-    resolve::resolve(&mut document, &known)?;
-    let mut parts = Vec::new();
-    let mut unchanged = 0;
-    for part in &document.parts {
-        let def = table(part.table)?;
-        let rows = merge::current(def, &current[part.table])?;
-        match merge::changes(def, part, &rows)? {
-            Some(batch) => {
-                unchanged += part.rows.len() - batch.num_rows();
-                parts.push((def, vec![batch]));
-            }
-            None => unchanged += part.rows.len(),
-        }
-    }
     let who = match who.reason {
         Some(_) => who,
         None => {
@@ -167,12 +137,42 @@ pub async fn import(
             who.with_reason(Some(reason))
         }
     };
-    let names: Vec<&'static str> = parts.iter().map(|(def, _)| def.name).collect();
-    let counts = if parts.is_empty() {
-        Vec::new()
-    } else {
-        engine.write_tables_as(&who, parts).await?
-    };
+    let mut read: Vec<&'static TableDef> = Vec::new();
+    for name in document
+        .parts
+        .iter()
+        .map(|p| p.table)
+        .chain(["equipment", "materials", "aliases"])
+    {
+        let def = table(name)?;
+        if !read.iter().any(|d| d.name == def.name) {
+            read.push(def);
+        }
+    }
+    // Resolved and merged against the current rows under the version lock,
+    // so no other write lands between what the import read and what it writes.
+    let mut unchanged = 0;
+    let mut names: Vec<&'static str> = Vec::new();
+    let counts = engine
+        .write_tables_from_current(&who, &read, |current| {
+            let known = known(current, &document.system)?;
+            resolve::resolve(&mut document, &known)?;
+            let mut parts = Vec::new();
+            for part in &document.parts {
+                let def = table(part.table)?;
+                let rows = merge::current(def, &current[part.table])?;
+                match merge::changes(def, part, &rows)? {
+                    Some(batch) => {
+                        unchanged += part.rows.len() - batch.num_rows();
+                        names.push(def.name);
+                        parts.push((def, vec![batch]));
+                    }
+                    None => unchanged += part.rows.len(),
+                }
+            }
+            Ok::<_, B2mmlError>(parts)
+        })
+        .await??;
     Ok(Imported {
         root: document.root,
         system: document.system,
