@@ -10,8 +10,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
-
 use super::mapping::{Mapping, MappingError};
 use crate::ingest::{Engine, IngestError};
 use crate::model;
@@ -22,30 +20,12 @@ pub type TagAliases = HashMap<(String, String), String>;
 /// The tag aliases of `engine`'s current `aliases` rows.
 pub async fn current(engine: &Arc<Engine>) -> Result<TagAliases, IngestError> {
     let def = model::table("aliases").expect("the aliases table");
-    Ok(tag_aliases(&engine.current_rows(def).await?))
-}
-
-fn tag_aliases(batch: &RecordBatch) -> TagAliases {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .expect("aliases column")
-            .as_string::<i32>()
-            .clone()
-    };
-    let (systems, kinds, ids, keys) = (
-        column("system"),
-        column("kind"),
-        column("external_id"),
-        column("key"),
-    );
-    (0..batch.num_rows())
-        .filter(|&i| kinds.value(i) == "tag")
-        .map(|i| {
-            let id = (systems.value(i).to_string(), ids.value(i).to_string());
-            (id, keys.value(i).to_string())
-        })
-        .collect()
+    let rows = model::alias_rows(&engine.current_rows(def).await?)?;
+    Ok(rows
+        .into_iter()
+        .filter(|alias| alias.kind == "tag")
+        .map(|alias| ((alias.system, alias.external_id), alias.key))
+        .collect())
 }
 
 /// Names every entry of `mapping` that its aliases name; refuses an entry

@@ -8,8 +8,10 @@
 
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
 
+use super::columns::{self, ColumnError};
 use super::context::CONTEXT_KEY_POLICY;
 use super::{Rule, TableDef, ts_type};
 
@@ -19,6 +21,47 @@ fn utf8(name: &str, nullable: bool) -> Field {
 
 /// What an alias can name: the tables whose key is one id column.
 pub const ALIAS_KINDS: &[&str] = &["equipment", "material", "lot", "work_order", "tag"];
+
+/// The table whose key an alias of `kind` ([`ALIAS_KINDS`]) names.
+pub fn alias_table(kind: &str) -> Option<&'static str> {
+    match kind {
+        "equipment" => Some("equipment"),
+        "material" => Some("materials"),
+        "lot" => Some("lots"),
+        "work_order" => Some("work_orders"),
+        "tag" => Some("tags"),
+        _ => None,
+    }
+}
+
+/// One row of `aliases`: system `system` calls lotline's record `key` (of
+/// the table [`alias_table`] gives for `kind`) by `external_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub system: String,
+    pub kind: String,
+    pub external_id: String,
+    pub key: String,
+}
+
+/// The rows of an `aliases` batch (user schema, current rows).
+pub fn alias_rows(batch: &RecordBatch) -> Result<Vec<Alias>, ColumnError> {
+    let column = |name| columns::strings(batch, "aliases", name);
+    let (systems, kinds, ids, keys) = (
+        column("system")?,
+        column("kind")?,
+        column("external_id")?,
+        column("key")?,
+    );
+    Ok((0..batch.num_rows())
+        .map(|i| Alias {
+            system: systems.value(i).to_string(),
+            kind: kinds.value(i).to_string(),
+            external_id: ids.value(i).to_string(),
+            key: keys.value(i).to_string(),
+        })
+        .collect())
+}
 
 /// ISA-95 material use of a planned or actual material (B2MML V0701 `MaterialUse`).
 pub const MATERIAL_USES: &[&str] = &[

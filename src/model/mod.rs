@@ -17,7 +17,7 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-pub use master_data::{ALIAS_KINDS, MATERIAL_USES};
+pub use master_data::{ALIAS_KINDS, Alias, MATERIAL_USES, alias_rows, alias_table};
 pub use sample_rows::{CONTEXT_COLUMNS, SampleRow, SampleRows};
 pub use validate::{ValidationError, normalize_batch, quoted};
 pub use versioned::{

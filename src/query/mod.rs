@@ -92,8 +92,6 @@ fn statement_runtime(memory: &memory::QueryMemory) -> Arc<RuntimeEnv> {
         .expect("a runtime of existing parts builds")
 }
 
-/// A new SQL session over `engine`'s tables. Sessions are cheap; the server
-/// makes one per statement so session settings never leak between clients.
 /// `frame` (planned in a session of [`session_with`]) with a runtime of its
 /// own, as a new statement's: a plan kept for reuse does not share its
 /// view of the query memory with the statements that ran it before.
@@ -110,6 +108,8 @@ pub fn with_own_runtime(
     datafusion::dataframe::DataFrame::new(state, plan)
 }
 
+/// A new SQL session over `engine`'s tables. Sessions are cheap; the server
+/// makes one per statement so session settings never leak between clients.
 pub fn session_with(engine: &Arc<Engine>, options: &QueryOptions) -> SessionContext {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, SCHEMA)

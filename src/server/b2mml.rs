@@ -24,13 +24,6 @@ use crate::query::sql_literal;
 pub const IMPORT_ACTION: &str = "lotline.b2mml.import";
 pub const PERFORMANCE_ACTION: &str = "lotline.b2mml.performance";
 
-/// What a B2MML import answers: whether it was accepted, the HTTP status
-/// that says so, and the `ConfirmBOD`.
-pub struct Confirmation {
-    pub error: Option<B2mmlError>,
-    pub confirm_bod: Vec<u8>,
-}
-
 /// Imports `xml` for `principal` (role writer: it writes context and master
 /// data) with `who`'s reason, if any.
 pub async fn import(
@@ -38,22 +31,12 @@ pub async fn import(
     principal: &Principal,
     who: WriteContext,
     xml: &[u8],
-) -> Result<Confirmation, Status> {
+) -> Result<b2mml::Answer, Status> {
     principal
         .require(Permission::WriteContext)
         .map_err(|e| Status::permission_denied(e.to_string()))?;
-    let outcome = b2mml::import(&planner.engine, who, xml).await;
-    // The answer reads the document's application area again: CPU work.
-    let (outcome, confirm_bod) = {
-        let xml = xml.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let confirm_bod = b2mml::confirm::document(&xml, outcome.as_ref());
-            (outcome, confirm_bod)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("answering the document: {e}")))?
-    };
-    match &outcome {
+    let answer = b2mml::import(&planner.engine, who, xml).await;
+    match &answer.outcome {
         Ok(imported) => tracing::info!(
             "B2MML {} from {} imported by {}: {:?}, {} unchanged",
             imported.root,
@@ -64,10 +47,18 @@ pub async fn import(
         ),
         Err(e) => tracing::warn!("B2MML document of {} refused: {e}", principal.user),
     }
-    Ok(Confirmation {
-        error: outcome.err(),
-        confirm_bod,
-    })
+    Ok(answer)
+}
+
+/// The status of a refused import, for every interface: the document's
+/// fault is `InvalidArgument`, a refused write keeps its own code
+/// (`Unavailable`, `ResourceExhausted`, ...).
+pub fn refusal(error: &B2mmlError) -> Status {
+    match error {
+        B2mmlError::Write(e) => Status::new(super::flight_data::ingest_code(e), e.to_string()),
+        e if e.is_document_error() => Status::invalid_argument(e.to_string()),
+        e => Status::internal(e.to_string()),
+    }
 }
 
 /// Which work orders a performance document covers: the ones named, or

@@ -129,7 +129,6 @@ impl LotlineFlightSql {
         self.slots.clone()
     }
 
-    /// Where this service's statements are planned.
     /// The B2MML actions (`lotline load|export --format b2mml`), or `None`
     /// for another action. A refused document is `InvalidArgument` naming
     /// the element; an accepted one answers its `ConfirmBOD`.
@@ -141,13 +140,11 @@ impl LotlineFlightSql {
         let action = request.get_ref();
         if action.r#type == super::b2mml::IMPORT_ACTION {
             let who = reason::write_context(principal, "flight.b2mml", request.metadata())?;
-            let confirmation =
+            let answer =
                 super::b2mml::import(&self.planner(), principal, who, &action.body).await?;
-            return match confirmation.error {
-                None => Ok(Some(confirmation.confirm_bod)),
-                Some(crate::integrate::b2mml::B2mmlError::Write(e)) => Err(ingest_status(e)),
-                Some(e) if e.is_document_error() => Err(Status::invalid_argument(e.to_string())),
-                Some(e) => Err(Status::internal(e.to_string())),
+            return match &answer.outcome {
+                Ok(_) => Ok(Some(answer.confirm_bod)),
+                Err(refused) => Err(super::b2mml::refusal(refused)),
             };
         }
         if action.r#type == super::b2mml::PERFORMANCE_ACTION {
@@ -160,6 +157,7 @@ impl LotlineFlightSql {
         Ok(None)
     }
 
+    /// Where this service's statements are planned.
     pub(super) fn planner(&self) -> super::statement::Planner {
         super::statement::Planner {
             engine: self.engine.clone(),

@@ -4,16 +4,16 @@
 //! `Note` (the element's path first), and `ChangeStatus/ReasonCode` says
 //! its kind.
 
+use super::tree::Element;
 use super::write::{Area, Xml};
-use super::{B2mmlError, Imported, tree};
+use super::{B2mmlError, Imported};
 
-/// The application area of a document lotline received, when it could be
-/// read (it is echoed as `OriginalApplicationArea`).
-pub fn original(xml: &[u8]) -> Option<(String, Area)> {
-    if xml.len() > super::MAX_DOCUMENT_BYTES {
-        return None;
-    }
-    let root = tree::parse(xml).ok()?;
+/// The root's name and application area of a document lotline received,
+/// when it has one (the area is echoed as `OriginalApplicationArea`).
+pub type Original = (String, Area);
+
+/// The [`Original`] of a parsed document.
+pub fn original(root: &Element) -> Option<Original> {
     let area = root.first("ApplicationArea")?;
     let created = area.text_of("CreationDateTime")?.to_string();
     let sender = area
@@ -26,7 +26,7 @@ pub fn original(xml: &[u8]) -> Option<(String, Area)> {
         created,
         bod_id: area.text_of("BODID").map(str::to_string),
     };
-    Some((root.name, original))
+    Some((root.name.clone(), original))
 }
 
 /// Why a document was refused, as `ChangeStatus/ReasonCode`.
@@ -42,15 +42,13 @@ fn reason_code(error: &B2mmlError) -> &'static str {
     }
 }
 
-/// The `ConfirmBOD` for the document `xml` and its import's outcome.
-pub fn document(xml: &[u8], outcome: Result<&Imported, &B2mmlError>) -> Vec<u8> {
-    let original = original(xml);
-    let receiver = original.as_ref().and_then(|(_, area)| area.sender.clone());
-    let root_name = original
-        .as_ref()
-        .map_or("(unreadable document)".to_string(), |(root, _)| {
-            root.clone()
-        });
+/// The `ConfirmBOD` for a document (`original`: its root and application
+/// area, if it could be read that far) and its import's outcome.
+pub fn document(original: Option<&Original>, outcome: Result<&Imported, &B2mmlError>) -> Vec<u8> {
+    let receiver = original.and_then(|(_, area)| area.sender.clone());
+    let root_name = original.map_or("(unreadable document)".to_string(), |(root, _)| {
+        root.clone()
+    });
     let (action, code, note, description) = match outcome {
         Ok(imported) => {
             let written: Vec<String> = imported
@@ -84,7 +82,7 @@ pub fn document(xml: &[u8], outcome: Result<&Imported, &B2mmlError>) -> Vec<u8> 
     doc.application_area("ApplicationArea", &Area::ours(receiver));
     doc.open("DataArea");
     doc.open("Confirm");
-    if let Some((_, area)) = &original {
+    if let Some((_, area)) = original {
         doc.application_area("OriginalApplicationArea", area);
     }
     doc.open("ResponseCriteria");
@@ -100,7 +98,7 @@ pub fn document(xml: &[u8], outcome: Result<&Imported, &B2mmlError>) -> Vec<u8> 
     doc.close("ResponseCriteria");
     doc.close("Confirm");
     doc.open("BOD");
-    if let Some((_, area)) = &original {
+    if let Some((_, area)) = original {
         doc.application_area("OriginalApplicationArea", area);
     }
     doc.leaf("Description", &description);

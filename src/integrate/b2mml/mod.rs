@@ -24,7 +24,7 @@ mod write;
 
 use std::collections::HashMap;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::RecordBatch;
 
 use crate::ingest::{Engine, IngestError, WriteContext};
 use crate::model::{self, TableDef};
@@ -78,14 +78,6 @@ impl B2mmlError {
             _ => true,
         }
     }
-
-    /// The element a refusal names, if it names one.
-    pub fn element(&self) -> Option<&str> {
-        match self {
-            Self::Invalid { path, .. } | Self::Unknown { path, .. } => Some(path),
-            _ => None,
-        }
-    }
 }
 
 /// Largest document an import takes (a week's schedule of a large plant
@@ -104,27 +96,64 @@ pub struct Imported {
     pub unchanged: usize,
 }
 
+/// An import's outcome and the `ConfirmBOD` that answers it.
+#[derive(Debug)]
+pub struct Answer {
+    pub outcome: Result<Imported, B2mmlError>,
+    pub confirm_bod: Vec<u8>,
+}
+
 /// Imports the B2MML document `xml` for `who` (whose reason, if any, is the
-/// write's; else the document's identity is). See the module comment for
-/// what holds when this returns.
-pub async fn import(
-    engine: &Engine,
-    who: WriteContext,
+/// write's; else the document's identity is) and answers it. See the module
+/// comment for what holds when this returns.
+pub async fn import(engine: &Engine, who: WriteContext, xml: &[u8]) -> Answer {
+    let (original, read) = read(xml).await;
+    let outcome = match read {
+        Ok(document) => write(engine, who, document).await,
+        Err(refused) => Err(refused),
+    };
+    let confirm_bod = confirm::document(original.as_ref(), outcome.as_ref());
+    Answer {
+        outcome,
+        confirm_bod,
+    }
+}
+
+/// The document's root and application area (once it parsed) and its rows.
+/// Parsing is CPU work: off the async workers.
+async fn read(
     xml: &[u8],
-) -> Result<Imported, B2mmlError> {
+) -> (
+    Option<confirm::Original>,
+    Result<inbound::Document, B2mmlError>,
+) {
     if xml.len() > MAX_DOCUMENT_BYTES {
-        return Err(B2mmlError::TooLarge {
+        let too_large = B2mmlError::TooLarge {
             bytes: xml.len(),
             limit: MAX_DOCUMENT_BYTES,
-        });
+        };
+        return (None, Err(too_large));
     }
     let owned = xml.to_vec();
-    let mut document = tokio::task::spawn_blocking(move || {
-        let root = tree::parse(&owned)?;
-        inbound::read(&root)
+    tokio::task::spawn_blocking(move || match tree::parse(&owned) {
+        Ok(root) => (confirm::original(&root), inbound::read(&root)),
+        Err(malformed) => (None, Err(malformed)),
     })
     .await
-    .map_err(|e| B2mmlError::Internal(format!("reading the document: {e}")))??;
+    .unwrap_or_else(|e| {
+        (
+            None,
+            Err(B2mmlError::Internal(format!("reading the document: {e}"))),
+        )
+    })
+}
+
+/// Writes a document's rows (see the module comment).
+async fn write(
+    engine: &Engine,
+    who: WriteContext,
+    mut document: inbound::Document,
+) -> Result<Imported, B2mmlError> {
     let who = match who.reason {
         Some(_) => who,
         None => {
@@ -191,40 +220,21 @@ fn known(
     current: &HashMap<&'static str, RecordBatch>,
     system: &str,
 ) -> Result<resolve::Known, B2mmlError> {
-    let strings = |batch: &RecordBatch, name: &str| -> Result<Vec<String>, B2mmlError> {
-        let column = batch
-            .column_by_name(name)
-            .ok_or_else(|| B2mmlError::Internal(format!("no column {name}")))?;
-        Ok(column
-            .as_string::<i32>()
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect())
-    };
-    let aliases = &current["aliases"];
-    let (systems, kinds, ids, keys) = (
-        strings(aliases, "system")?,
-        strings(aliases, "kind")?,
-        strings(aliases, "external_id")?,
-        strings(aliases, "key")?,
-    );
+    let aliases = model::alias_rows(&current["aliases"]).map_err(IngestError::from)?;
     let mut known = resolve::Known {
-        aliases: HashMap::new(),
+        aliases: aliases
+            .into_iter()
+            .filter(|alias| alias.system == system)
+            .map(|alias| ((alias.kind, alias.external_id), alias.key))
+            .collect(),
         keys: HashMap::new(),
     };
-    for i in 0..systems.len() {
-        if systems[i] == system {
-            known
-                .aliases
-                .insert((kinds[i].clone(), ids[i].clone()), keys[i].clone());
-        }
-    }
     for (name, batch) in current {
         let def = table(name)?;
-        if def.key.len() == 1 {
-            known
-                .keys
-                .insert(def.name, strings(batch, def.key[0])?.into_iter().collect());
+        if let [key] = def.key {
+            let keys = model::columns::strings(batch, def.name, key).map_err(IngestError::from)?;
+            let keys = keys.iter().flatten().map(str::to_string).collect();
+            known.keys.insert(def.name, keys);
         }
     }
     Ok(known)

@@ -9,18 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::B2mmlError;
 use super::inbound::{Cell, Document, ExternalId};
-
-/// The table whose key an alias of `kind` names.
-pub fn table_of(kind: &str) -> &'static str {
-    match kind {
-        "equipment" => "equipment",
-        "material" => "materials",
-        "lot" => "lots",
-        "work_order" => "work_orders",
-        "tag" => "tags",
-        other => unreachable!("alias kind {other} is not one of model::ALIAS_KINDS"),
-    }
-}
+use crate::model;
 
 /// What resolution needs to know of lotline's records.
 pub struct Known {
@@ -58,7 +47,7 @@ pub fn resolve(document: &mut Document, known: &Known) -> Result<(), B2mmlError>
                 // A reference names a record there is, through an alias or not.
                 let exists = |set: Option<&HashSet<String>>| set.is_some_and(|s| s.contains(&key));
                 if id.must_exist
-                    && !exists(known.keys.get(table_of(id.kind)))
+                    && !exists(model::alias_table(id.kind).and_then(|t| known.keys.get(t)))
                     && !exists(defined.get(id.kind))
                 {
                     return Err(match aliased {

@@ -36,24 +36,13 @@ pub async fn import(
     let reason = reason::decode(headers.get(REASON_HEADER).map(|v| v.as_bytes()))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let who = WriteContext::new(&principal.user, B2MML_INTERFACE).with_reason(reason);
-    let confirmation = b2mml::import(&state.console.planner, &principal, who, &body).await?;
-    let status = match &confirmation.error {
-        None => StatusCode::OK,
-        Some(e) if e.is_document_error() => StatusCode::BAD_REQUEST,
-        Some(crate::integrate::b2mml::B2mmlError::Write(e)) if e.is_resource_exhausted() => {
-            StatusCode::INSUFFICIENT_STORAGE
-        }
-        Some(crate::integrate::b2mml::B2mmlError::Write(e)) if e.is_unavailable() => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    let answer = b2mml::import(&state.console.planner, &principal, who, &body).await?;
+    // The same codes as the Flight action's refusals, said in HTTP.
+    let status = match &answer.outcome {
+        Ok(_) => StatusCode::OK,
+        Err(refused) => ApiError::from(b2mml::refusal(refused)).status,
     };
-    Ok((
-        status,
-        [(header::CONTENT_TYPE, XML)],
-        confirmation.confirm_bod,
-    )
-        .into_response())
+    Ok((status, [(header::CONTENT_TYPE, XML)], answer.confirm_bod).into_response())
 }
 
 #[derive(Deserialize)]
