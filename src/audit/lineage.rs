@@ -7,6 +7,12 @@
 //! gone though no entry removed it (deleted together with its manifest
 //! entry), and a live segment whose SHA-256 differs from the one recorded.
 //!
+//! Entries also record each added file's rows, so a start that finds files
+//! gone whose rows no file it finds replaces (a compaction or restamp cut
+//! short replaces them all; a file deleted outside lotline does not) records
+//! them as lost ([`Lost`]), and verification fails on that entry for good:
+//! rows lost between a stop and a start are never absorbed silently.
+//!
 //! Pure like the rest of [`crate::audit`]: the engine records and reconciles
 //! (`ingest::lineage`), `verify` checks.
 
@@ -35,6 +41,17 @@ pub const RECOVERED: &str = "recovered at start";
 pub struct Added {
     pub file: String,
     pub sha256: Option<String>,
+    /// Rows in the file (entries written before lotline recorded them lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+}
+
+/// Rows a start found gone: a file the chain has live that the manifest no
+/// longer lists, whose rows no newly found file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    pub file: String,
+    pub rows: u64,
 }
 
 /// The detail of a lineage entry: which commit (`flush`, `restamp`,
@@ -44,6 +61,9 @@ pub struct SegmentChange {
     pub action: String,
     pub added: Vec<Added>,
     pub removed: Vec<String>,
+    /// Only in [`RECOVERED`] entries: removed files whose rows are gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<Lost>,
 }
 
 /// Live files and their recorded SHA-256, of a manifest or of the chain.
@@ -69,6 +89,7 @@ pub fn diff(before: &LiveFiles, after: &LiveFiles, action: &str) -> Option<Segme
         .map(|(file, sha)| Added {
             file: file.clone(),
             sha256: sha.clone(),
+            rows: None,
         })
         .collect();
     let removed: Vec<String> = before
@@ -80,10 +101,31 @@ pub fn diff(before: &LiveFiles, after: &LiveFiles, action: &str) -> Option<Segme
         action: action.into(),
         added,
         removed,
+        lost: Vec::new(),
     })
 }
 
+/// The table a segment file belongs to (`tables/<name>/…`).
+fn table_of(file: &str) -> &str {
+    let rest = file.strip_prefix("tables/").unwrap_or(file);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 impl SegmentChange {
+    /// The change with the rows of each added file, as `manifest` lists them.
+    pub fn with_rows(mut self, manifest: &Manifest) -> Self {
+        let rows: BTreeMap<&str, u64> = manifest
+            .tables
+            .values()
+            .flatten()
+            .map(|s| (s.file.as_str(), s.rows))
+            .collect();
+        for added in &mut self.added {
+            added.rows = rows.get(added.file.as_str()).copied();
+        }
+        self
+    }
+
     /// The audit event that records this change.
     pub fn event(&self) -> Event {
         let detail = serde_json::to_string(self).expect("a segment change serializes");
@@ -102,8 +144,10 @@ pub struct Finding {
 /// entries in seq order.
 #[derive(Debug, Default)]
 pub struct Lineage {
-    /// File -> (recorded SHA-256, seq of the entry that added it).
-    live: BTreeMap<String, (Option<String>, u64)>,
+    /// File -> (recorded SHA-256, seq of the entry that added it, its rows).
+    live: BTreeMap<String, (Option<String>, u64, Option<u64>)>,
+    /// Rows recorded as lost by [`RECOVERED`] entries: (seq, what).
+    lost: Vec<(u64, Lost)>,
     /// Lineage entries whose detail did not parse: (seq, why).
     unreadable: Vec<(u64, String)>,
     /// [`RECOVERED`] entries: (seq, files added, files removed).
@@ -154,12 +198,15 @@ impl Lineage {
         if change.action == RECOVERED {
             self.recovered
                 .push((seq, change.added.len(), change.removed.len()));
+            self.lost
+                .extend(change.lost.into_iter().map(|lost| (seq, lost)));
         }
         for file in change.removed {
             self.live.remove(&file);
         }
         for added in change.added {
-            self.live.insert(added.file, (added.sha256, seq));
+            self.live
+                .insert(added.file, (added.sha256, seq, added.rows));
         }
     }
 
@@ -178,7 +225,47 @@ impl Lineage {
                 (file, sha)
             })
             .collect();
-        diff(&chain, &live, RECOVERED)
+        let mut change = diff(&chain, &live, RECOVERED)?.with_rows(manifest);
+        change.lost = self.lost_in(&change);
+        Some(change)
+    }
+
+    /// The removed files of `change` whose rows, table by table, its added
+    /// files do not make up for (a table with a file of unknown rows is
+    /// not judged).
+    fn lost_in(&self, change: &SegmentChange) -> Vec<Lost> {
+        let mut tables: BTreeMap<&str, (Option<u64>, Option<u64>)> = BTreeMap::new();
+        let add = |sum: &mut Option<u64>, rows: Option<u64>| {
+            *sum = sum.zip(rows).map(|(a, b)| a + b);
+        };
+        for file in &change.removed {
+            let rows = self.live.get(file).and_then(|(_, _, rows)| *rows);
+            let sums = tables.entry(table_of(file)).or_insert((Some(0), Some(0)));
+            add(&mut sums.0, rows);
+        }
+        for added in &change.added {
+            let sums = tables
+                .entry(table_of(&added.file))
+                .or_insert((Some(0), Some(0)));
+            add(&mut sums.1, added.rows);
+        }
+        let short: Vec<&str> = tables
+            .into_iter()
+            .filter(|(_, sums)| matches!(sums, (Some(removed), Some(added)) if removed > added))
+            .map(|(table, _)| table)
+            .collect();
+        change
+            .removed
+            .iter()
+            .filter(|file| short.contains(&table_of(file)))
+            .filter_map(|file| {
+                let rows = self.live.get(file).and_then(|(_, _, rows)| *rows)?;
+                Some(Lost {
+                    file: file.clone(),
+                    rows,
+                })
+            })
+            .collect()
     }
 
     /// The lineage entries written at start, for the report: (seq, files
@@ -191,7 +278,7 @@ impl Lineage {
     pub fn live_files(&self) -> LiveFiles {
         self.live
             .iter()
-            .map(|(file, (sha, _))| (file.clone(), sha.clone()))
+            .map(|(file, (sha, _, _))| (file.clone(), sha.clone()))
             .collect()
     }
 
@@ -209,7 +296,7 @@ impl Lineage {
         for (file, sha) in &live {
             let reason = match self.live.get(file) {
                 None => "live in the manifest, but no audit entry added it".to_string(),
-                Some((recorded, seq)) if recorded != sha => format!(
+                Some((recorded, seq, _)) if recorded != sha => format!(
                     "sha256 {} in the manifest differs from {} recorded by audit entry seq {seq}",
                     sha.as_deref().unwrap_or("none"),
                     recorded.as_deref().unwrap_or("none")
@@ -221,7 +308,19 @@ impl Lineage {
                 reason,
             });
         }
-        for (file, (_, seq)) in &self.live {
+        for (seq, lost) in &self.lost {
+            findings.push(Finding {
+                file: lost.file.clone(),
+                reason: format!(
+                    "rows lost between a stop and a start: its {} row(s) of table '{}' were \
+                     removed outside lotline (the file and its manifest entry gone, nothing \
+                     replacing them; recorded at start by audit entry seq {seq})",
+                    lost.rows,
+                    table_of(&lost.file)
+                ),
+            });
+        }
+        for (file, (_, seq, _)) in &self.live {
             if !live.contains_key(file) {
                 findings.push(Finding {
                     file: file.clone(),
@@ -312,6 +411,36 @@ mod tests {
                 .map(|a| a.file.as_str())
                 .collect::<Vec<_>>(),
             ["c"]
+        );
+    }
+
+    #[test]
+    fn files_gone_without_a_replacement_are_lost_rows() {
+        let m1 = manifest(&[("tables/samples/a", "1"), ("tables/samples/b", "2")]);
+        let flush = diff(&LiveFiles::new(), &live_files(&m1), "flush")
+            .unwrap()
+            .with_rows(&m1);
+        assert!(flush.added.iter().all(|a| a.rows == Some(1)), "{flush:?}");
+        let lineage = replay(std::slice::from_ref(&flush));
+        // A compaction cut short: a and b replaced by c holding both rows.
+        let mut compacted = manifest(&[("tables/samples/c", "3")]);
+        compacted.tables.get_mut("samples").unwrap()[0].rows = 2;
+        assert!(lineage.recovery(&compacted).unwrap().lost.is_empty());
+        // b deleted with its manifest entry: its row is lost, for good.
+        let deleted = manifest(&[("tables/samples/a", "1")]);
+        let recovery = lineage.recovery(&deleted).unwrap();
+        let lost = Lost {
+            file: "tables/samples/b".into(),
+            rows: 1,
+        };
+        assert_eq!(recovery.lost, vec![lost]);
+        let findings = replay(&[flush, recovery]).check(&deleted);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].reason.starts_with(
+                "rows lost between a stop and a start: its 1 row(s) of table 'samples'"
+            ),
+            "{findings:?}"
         );
     }
 }

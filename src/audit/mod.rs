@@ -12,6 +12,7 @@
 //! with [`Chain::seal`], [`verify`] reads a data directory and checks it.
 
 pub mod lineage;
+pub mod rows_digest;
 pub mod verify;
 
 use std::sync::Arc;

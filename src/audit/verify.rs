@@ -110,9 +110,10 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<Report, AuditError> {
         attempts += 1;
         let manifest = Manifest::load(data_dir)?;
         match wal_audit_batches(data_dir, manifest.wal_replay_from) {
-            Ok((batches, notes)) => {
-                let mut report = verify_parts(data_dir, &manifest, &batches)?;
-                report.notes.extend(notes);
+            Ok(wal) => {
+                let mut report = verify_parts(data_dir, &manifest, &wal.batches)?;
+                report.notes.extend(wal.notes);
+                report.bad_files.extend(wal.bad);
                 return Ok(report);
             }
             // A running server's flush removed a WAL file just now: its rows
@@ -124,23 +125,31 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<Report, AuditError> {
     }
 }
 
-/// The `audit_log` batches in the WAL from file `from` on, read-only.
-fn wal_audit_batches(
-    data_dir: &Path,
-    from: u64,
-) -> Result<(Vec<RecordBatch>, Vec<String>), AuditError> {
+/// The `audit_log` batches in the WAL from file `from` on, read-only, and
+/// what its groups show.
+fn wal_audit_batches(data_dir: &Path, from: u64) -> Result<WalAudit, AuditError> {
     let dir = data_dir.join("wal");
     if !dir.exists() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(WalAudit {
+            batches: Vec::new(),
+            notes: Vec::new(),
+            bad: Vec::new(),
+        });
     }
     let audit_id = model::tables()
         .iter()
         .position(|t| t.name == model::audit_log().name)
         .expect("audit_log is a table");
-    let (mut batches, mut notes) = (Vec::new(), Vec::new());
+    let (mut batches, mut notes, mut bad) = (Vec::new(), Vec::new(), Vec::new());
     for seq in wal::list_files(&dir)?.into_iter().filter(|&s| s >= from) {
-        let (records, cut) = wal::read_records(&dir.join(wal::file_name(seq)))?;
-        if let Some(cut) = cut {
+        let check = &super::rows_digest::check_group;
+        let (records, cut) = wal::read_records(&dir.join(wal::file_name(seq)), check)?;
+        if let Some(cut) = cut.as_ref().filter(|c| c.failed_check()) {
+            bad.push(BadFile {
+                file: format!("wal/{}", wal::file_name(seq)),
+                reason: format!("offset {}: {}", cut.offset, cut.reason),
+            });
+        } else if let Some(cut) = cut {
             notes.push(format!(
                 "wal/{} ends in {} unreadable byte(s) at offset {} ({}): an unacknowledged write that recovery drops",
                 wal::file_name(seq),
@@ -156,7 +165,21 @@ fn wal_audit_batches(
                 .flat_map(|r| r.batches),
         );
     }
-    Ok((batches, notes))
+    Ok(WalAudit {
+        batches,
+        notes,
+        bad,
+    })
+}
+
+/// What the WAL holds for verification.
+struct WalAudit {
+    /// Its `audit_log` batches, in order.
+    batches: Vec<RecordBatch>,
+    /// A torn tail, which recovery drops.
+    notes: Vec<String>,
+    /// Groups whose records do not match their audit entries.
+    bad: Vec<BadFile>,
 }
 
 /// Checks every live segment of `manifest` against its recorded SHA-256,

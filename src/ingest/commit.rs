@@ -26,6 +26,21 @@ pub(crate) struct Part {
     pub table: usize,
     pub record: Vec<u8>,
     pub batches: Vec<RecordBatch>,
+    /// SHA-256 of `record`: its audit entry's `rows_sha256`.
+    sha256: [u8; 32],
+}
+
+impl Part {
+    /// The rows `batches` of table `table`, encoded as `record`.
+    pub fn new(table: usize, record: Vec<u8>, batches: Vec<RecordBatch>) -> Self {
+        let sha256 = crate::audit::sha256(&record);
+        Self {
+            table,
+            record,
+            batches,
+            sha256,
+        }
+    }
 }
 
 pub(crate) enum Command {
@@ -42,6 +57,9 @@ pub(crate) enum Command {
     Rotate {
         reply: oneshot::Sender<Result<u64, WalError>>,
     },
+    /// Replies once every command sent before it is done: their rows are in
+    /// the buffers, or their requests were refused.
+    Barrier { reply: oneshot::Sender<()> },
     /// Metrics hook: from now on, call this with the duration of each group's
     /// append (write and, per the sync policy, fsync).
     Observe(WalObserver),
@@ -98,6 +116,10 @@ fn run(rx: Receiver<Command>, mut writer: Writer, state: Arc<RwLock<State>>) {
                     commit(&mut writer, &state, &mut pending, observer.as_ref());
                     let _ = reply.send(rotate(&mut writer, &state));
                 }
+                Command::Barrier { reply } => {
+                    commit(&mut writer, &state, &mut pending, observer.as_ref());
+                    let _ = reply.send(());
+                }
                 Command::Observe(f) => observer = Some(f),
             }
         }
@@ -120,6 +142,15 @@ fn commit(
             let _ = p.reply.send(Err(WalError::Stopped(reason.clone())));
         }
         return;
+    }
+    for p in pending.iter_mut().filter(|p| !p.parts.is_empty()) {
+        // Each write names the digest of its rows' record in its entry.
+        assert_eq!(p.parts.len(), p.events.len(), "one audit event per part");
+        for (part, event) in p.parts.iter().zip(&mut p.events) {
+            if let Some(detail) = event.detail.as_mut().filter(|_| !part.record.is_empty()) {
+                *detail = crate::audit::rows_digest::with_rows_digest(detail, &part.sha256);
+            }
+        }
     }
     let events: Vec<Event> = pending
         .iter()

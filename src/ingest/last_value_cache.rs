@@ -145,6 +145,11 @@ impl LastValues {
         }
     }
 
+    /// Every key with the time of its newest row.
+    pub fn newest_times(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.entries.iter().map(|(key, e)| (key.as_str(), e.ts))
+    }
+
     /// The time of `key`'s newest row, if it has one.
     pub fn newest_ts(&self, key: &str) -> Option<i64> {
         self.entries.get(key).map(|e| e.ts)

@@ -40,6 +40,7 @@ impl Engine {
         let Some(change) = lineage::diff(&before, &lineage::live_files(after), action) else {
             return;
         };
+        let change = change.with_rows(after);
         if let Err(e) = self.audit(change.event()).await {
             warn!(
                 "could not record the segments of this {action} in the audit trail (the next start will): {e}"
@@ -68,6 +69,15 @@ impl Engine {
             change.added.len(),
             change.removed.len()
         );
+        for lost in &change.lost {
+            tracing::error!(
+                "rows lost between the last stop and this start: {} ({} rows) is gone with its \
+                 manifest entry and nothing replaces it; recorded in the audit trail, and \
+                 verify-audit fails on it",
+                lost.file,
+                lost.rows
+            );
+        }
         self.audit(change.event()).await?;
         Ok(Some(change))
     }

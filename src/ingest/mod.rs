@@ -22,6 +22,7 @@ mod recovery;
 pub mod requests;
 mod restamp;
 pub mod stamping;
+mod unique_keys;
 pub mod versions;
 mod write_audit;
 // The WAL's file format lives in storage (audit reads it too).
@@ -55,6 +56,7 @@ pub use compact::{CompactReport, CompactionConfig, CompactionTotals};
 pub use error::IngestError;
 pub use flush::{FlushFailure, FlushReport};
 pub use restamp::RestampReport;
+pub use unique_keys::{KeyTotals, SUPERSEDED_REASON};
 use versions::Versions;
 pub use versions::{ChangeFn, TablePart, reason_hint};
 pub use write_audit::{REASON_HEADER, REQUEST_ID_HEADER, WriteContext, version_in};
@@ -221,6 +223,8 @@ pub struct Engine {
     flush_health: std::sync::Mutex<flush::FlushHealth>,
     /// Ids of recent client requests, so a resend is not written twice.
     request_ids: requests::RequestIds,
+    /// Keeps the table with [`model::KeyPolicy::OneRowPerKey`] to one row per key.
+    keys: Option<unique_keys::KeyGuard>,
     _dir_lock: File,
 }
 
@@ -345,6 +349,15 @@ impl Engine {
             *index.get_mut().expect("genealogy index lock") =
                 versions::genealogy_without_tombstones(dir, def, snapshot)?;
         }
+        let keys = model::tables()
+            .iter()
+            .position(|t| t.key_policy == model::KeyPolicy::OneRowPerKey)
+            .map(|id| {
+                let cache = last_values[id]
+                    .as_ref()
+                    .expect("last values of a one-row-per-key table");
+                unique_keys::KeyGuard::recover(&cache.lock().expect("last values lock"))
+            });
         let request_ids = requests::RequestIds::new(config.request_id_window);
         recovery::recover_request_ids(dir, &manifest, &buffers, &request_ids)?;
         let graveyard = Graveyard::new(config.retired_file_grace);
@@ -387,6 +400,7 @@ impl Engine {
             corrections,
             flush_health: Default::default(),
             request_ids,
+            keys,
             _dir_lock: dir_lock,
         }))
     }
@@ -476,24 +490,36 @@ impl Engine {
         // and the segments all hold the stamped row.
         let stamp_index = (self.config.stamping && def.name == model::samples().name)
             .then(|| self.stamp_index.clone());
-        let (normalized, record) =
+        let one_row_per_key = def.key_policy == model::KeyPolicy::OneRowPerKey;
+        let (normalized, record, span, accepted) =
             tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
                 let mut normalized = normalize_request(def, &batches, correction.as_ref())?;
+                let accepted = normalized.iter().map(RecordBatch::num_rows).sum::<usize>();
                 // Versioned rows are encoded once stamped, under the version lock.
                 if normalized.is_empty() || versioned {
-                    return Ok((normalized, Vec::new()));
+                    return Ok((normalized, Vec::new(), None, accepted));
                 }
                 if let Some(index) = stamp_index {
                     let index = index.read().expect("stamp index lock");
                     normalized = index.stamp_all(normalized)?.0;
                 }
+                let mut span = None;
+                if one_row_per_key {
+                    let (kept, keys) = unique_keys::survey(def, normalized)?;
+                    (normalized, span) = (kept, Some(keys));
+                }
                 let record = wal::encode_record(id as u8, &normalized)?;
-                Ok((normalized, record))
+                Ok((normalized, record, span, accepted))
             })
             .await
             .map_err(|e| IngestError::Internal(e.to_string()))??;
         if normalized.is_empty() {
             return Ok(0);
+        }
+        if let Some(span) = span {
+            return self
+                .commit_one_row_per_key(ctx, def, normalized, record, span, accepted)
+                .await;
         }
         if versioned {
             return self
@@ -529,11 +555,7 @@ impl Engine {
         if rows == 0 {
             return Ok(0);
         }
-        let part = commit::Part {
-            table: id,
-            record,
-            batches: normalized,
-        };
+        let part = commit::Part::new(id, record, normalized);
         self.commit_parts(vec![part], vec![event(rows)]).await?;
         Ok(rows)
     }
@@ -547,23 +569,55 @@ impl Engine {
         parts: Vec<commit::Part>,
         events: Vec<crate::audit::Event>,
     ) -> Result<(), IngestError> {
+        self.commit_admitted(parts, events, None).await.map(|_| ())
+    }
+
+    /// [`Engine::commit_parts`] of a write of the table with a key guard,
+    /// whose `keys` the guard admits right before the WAL append. Returns the
+    /// late tags if it does not admit them (then nothing was sent).
+    async fn commit_admitted(
+        &self,
+        parts: Vec<commit::Part>,
+        events: Vec<crate::audit::Event>,
+        keys: Option<&unique_keys::KeySpan>,
+    ) -> Result<Option<HashMap<String, i64, foldhash::fast::RandomState>>, IngestError> {
         self.check_free_space()?;
         self.wait_for_buffer_room().await?;
         let _gate = self.merge_gate.read().await;
         let applied: Vec<(usize, Vec<RecordBatch>)> =
             parts.iter().map(|p| (p.table, p.batches.clone())).collect();
         let (reply, done) = oneshot::channel();
-        self.wal
-            .send(commit::Command::Append {
-                parts,
-                events,
-                reply,
-            })
-            .map_err(|_| WalError::Closed)?;
+        {
+            // Admitted and sent under one lock: WAL order is admission order.
+            let _admitted = match (keys, &self.keys) {
+                (Some(span), Some(guard)) => match guard.admit(span) {
+                    unique_keys::Admission::New(held) => Some(held),
+                    unique_keys::Admission::Late(late) => return Ok(Some(late)),
+                },
+                _ => None,
+            };
+            self.wal
+                .send(commit::Command::Append {
+                    parts,
+                    events,
+                    reply,
+                })
+                .map_err(|_| WalError::Closed)?;
+        }
         done.await.map_err(|_| WalError::Closed)??;
         for (id, normalized) in applied {
             self.merge_caches(id, &normalized)?;
         }
+        Ok(None)
+    }
+
+    /// Waits until every write sent to the WAL before is in the buffers (or refused).
+    async fn wal_barrier(&self) -> Result<(), IngestError> {
+        let (reply, done) = oneshot::channel();
+        self.wal
+            .send(commit::Command::Barrier { reply })
+            .map_err(|_| WalError::Closed)?;
+        done.await.map_err(|_| WalError::Closed)?;
         Ok(())
     }
 

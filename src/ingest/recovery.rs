@@ -210,11 +210,12 @@ pub(super) fn recover(
         let Some(image) = wal::map(&path)? else {
             continue;
         };
-        let (mut replayed, cut) = wal::decode_records(&image);
+        let check = &crate::audit::rows_digest::check_group;
+        let (mut replayed, cut) = wal::decode_records_checked(&image, check);
         if let Some(cut) = cut {
             let after = wal::records_after(&image, &cut);
             let later = sizes[i + 1..].iter().filter(|&&len| len > 0).count();
-            if after == 0 && later == 0 {
+            if after == 0 && later == 0 && !cut.failed_check() {
                 drop(image);
                 wal::truncate(&path, cut.offset)?;
                 warn!(
@@ -233,7 +234,7 @@ pub(super) fn recover(
                     later_files: later,
                 });
             } else {
-                let kept = wal::salvage(&image);
+                let kept = wal::salvage(&image, check);
                 drop(image);
                 let copy = quarantine(wal_dir, &name, &path)?;
                 wal::replace(&path, &kept.image)?;

@@ -302,11 +302,7 @@ impl Engine {
             let id = table_id(def);
             let record = wal::encode_record(id as u8, &stored)?;
             events.push(ctx.version_event("write", def.name, rows, stamp.recorded_at));
-            commits.push(commit::Part {
-                table: id,
-                record,
-                batches: stored,
-            });
+            commits.push(commit::Part::new(id, record, stored));
         }
         if !commits.is_empty() {
             self.commit_parts(commits, events).await?;

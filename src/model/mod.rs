@@ -37,8 +37,14 @@ pub const MAX_NAME_BYTES: usize = 1024;
 /// How rows with the same key relate to each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyPolicy {
-    /// Every row is kept (time series: `samples`).
+    /// Every row is kept (`audit_log`, `sample_corrections`).
     AppendOnly,
+    /// One row per key (time series: `samples` by (tag, ts)), so a writer
+    /// may resend: an exact resend is not written again; another reading at
+    /// a written key is kept in the table with [`Cache::Corrections`] and
+    /// supersedes the first when read (newest write wins). The write path's
+    /// `unique_keys` module keeps this.
+    OneRowPerKey,
     /// Context and master data (such as `tags`): a write of an existing key
     /// appends a new version; the newest one is current, a delete appends a
     /// tombstone (see [`versioned`]).
@@ -173,7 +179,7 @@ static SAMPLES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     time_column: Some("ts"),
     range_column: "tag",
     bloom_columns: &["tag", "lot", "work_order"],
-    key_policy: KeyPolicy::AppendOnly,
+    key_policy: KeyPolicy::OneRowPerKey,
     rules: READING_RULES,
     caches: &[Cache::LastValues],
 });

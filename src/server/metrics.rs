@@ -16,6 +16,7 @@
 //! | `lotline_buffer_rows`, `lotline_buffer_bytes` | `table`: acknowledged rows not yet in segments |
 //! | `lotline_segments`, `lotline_segment_bytes` | `table`: live Parquet segments |
 //! | `lotline_compaction` | `what` (`runs`, `segments_merged`, `segments_written`, `rows`, `bytes_written`, `failures`): totals since start |
+//! | `lotline_sample_keys` | `what` (`late_requests`, `late_rows`, `resent_rows`, `superseding_rows`): one row per (tag, ts), totals since start |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +86,7 @@ pub struct Metrics {
     segments: Family<TableLabels, Gauge>,
     segment_bytes: Family<TableLabels, Gauge>,
     compaction: Family<WhatLabels, Gauge>,
+    sample_keys: Family<WhatLabels, Gauge>,
     statements: Family<StateLabels, Gauge>,
 }
 
@@ -182,6 +184,12 @@ impl Metrics {
             "Compaction totals since start: runs, segments merged and written, rows, bytes written, failures",
             compaction.clone(),
         );
+        let sample_keys = Family::<WhatLabels, Gauge>::default();
+        registry.register(
+            "sample_keys",
+            "One row per (tag, ts) since start: requests with readings at or before their tag's newest time, their new rows, exact resends not written again, and changed readings kept as superseding corrections",
+            sample_keys.clone(),
+        );
         let statements = Family::<StateLabels, Gauge>::default();
         registry.register(
             "statements",
@@ -200,6 +208,7 @@ impl Metrics {
             collectors: std::sync::OnceLock::new(),
             statements,
             compaction,
+            sample_keys,
             rows_ingested,
             rejected,
             errors,
@@ -313,18 +322,27 @@ impl Metrics {
             self.segment_bytes.get_or_create(&table).set(bytes as i64);
         }
         let totals = engine.compaction_totals();
-        for (what, value) in [
-            ("runs", totals.runs),
-            ("segments_merged", totals.segments_merged),
-            ("segments_written", totals.segments_written),
-            ("rows", totals.rows),
-            ("bytes_written", totals.bytes_written),
-            ("failures", totals.failures),
-        ] {
-            self.compaction
-                .get_or_create(&WhatLabels { what })
-                .set(value as i64);
-        }
+        set_totals(
+            &self.compaction,
+            [
+                ("runs", totals.runs),
+                ("segments_merged", totals.segments_merged),
+                ("segments_written", totals.segments_written),
+                ("rows", totals.rows),
+                ("bytes_written", totals.bytes_written),
+                ("failures", totals.failures),
+            ],
+        );
+        let keys = engine.key_totals();
+        set_totals(
+            &self.sample_keys,
+            [
+                ("late_requests", keys.late_requests),
+                ("late_rows", keys.late_rows),
+                ("resent_rows", keys.resent_rows),
+                ("superseding_rows", keys.superseding_rows),
+            ],
+        );
         for status in self
             .collectors
             .get()
@@ -387,6 +405,16 @@ pub fn ingest_error_kind(e: &IngestError) -> &'static str {
         IngestError::Column(_) => "storage",
         IngestError::BadRequestId(_) => "invalid",
         IngestError::InPart { source, .. } => ingest_error_kind(source),
+    }
+}
+
+/// Sets a family of totals the engine keeps, one gauge per `what`.
+fn set_totals<const N: usize>(
+    family: &Family<WhatLabels, Gauge>,
+    totals: [(&'static str, u64); N],
+) {
+    for (what, value) in totals {
+        family.get_or_create(&WhatLabels { what }).set(value as i64);
     }
 }
 

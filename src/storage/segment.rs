@@ -18,6 +18,7 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 
 use super::digest::HashingWriter;
@@ -383,6 +384,19 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, StorageError> {
 pub fn scan_parquet_columns(
     path: &Path,
     columns: &[&str],
+    f: impl FnMut(RecordBatch),
+) -> Result<(), StorageError> {
+    scan_parquet_columns_in(path, columns, None, f)
+}
+
+/// [`scan_parquet_columns`] over the row groups whose statistics of the
+/// timestamp column `time.0` may hold a time in `time.1..=time.2` (row
+/// groups without statistics are read); the rows passed on still need
+/// filtering.
+pub fn scan_parquet_columns_in(
+    path: &Path,
+    columns: &[&str],
+    time: Option<(&str, i64, i64)>,
     mut f: impl FnMut(RecordBatch),
 ) -> Result<(), StorageError> {
     let file = File::open(path).map_err(io_err(path))?;
@@ -390,12 +404,34 @@ pub fn scan_parquet_columns(
         path: path.to_path_buf(),
         source,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
     let schema = builder.schema().clone();
     let roots = columns
         .iter()
         .map(|c| schema.index_of(c))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some((column, low, high)) = time {
+        let leaves = builder.parquet_schema().columns();
+        let leaf = leaves.iter().position(|c| c.name() == column);
+        let leaf = leaf.ok_or_else(|| {
+            arrow::error::ArrowError::SchemaError(format!(
+                "no column '{column}' in {}",
+                path.display()
+            ))
+        })?;
+        let groups = builder.metadata().row_groups().iter().enumerate();
+        let wanted = groups
+            .filter(|(_, group)| match group.column(leaf).statistics() {
+                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                    (Some(min), Some(max)) => *max >= low && *min <= high,
+                    _ => true,
+                },
+                _ => true,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        builder = builder.with_row_groups(wanted);
+    }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
     for batch in reader {

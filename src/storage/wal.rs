@@ -20,6 +20,10 @@
 //! of acknowledged data ([`records_after`]), which recovery does not cut on
 //! its own (see `crate::ingest` recovery). [`salvage`] keeps every group that
 //! verifies.
+//!
+//! Readers may check a group beyond its checksum ([`GroupCheck`]: the audit
+//! layer's rule that each record matches its entry's digest); a group that
+//! fails it is damaged like one whose checksum fails.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -118,6 +122,30 @@ fn frame_with(magic: u32, payload: &[u8]) -> Vec<u8> {
 pub struct Record {
     pub table_id: u8,
     pub batches: Vec<RecordBatch>,
+    /// SHA-256 of the whole record as written (header and payload), the
+    /// bytes [`encode_record`] returned.
+    pub sha256: [u8; 32],
+}
+
+/// A check of one group's records beyond its checksum; an `Err` names why
+/// the group is damaged.
+pub type GroupCheck<'a> = &'a dyn Fn(&[Record]) -> Result<(), String>;
+
+/// How a [`Cut`]'s reason starts when a group's checksum verified but its
+/// [`GroupCheck`] failed: never a torn write.
+const CHECK_FAILED: &str = "group fails its audit check";
+
+impl Cut {
+    /// Whether whole, checksummed bytes were refused by a [`GroupCheck`]
+    /// (a torn tail never verifies its checksum).
+    pub fn failed_check(&self) -> bool {
+        self.reason.starts_with(CHECK_FAILED)
+    }
+}
+
+/// The check of readers that take every group whose checksum verifies.
+pub fn any_group(_: &[Record]) -> Result<(), String> {
+    Ok(())
 }
 
 /// Why reading stopped before the end of a file.
@@ -132,10 +160,15 @@ pub struct Cut {
 /// when the image does not end on a record boundary with a valid record, where
 /// and why the readable log ends.
 pub fn decode_records(image: &[u8]) -> (Vec<Record>, Option<Cut>) {
+    decode_records_checked(image, &any_group)
+}
+
+/// [`decode_records`], where a group that fails `check` is damaged.
+pub fn decode_records_checked(image: &[u8], check: GroupCheck) -> (Vec<Record>, Option<Cut>) {
     let mut records = Vec::new();
     let mut offset = 0usize;
     while offset < image.len() {
-        match decode_one(&image[offset..]) {
+        match decode_one(&image[offset..], check) {
             Ok((decoded, len)) => {
                 records.extend(decoded);
                 offset += len;
@@ -155,7 +188,7 @@ pub fn decode_records(image: &[u8]) -> (Vec<Record>, Option<Cut>) {
 
 /// The record(s) at the start of `bytes` (a group yields several) and the
 /// bytes they take.
-fn decode_one(bytes: &[u8]) -> Result<(Vec<Record>, usize), String> {
+fn decode_one(bytes: &[u8], check: GroupCheck) -> Result<(Vec<Record>, usize), String> {
     if bytes.len() < HEADER_LEN {
         return Err(format!(
             "torn header ({} of {HEADER_LEN} bytes)",
@@ -181,7 +214,10 @@ fn decode_one(bytes: &[u8]) -> Result<(Vec<Record>, usize), String> {
     }
     if magic == GROUP_MAGIC {
         return match decode_records(payload) {
-            (records, None) => Ok((records, end)),
+            (records, None) => match check(&records) {
+                Ok(()) => Ok((records, end)),
+                Err(why) => Err(format!("{CHECK_FAILED}: {why}")),
+            },
             (_, Some(cut)) => Err(format!("corrupt record in a group: {}", cut.reason)),
         };
     }
@@ -208,7 +244,15 @@ fn decode_one(bytes: &[u8]) -> Result<(Vec<Record>, usize), String> {
         }
     })
     .map_err(|_| "arrow ipc: malformed record (the decoder panicked)".to_string())??;
-    Ok((vec![Record { table_id, batches }], end))
+    let sha256 = super::digest::sha256(&bytes[..end]);
+    Ok((
+        vec![Record {
+            table_id,
+            batches,
+            sha256,
+        }],
+        end,
+    ))
 }
 
 /// The offset of the first group record at or after `from` whose header and
@@ -257,7 +301,7 @@ pub struct Salvaged {
 
 /// Every group record of `image` that verifies and decodes, skipping each
 /// damaged range up to the next group record that verifies.
-pub fn salvage(image: &[u8]) -> Salvaged {
+pub fn salvage(image: &[u8], check: GroupCheck) -> Salvaged {
     let mut kept = Salvaged {
         records: Vec::new(),
         image: Vec::with_capacity(image.len()),
@@ -265,7 +309,7 @@ pub fn salvage(image: &[u8]) -> Salvaged {
     };
     let mut start = 0;
     while start < image.len() {
-        let (records, cut) = decode_records(&image[start..]);
+        let (records, cut) = decode_records_checked(&image[start..], check);
         kept.records.extend(records);
         let Some(cut) = cut else {
             kept.image.extend_from_slice(&image[start..]);
@@ -351,9 +395,12 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), WalError> {
 /// Reads one WAL file without changing it (for readers beside a running
 /// server, such as `verify-audit`): its whole records and, if it ends in a
 /// torn or corrupt record, where.
-pub fn read_records(path: &Path) -> Result<(Vec<Record>, Option<Cut>), WalError> {
+pub fn read_records(
+    path: &Path,
+    check: GroupCheck,
+) -> Result<(Vec<Record>, Option<Cut>), WalError> {
     let image = std::fs::read(path).map_err(io_err(path))?;
-    Ok(decode_records(&image))
+    Ok(decode_records_checked(&image, check))
 }
 
 /// The file currently appended to.
@@ -536,7 +583,7 @@ mod tests {
         assert_eq!((cut.offset, cut.reason.as_str()), (0, "checksum mismatch"));
         assert_eq!(records_after(&image, &cut), 2);
 
-        let kept = salvage(&image);
+        let kept = salvage(&image, &any_group);
         assert_eq!(kept.records.len(), 4, "two whole groups of two records");
         assert_eq!(kept.image, [groups[1].clone(), groups[2].clone()].concat());
         assert_eq!(kept.skipped.len(), 1);

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -119,6 +120,9 @@ def test_every_interface_and_event_is_audited(server, pb):  # noqa: F811
     rows = entries(server)
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1)), "seq is gap-free from 1"
     writes = [(r["actor"], r["table_name"], r["row_count"], r["detail"], r["reason"]) for r in rows if r["action"] == "write"]
+    # Each write names the SHA-256 of its rows' WAL record (test_wal_forgery.py).
+    assert all(re.fullmatch(r"interface=\S+ rows_sha256=[0-9a-f]{64}", w[3]) for w in writes), writes
+    writes = [(a, t, n, d.split(" rows_sha256=")[0], why) for a, t, n, d, why in writes]
     assert writes == [
         ("admin", "samples", 3, "interface=flight_sql.ingest", None),
         ("admin", "samples", 2, "interface=flight_sql.dml", None),
@@ -377,6 +381,36 @@ def test_segment_lineage_names_deleted_and_unrecorded_segments(server_factory):
         [(gone, f"added by audit entry seq {flush['seq']}"), (foreign, "live in the manifest")]
     ), report
     assert report["bad_files"] == [], report
+
+
+def test_rows_deleted_while_stopped_are_reported_as_lost(server_factory):
+    """A segment deleted with its manifest entry while the server is stopped:
+    the start records the difference, names the rows as lost (nothing
+    replaced them, unlike a compaction cut short), and verification fails on
+    it from then on, online and offline."""
+    server = server_factory(*MANUAL_FLUSH)
+    server.client.ingest(samples_table(["lost.a"] * 3 + ["lost.b"] * 4, [T0 + i * NS_PER_S for i in range(3)] + [T0 + DAY + i for i in range(4)], [1.0] * 7))
+    server.flush()
+    [flush] = lineage_entries(server)
+    rows = {a["file"]: a["rows"] for a in flush["added"]}
+    gone = sorted(f for f in rows if "/samples/" in f)[0]
+    assert rows[gone] == 3, flush
+    server.stop()
+    (server.data_dir / gone).unlink()
+    remove_from_manifest(server.data_dir, gone)
+
+    server.start()
+    assert "rows lost between the last stop and this start" in server.log_text()
+    [recovered] = [e for e in lineage_entries(server) if e["action"] == "recovered at start"]
+    assert recovered["removed"] == [gone] and recovered["lost"] == [{"file": gone, "rows": 3}], recovered
+    assert server.client.count() == 4, "the server serves what is left"
+    found = [f for f in sql_findings(server) if not f["ok"] and f["check"] != "summary"]
+    assert [(f["check"], f["file"]) for f in found] == [("lineage", gone)], found
+    server.stop()
+    out = verify_cli(server)
+    assert out.returncode != 0, out.stdout
+    assert f"BROKEN lineage {gone}: rows lost between a stop and a start: its 3 row(s) of table 'samples'" in out.stdout, out.stdout
+    assert f"recorded at start by audit entry seq {recovered['seq']}" in out.stdout, out.stdout
 
 
 def test_a_crash_between_manifest_and_entry_is_recorded_at_start(server_factory, monkeypatch):

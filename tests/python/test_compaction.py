@@ -52,29 +52,31 @@ def tag(k: int) -> str:
     return f"c.t{k:02d}"
 
 
-def flush_window(client, start_ns: int, salt: float, duplicate_of: int | None = None):
+def flush_window(client, start_ns: int, salt: float, late_after: int | None = None):
     """One flush worth of samples: every tag every STEP_S over FLUSH_SPAN_S;
-    optionally one more row repeating (tag 0, `duplicate_of`) with a new value."""
+    optionally one late row of tag 0 in an earlier window (1 ns after
+    `late_after`, a new key: a resend of a written key would not be
+    written again), which widens this flush's time range."""
     tags, ts, values = [], [], []
     for k in range(TAG_COUNT):
         for i in range(FLUSH_SPAN_S // STEP_S):
             tags.append(tag(k))
             ts.append(start_ns + i * STEP_S * S)
             values.append(salt + k * 1000 + i)
-    if duplicate_of is not None:
+    if late_after is not None:
         tags.append(tag(0))
-        ts.append(duplicate_of)
+        ts.append(late_after + 1)
         values.append(-salt)
     client.ingest(samples_table(tags, ts, values, quality=[0] * len(tags)))
 
 
 def fill(server, day1_flushes: int = 16, day2_flushes: int = 5) -> int:
-    """Small flushes over two days, duplicates included; returns the rows."""
+    """Small flushes over two days, late rows included; returns the rows."""
     client = server.client
     rows = 0
     for f in range(day1_flushes):
         start = T0 + f * FLUSH_SPAN_S * S
-        flush_window(client, start, float(f), duplicate_of=start - FLUSH_SPAN_S * S if f else None)
+        flush_window(client, start, float(f), late_after=start - FLUSH_SPAN_S * S if f else None)
         rows += TAG_COUNT * FLUSH_SPAN_S // STEP_S + (1 if f else 0)
         server.flush()
     for f in range(day2_flushes):
@@ -146,7 +148,7 @@ def test_compaction_keeps_every_answer_and_merges_files(server_factory, pb):  # 
     files_before = manifest_files(server.data_dir)
     assert len(files_before) == 21
     scanned_before = one_tag_one_hour_candidates(server)
-    # 12 five-minute flushes, and the next one for its duplicate row.
+    # 12 five-minute flushes, and the next one for its late row.
     assert len(scanned_before) == 13, scanned_before
 
     report = compact(server)

@@ -167,7 +167,7 @@ def test_every_event_kind_lands_versioned_audited_and_durable(pb, server, api):
             ("lots", 1, "QA release"),
         ]
         # Each entry names the recorded_at of its version rows (the change feed's link).
-        details = {(r["actor"], r["action"], r["detail"].split(" version=")[0]) for r in got}
+        details = {(r["actor"], r["action"], r["detail"].split(" ")[0]) for r in got}
         assert details == {(ADMIN_USER, "write", "interface=grpc.context")}
         for r in got:
             version = int(r["detail"].split(" version=")[1])

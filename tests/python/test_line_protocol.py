@@ -165,9 +165,10 @@ def test_authentication(server):
     finally:
         client.close()
     token = value.decode().removeprefix("Bearer ")
-    assert write(server, GOOD, headers={"Authorization": f"Token {token}"}).status == 204
-    assert write(server, GOOD, headers={"Authorization": f"Bearer {token}"}).status == 204
-    assert write(server, GOOD, headers={"Authorization": f"Bearer {ADMIN_USER}:{DEFAULT_PASSWORD}"}).status == 204
+    # Three readings (one per (tag, ts): a resend would not be written again).
+    for k, authorization in enumerate([f"Token {token}", f"Bearer {token}", f"Bearer {ADMIN_USER}:{DEFAULT_PASSWORD}"]):
+        body = f"ok value=1 {T0 + k}\n"
+        assert write(server, body, headers={"Authorization": authorization}).status == 204
     assert server.client.count() == 3
 
 

@@ -60,10 +60,14 @@ def test_resends_with_one_request_id_are_written_once(server_factory, pb):  # no
     # Line protocol with the header, three times; another id writes again.
     tag_line = "site1.area3.line10.unit12.FT00012.PV"
     body = "\n".join(f"{tag_line} value={i}.5 {T0 + i * NS_PER_S}" for i in range(30)).encode()
+    # Another id's request: the next 30 s (an exact resend of the first
+    # one's readings would not be written again whatever its id).
+    later = "\n".join(f"{tag_line} value={i}.5 {T0 + i * NS_PER_S}" for i in range(30, 60)).encode()
 
     def post(request_id: str):
         reply = http_request(
-            f"{server.http_url}/api/v2/write?bucket=plant&precision=ns", "POST", body,
+            f"{server.http_url}/api/v2/write?bucket=plant&precision=ns", "POST",
+            later if request_id == "lp-2" else body,
             {"Authorization": f"Token admin:{server.password}", HEADER: request_id},
         )
         assert reply.status == 204, reply

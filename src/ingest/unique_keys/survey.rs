@@ -1,0 +1,147 @@
+//! What a request holds per tag, read once on the blocking pool: each tag's
+//! smallest and largest time (all the guard needs to admit a request), and
+//! the request's own repeats of a key. A reading sent twice in one request
+//! is kept once; two different readings of one key in one request are
+//! refused, naming both rows (which one the writer meant is unknown).
+
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+
+use super::{FastMap, Readings};
+use crate::ingest::IngestError;
+use crate::model::{TableDef, ValidationError};
+
+/// One tag's times in a request.
+#[derive(Debug, Clone)]
+pub struct TagSpan {
+    pub tag: String,
+    pub min: i64,
+    pub max: i64,
+}
+
+/// The tags of a request and their time spans.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpan {
+    pub tags: Vec<TagSpan>,
+}
+
+/// Per tag while reading: span, and whether times only grew.
+struct Seen {
+    min: i64,
+    max: i64,
+    increasing: bool,
+}
+
+/// The request with its repeated readings left out, and its span. Row
+/// numbers in errors count across the request's batches.
+pub fn survey(
+    def: &'static TableDef,
+    batches: Vec<RecordBatch>,
+) -> Result<(Vec<RecordBatch>, KeySpan), IngestError> {
+    let readings = batches
+        .iter()
+        .map(|b| Readings::of(def, b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen: FastMap<&str, Seen> = FastMap::default();
+    for r in &readings {
+        for row in 0..r.len() {
+            let (tag, ts) = (r.tag.value(row), r.ts[row]);
+            match seen.get_mut(tag) {
+                Some(s) => {
+                    s.increasing &= ts > s.max;
+                    s.min = s.min.min(ts);
+                    s.max = s.max.max(ts);
+                }
+                None => {
+                    seen.insert(
+                        tag,
+                        Seen {
+                            min: ts,
+                            max: ts,
+                            increasing: true,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    let repeated = repeats(&readings, &seen)?;
+    let span = KeySpan {
+        tags: seen
+            .iter()
+            .map(|(tag, s)| TagSpan {
+                tag: tag.to_string(),
+                min: s.min,
+                max: s.max,
+            })
+            .collect(),
+    };
+    drop(seen);
+    drop(readings);
+    if repeated.is_empty() {
+        return Ok((batches, span));
+    }
+    let kept = batches
+        .iter()
+        .enumerate()
+        .map(|(b, batch)| {
+            let keep: BooleanArray = (0..batch.num_rows())
+                .map(|row| Some(!repeated.contains(&(b, row))))
+                .collect();
+            filter_record_batch(batch, &keep)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IngestError::Internal(e.to_string()))?;
+    Ok((kept, span))
+}
+
+/// The (batch, row) of every later copy of a reading, among the tags whose
+/// times did not only grow (the only ones that can repeat a key).
+fn repeats(
+    readings: &[Readings<'_>],
+    seen: &FastMap<&str, Seen>,
+) -> Result<std::collections::HashSet<(usize, usize)>, IngestError> {
+    let mut repeated = std::collections::HashSet::new();
+    if seen.values().all(|s| s.increasing) {
+        return Ok(repeated);
+    }
+    // (ts, request row, batch, row) per tag, in request order.
+    let mut rows: FastMap<&str, Vec<(i64, usize, usize, usize)>> = FastMap::default();
+    let mut offset = 0;
+    for (b, r) in readings.iter().enumerate() {
+        for row in 0..r.len() {
+            let tag = r.tag.value(row);
+            if !seen[tag].increasing {
+                rows.entry(tag)
+                    .or_default()
+                    .push((r.ts[row], offset + row, b, row));
+            }
+        }
+        offset += r.len();
+    }
+    for (tag, mut keys) in rows {
+        keys.sort_unstable();
+        for pair in keys.windows(2) {
+            let ((ts, first, fb, fr), (ts2, second, sb, sr)) = (pair[0], pair[1]);
+            if ts != ts2 {
+                continue;
+            }
+            if let Some(column) = readings[sb].differs(sr, &readings[fb], fr) {
+                return Err(ValidationError::BadValue {
+                    row: second,
+                    column: column.into(),
+                    value: readings[sb].show(sr, column),
+                    problem: format!(
+                        "differs from row {first}'s ({}) for the same tag '{tag}' and ts: a \
+                         request may hold one reading per (tag, ts); send a changed reading \
+                         in a later request (it then supersedes the first)",
+                        readings[fb].show(fr, column)
+                    ),
+                }
+                .into());
+            }
+            repeated.insert((sb, sr));
+        }
+    }
+    Ok(repeated)
+}
