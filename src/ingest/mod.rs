@@ -579,8 +579,8 @@ impl Engine {
         &self,
         parts: Vec<commit::Part>,
         events: Vec<crate::audit::Event>,
-        keys: Option<&unique_keys::KeySpan>,
-    ) -> Result<Option<HashMap<String, i64, foldhash::fast::RandomState>>, IngestError> {
+        keys: Option<(&'static TableDef, &unique_keys::KeySpan)>,
+    ) -> Result<Option<unique_keys::LateTags>, IngestError> {
         self.check_free_space()?;
         self.wait_for_buffer_room().await?;
         let _gate = self.merge_gate.read().await;
@@ -590,10 +590,12 @@ impl Engine {
         {
             // Admitted and sent under one lock: WAL order is admission order.
             let _admitted = match (keys, &self.keys) {
-                (Some(span), Some(guard)) => match guard.admit(span) {
-                    unique_keys::Admission::New(held) => Some(held),
-                    unique_keys::Admission::Late(late) => return Ok(Some(late)),
-                },
+                (Some((def, span)), Some(guard)) => {
+                    match guard.admit(span.named(def, &parts[0].batches)?) {
+                        unique_keys::Admission::New(held) => Some(held),
+                        unique_keys::Admission::Late(late) => return Ok(Some(late)),
+                    }
+                }
                 _ => None,
             };
             self.wal

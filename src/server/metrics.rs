@@ -187,7 +187,7 @@ impl Metrics {
         let sample_keys = Family::<WhatLabels, Gauge>::default();
         registry.register(
             "sample_keys",
-            "One row per (tag, ts) since start: requests with readings at or before their tag's newest time, their new rows, exact resends not written again, and changed readings kept as superseding corrections",
+            "One row per (tag, ts) since start: requests with readings inside their tag's admitted times (the slow path), their new rows, exact resends not written again, and changed readings kept as superseding corrections",
             sample_keys.clone(),
         );
         let statements = Family::<StateLabels, Gauge>::default();

@@ -155,6 +155,16 @@ def test_one_request_holds_one_reading_per_key(server_factory):
     assert server.client.count(f"tag = '{tag}'") == 3, "nothing of the refused request is written"
     assert server.running, "the server keeps serving"
 
+    # A repeat before another tag's first row: that tag's times are still
+    # admitted (so its resend is known as one).
+    other = "site1.area3.line10.unit13.LT00014.PV"
+    mixed = samples_table([tag, tag, other], [T0 + 20 * NS_PER_S] * 3, [5.0, 5.0, 6.0])
+    assert server.client.ingest(mixed) == 3
+    resent_before = key_totals(server)["resent_rows"]
+    server.client.ingest(samples_table([other], [T0 + 20 * NS_PER_S], [6.0]))
+    assert readings(server, other) == [(T0 + 20 * NS_PER_S, 6.0)]
+    assert key_totals(server)["resent_rows"] == resent_before + 1
+
 
 def test_concurrent_resends_store_each_reading_once(server_factory):
     server = server_factory("--flush-rows", "500")

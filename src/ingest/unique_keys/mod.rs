@@ -7,11 +7,12 @@
 //! write wins, and nothing written is thrown away (`samples_raw` keeps the
 //! first reading).
 //!
-//! Almost every write only moves time forward, so it must stay cheap: the
-//! [`KeyGuard`] keeps the newest time admitted per tag, and a request whose
-//! readings are all newer than their tags' is sent to the WAL at once (its
-//! keys cannot exist). A request with a reading at or before its tag's
-//! newest time (a resend, a backfill, late data) takes the slow path: it
+//! Almost every write only adds new times, so it must stay cheap: the
+//! [`KeyGuard`] keeps the times admitted per tag as a few intervals
+//! ([`spans`]), and a request whose readings all lie outside their tags'
+//! intervals is sent to the WAL at once (its keys cannot exist). A request
+//! with a reading inside one (a resend, a backfill into a flushed range,
+//! late data) takes the slow path: it
 //! waits until every write admitted before it is in the buffer, looks its
 //! keys up in the buffer and the segments ([`resolve`]), and writes what is
 //! new. Slow paths run one at a time, so two resends of one reading never
@@ -19,6 +20,7 @@
 //! write the guard admitted is in the WAL's order before any later one.
 
 mod resolve;
+mod spans;
 mod survey;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray, UInt
 use arrow::datatypes::{TimestampNanosecondType, UInt32Type};
 use serde::Serialize;
 
+use spans::Spans;
 pub(super) use survey::{KeySpan, survey};
 
 use super::corrections::{self, Fix};
@@ -43,56 +46,75 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub const SUPERSEDED_REASON: &str =
     "a later write of the same tag and ts with another reading (the newest write wins)";
 
-/// The newest admitted time per tag, and the one-at-a-time slow path.
+/// Tags with readings that may repeat a key, with the times admitted for
+/// each before the request (the readings inside them need a lookup).
+pub(super) type LateTags = FastMap<String, Spans>;
+
+/// A tag's name as the guard keys it: 64 bits of a fixed hash, so the map
+/// every request reads holds no pointer to chase. Two names with one hash
+/// share their intervals, which only sends more requests to the slow path
+/// (whose lookup compares names): never a missed repeat.
+pub(super) fn tag_hash(tag: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6c6f_746c_696e_6521).hash_one(tag)
+}
+
+/// The times admitted per tag, and the one-at-a-time slow path.
 pub(super) struct KeyGuard {
-    newest: Mutex<FastMap<String, i64>>,
+    admitted: Mutex<FastMap<u64, Spans>>,
     slow_path: tokio::sync::Mutex<()>,
     totals: Counters,
 }
 
 /// What the guard says of a request.
 pub(super) enum Admission<'a> {
-    /// Every reading is newer than its tag's newest: send it while holding this.
-    New(#[allow(dead_code)] MutexGuard<'a, FastMap<String, i64>>),
-    /// Readings of these tags at or before the given time need looking up.
-    Late(FastMap<String, i64>),
+    /// No reading can repeat a key: send it while holding this.
+    New(#[allow(dead_code)] MutexGuard<'a, FastMap<u64, Spans>>),
+    /// Readings of these tags inside the given times need looking up.
+    Late(LateTags),
 }
 
 impl KeyGuard {
     /// A guard that knows the newest time of every tag in `last_values`
-    /// (every acknowledged row is in it when the engine opens).
+    /// (every acknowledged row is in it when the engine opens), and takes
+    /// every older time as admitted.
     pub fn recover(last_values: &LastValues) -> Self {
-        let newest = last_values
+        let admitted = last_values
             .newest_times()
-            .map(|(tag, ts)| (tag.to_string(), ts))
+            .map(|(tag, ts)| (tag_hash(tag), Spans::up_to(ts)))
             .collect();
         Self {
-            newest: Mutex::new(newest),
+            admitted: Mutex::new(admitted),
             slow_path: tokio::sync::Mutex::new(()),
             totals: Counters::default(),
         }
     }
 
-    /// Admits a request's keys: each tag's newest time moves to the
-    /// request's largest (so a later resend of any of them is late).
-    pub fn admit(&self, span: &KeySpan) -> Admission<'_> {
-        let mut newest = self.newest.lock().expect("key guard lock");
-        let mut late = FastMap::default();
-        for t in &span.tags {
-            match newest.get_mut(t.tag.as_str()) {
-                Some(time) => {
-                    if t.min <= *time {
-                        late.insert(t.tag.clone(), *time);
+    /// Admits a request's keys: each tag's times join its admitted ones (so
+    /// a later resend of any of them is late).
+    pub fn admit<'a>(
+        &self,
+        span: impl Iterator<Item = (&'a str, &'a survey::TagSpan)>,
+    ) -> Admission<'_> {
+        let mut admitted = self.admitted.lock().expect("key guard lock");
+        let mut late = LateTags::default();
+        for (tag, t) in span {
+            match admitted.get_mut(&t.hash) {
+                Some(spans) => {
+                    if spans.overlaps(t.min, t.max) {
+                        late.insert(tag.to_string(), spans.clone());
                     }
-                    *time = (*time).max(t.max);
+                    spans.add(t.min, t.max);
                 }
                 None => {
-                    newest.insert(t.tag.clone(), t.max);
+                    let mut spans = Spans::default();
+                    spans.add(t.min, t.max);
+                    admitted.insert(t.hash, spans);
                 }
             }
         }
         if late.is_empty() {
-            Admission::New(newest)
+            Admission::New(admitted)
         } else {
             Admission::Late(late)
         }
@@ -102,7 +124,7 @@ impl KeyGuard {
 /// How requests fared against the one-row-per-key rule since the start.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct KeyTotals {
-    /// Requests that took the slow path (a reading at or before its tag's newest).
+    /// Requests that took the slow path (a reading inside its tag's admitted times).
     pub late_requests: u64,
     /// Readings written on the slow path (new keys: backfill, late data).
     pub late_rows: u64,
@@ -211,7 +233,7 @@ impl Engine {
         let part = commit::Part::new(id, record, batches.clone());
         let event = ctx.write_event(def.name, rows).reason(ctx.reason.clone());
         let admitted = self
-            .commit_admitted(vec![part], vec![event], Some(&span))
+            .commit_admitted(vec![part], vec![event], Some((def, &span)))
             .await?;
         let Some(late) = admitted else {
             return Ok(accepted);

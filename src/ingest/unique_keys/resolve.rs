@@ -9,7 +9,7 @@ use std::path::Path;
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 
-use super::{FastMap, READING_COLUMNS, Readings};
+use super::{FastMap, LateTags, READING_COLUMNS, Readings};
 use crate::ingest::corrections::CorrectionMap;
 use crate::ingest::{IngestError, TableSnapshot};
 use crate::model::TableDef;
@@ -44,7 +44,7 @@ struct Found {
 }
 
 /// Splits `batches` (surveyed: one reading per key) by looking up the
-/// readings of the `late` tags at or before the given times in `snapshot`
+/// readings of the `late` tags inside their admitted times in `snapshot`
 /// (every write admitted before is in it) and in `fixes`.
 pub fn resolve(
     data_dir: &Path,
@@ -52,7 +52,7 @@ pub fn resolve(
     snapshot: TableSnapshot,
     fixes: &CorrectionMap,
     batches: Vec<RecordBatch>,
-    late: &FastMap<String, i64>,
+    late: &LateTags,
 ) -> Result<Resolved, IngestError> {
     let readings = batches
         .iter()
@@ -66,7 +66,7 @@ pub fn resolve(
     for (b, r) in readings.iter().enumerate() {
         for row in 0..r.len() {
             let (tag, ts) = (r.tag.value(row), r.ts[row]);
-            if late.get(tag).is_some_and(|&newest| ts <= newest) {
+            if late.get(tag).is_some_and(|spans| spans.covers(ts)) {
                 let times = wanted.entry(tag).or_default();
                 times.insert(ts, (b, row, Found::default()));
                 (low, high) = (low.min(ts), high.max(ts));
