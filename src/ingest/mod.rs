@@ -214,7 +214,7 @@ pub struct Engine {
     /// Writers hold it shared from WAL append until their rows are in the
     /// last-value cache; a flush takes it exclusively around the WAL rotation
     /// so its cache snapshot covers every row it moves out of the WAL.
-    merge_gate: tokio::sync::RwLock<()>,
+    merge_gate: Arc<tokio::sync::RwLock<()>>,
     /// The newest correction per sample, for the table with [`Cache::Corrections`].
     corrections: Option<(usize, std::sync::RwLock<Arc<corrections::CorrectionMap>>)>,
     /// Current keys of versioned tables; held across a versioned write.
@@ -395,7 +395,7 @@ impl Engine {
             last_values,
             genealogy,
             stamp_index,
-            merge_gate: tokio::sync::RwLock::new(()),
+            merge_gate: Arc::new(tokio::sync::RwLock::new(())),
             versions: Mutex::new(versions),
             corrections,
             flush_health: Default::default(),
@@ -573,29 +573,31 @@ impl Engine {
     }
 
     /// [`Engine::commit_parts`] of a write of the table with a key guard,
-    /// whose `keys` the guard admits right before the WAL append. Returns the
-    /// late tags if it does not admit them (then nothing was sent).
+    /// whose `keys` the guard admits right before the WAL append. Returns
+    /// `false` if it does not admit them (then nothing was sent).
+    ///
+    /// Once sent, the write runs to its end in a task of its own (its rows
+    /// reach the caches even if the caller goes away): the key guard and
+    /// the corrections map must see every row the WAL holds.
     async fn commit_admitted(
         &self,
         parts: Vec<commit::Part>,
         events: Vec<crate::audit::Event>,
-        keys: Option<(&'static TableDef, &unique_keys::KeySpan)>,
-    ) -> Result<Option<unique_keys::LateTags>, IngestError> {
+        keys: Option<&unique_keys::KeySpan>,
+    ) -> Result<bool, IngestError> {
         self.check_free_space()?;
         self.wait_for_buffer_room().await?;
-        let _gate = self.merge_gate.read().await;
+        let gate = self.merge_gate.clone().read_owned().await;
         let applied: Vec<(usize, Vec<RecordBatch>)> =
             parts.iter().map(|p| (p.table, p.batches.clone())).collect();
         let (reply, done) = oneshot::channel();
         {
             // Admitted and sent under one lock: WAL order is admission order.
             let _admitted = match (keys, &self.keys) {
-                (Some((def, span)), Some(guard)) => {
-                    match guard.admit(span.named(def, &parts[0].batches)?) {
-                        unique_keys::Admission::New(held) => Some(held),
-                        unique_keys::Admission::Late(late) => return Ok(Some(late)),
-                    }
-                }
+                (Some(span), Some(guard)) => match guard.admit(span) {
+                    unique_keys::Admission::New(held) => Some(held),
+                    unique_keys::Admission::Late => return Ok(false),
+                },
                 _ => None,
             };
             self.wal
@@ -606,11 +608,17 @@ impl Engine {
                 })
                 .map_err(|_| WalError::Closed)?;
         }
-        done.await.map_err(|_| WalError::Closed)??;
-        for (id, normalized) in applied {
-            self.merge_caches(id, &normalized)?;
-        }
-        Ok(None)
+        let engine = self.me.upgrade().expect("the engine outlives its calls");
+        tokio::spawn(async move {
+            let _gate = gate;
+            done.await.map_err(|_| WalError::Closed)??;
+            for (id, normalized) in applied {
+                engine.merge_caches(id, &normalized)?;
+            }
+            Ok(true)
+        })
+        .await
+        .map_err(|e| IngestError::Internal(format!("commit task: {e}")))?
     }
 
     /// Waits until every write sent to the WAL before is in the buffers (or refused).

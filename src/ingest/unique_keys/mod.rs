@@ -46,10 +46,6 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub const SUPERSEDED_REASON: &str =
     "a later write of the same tag and ts with another reading (the newest write wins)";
 
-/// Tags with readings that may repeat a key, with the times admitted for
-/// each before the request (the readings inside them need a lookup).
-pub(super) type LateTags = FastMap<String, Spans>;
-
 /// A tag's name as the guard keys it: 64 bits of a fixed hash, so the map
 /// every request reads holds no pointer to chase. Two names with one hash
 /// share their intervals, which only sends more requests to the slow path
@@ -70,8 +66,9 @@ pub(super) struct KeyGuard {
 pub(super) enum Admission<'a> {
     /// No reading can repeat a key: send it while holding this.
     New(#[allow(dead_code)] MutexGuard<'a, FastMap<u64, Spans>>),
-    /// Readings of these tags inside the given times need looking up.
-    Late(LateTags),
+    /// A reading lies inside its tag's admitted times: the request takes
+    /// the slow path.
+    Late,
 }
 
 impl KeyGuard {
@@ -79,10 +76,14 @@ impl KeyGuard {
     /// (every acknowledged row is in it when the engine opens), and takes
     /// every older time as admitted.
     pub fn recover(last_values: &LastValues) -> Self {
-        let admitted = last_values
-            .newest_times()
-            .map(|(tag, ts)| (tag_hash(tag), Spans::up_to(ts)))
-            .collect();
+        let mut admitted = FastMap::<u64, Spans>::default();
+        for (tag, ts) in last_values.newest_times() {
+            // Tags that share a hash share their intervals.
+            admitted
+                .entry(tag_hash(tag))
+                .and_modify(|spans| spans.add(i64::MIN, ts))
+                .or_insert_with(|| Spans::up_to(ts));
+        }
         Self {
             admitted: Mutex::new(admitted),
             slow_path: tokio::sync::Mutex::new(()),
@@ -92,31 +93,18 @@ impl KeyGuard {
 
     /// Admits a request's keys: each tag's times join its admitted ones (so
     /// a later resend of any of them is late).
-    pub fn admit<'a>(
-        &self,
-        span: impl Iterator<Item = (&'a str, &'a survey::TagSpan)>,
-    ) -> Admission<'_> {
+    pub fn admit(&self, span: &KeySpan) -> Admission<'_> {
         let mut admitted = self.admitted.lock().expect("key guard lock");
-        let mut late = LateTags::default();
-        for (tag, t) in span {
-            match admitted.get_mut(&t.hash) {
-                Some(spans) => {
-                    if spans.overlaps(t.min, t.max) {
-                        late.insert(tag.to_string(), spans.clone());
-                    }
-                    spans.add(t.min, t.max);
-                }
-                None => {
-                    let mut spans = Spans::default();
-                    spans.add(t.min, t.max);
-                    admitted.insert(t.hash, spans);
-                }
-            }
+        let mut late = false;
+        for t in &span.tags {
+            let spans = admitted.entry(t.hash).or_default();
+            late |= spans.overlaps(t.min, t.max);
+            spans.add(t.min, t.max);
         }
-        if late.is_empty() {
-            Admission::New(admitted)
+        if late {
+            Admission::Late
         } else {
-            Admission::Late(late)
+            Admission::New(admitted)
         }
     }
 }
@@ -232,12 +220,12 @@ impl Engine {
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
         let part = commit::Part::new(id, record, batches.clone());
         let event = ctx.write_event(def.name, rows).reason(ctx.reason.clone());
-        let admitted = self
-            .commit_admitted(vec![part], vec![event], Some((def, &span)))
-            .await?;
-        let Some(late) = admitted else {
+        if self
+            .commit_admitted(vec![part], vec![event], Some(&span))
+            .await?
+        {
             return Ok(accepted);
-        };
+        }
         let _one_at_a_time = guard.slow_path.lock().await;
         // Every write admitted before this one is now in the buffer (or failed).
         self.wal_barrier().await?;
@@ -245,25 +233,22 @@ impl Engine {
         let fixes = self.corrections();
         let data_dir = self.config.data_dir.clone();
         let resolved = tokio::task::spawn_blocking(move || {
-            resolve::resolve(&data_dir, def, snapshot, &fixes, batches, &late)
+            resolve::resolve(&data_dir, def, snapshot, &fixes, batches)
         })
         .await
         .map_err(|e| IngestError::Internal(e.to_string()))??;
-        let totals = &guard.totals;
-        totals.late_requests.fetch_add(1, Ordering::Relaxed);
-        totals
-            .late_rows
-            .fetch_add(resolved.new_rows() as u64, Ordering::Relaxed);
-        totals
-            .resent_rows
-            .fetch_add(resolved.resent as u64, Ordering::Relaxed);
-        let superseding = resolved.superseding_rows();
-        totals
-            .superseding_rows
-            .fetch_add(superseding as u64, Ordering::Relaxed);
+        let counts = [
+            (resolved.new_rows(), &guard.totals.late_rows),
+            (resolved.resent, &guard.totals.resent_rows),
+            (resolved.superseding_rows(), &guard.totals.superseding_rows),
+            (1, &guard.totals.late_requests),
+        ];
         let (parts, events) = self.superseding_parts(ctx, def, resolved)?;
         if !parts.is_empty() {
             self.commit_parts(parts, events).await?;
+        }
+        for (n, total) in counts {
+            total.fetch_add(n as u64, Ordering::Relaxed);
         }
         Ok(accepted)
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 
-use super::{FastMap, LateTags, READING_COLUMNS, Readings};
+use super::{FastMap, READING_COLUMNS, Readings};
 use crate::ingest::corrections::CorrectionMap;
 use crate::ingest::{IngestError, TableSnapshot};
 use crate::model::TableDef;
@@ -43,16 +43,17 @@ struct Found {
     other: bool,
 }
 
-/// Splits `batches` (surveyed: one reading per key) by looking up the
-/// readings of the `late` tags inside their admitted times in `snapshot`
-/// (every write admitted before is in it) and in `fixes`.
+/// Splits `batches` (surveyed: one reading per key) by looking up every
+/// reading in `snapshot` (every write admitted before is in it) and in
+/// `fixes`. Every reading, not only those inside the times admitted before
+/// this request: another slow-path request admitted after this one may
+/// have run first and written one of this request's new readings.
 pub fn resolve(
     data_dir: &Path,
     def: &'static TableDef,
     snapshot: TableSnapshot,
     fixes: &CorrectionMap,
     batches: Vec<RecordBatch>,
-    late: &LateTags,
 ) -> Result<Resolved, IngestError> {
     let readings = batches
         .iter()
@@ -66,13 +67,11 @@ pub fn resolve(
     for (b, r) in readings.iter().enumerate() {
         for row in 0..r.len() {
             let (tag, ts) = (r.tag.value(row), r.ts[row]);
-            if late.get(tag).is_some_and(|spans| spans.covers(ts)) {
-                let times = wanted.entry(tag).or_default();
-                times.insert(ts, (b, row, Found::default()));
-                (low, high) = (low.min(ts), high.max(ts));
-                first_tag = Some(first_tag.map_or(tag, |t| t.min(tag)));
-                last_tag = Some(last_tag.map_or(tag, |t| t.max(tag)));
-            }
+            let times = wanted.entry(tag).or_default();
+            times.insert(ts, (b, row, Found::default()));
+            (low, high) = (low.min(ts), high.max(ts));
+            first_tag = Some(first_tag.map_or(tag, |t| t.min(tag)));
+            last_tag = Some(last_tag.map_or(tag, |t| t.max(tag)));
         }
     }
     let mut look = |batch: &RecordBatch| -> Result<(), IngestError> {

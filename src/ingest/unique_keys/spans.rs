@@ -28,11 +28,6 @@ impl Spans {
         self.0.iter().any(|&(a, b)| a <= high && low <= b)
     }
 
-    /// Whether `ts` lies in an admitted interval.
-    pub fn covers(&self, ts: i64) -> bool {
-        self.overlaps(ts, ts)
-    }
-
     /// Admits `low..=high`.
     pub fn add(&mut self, low: i64, high: i64) {
         assert!(low <= high, "an interval runs forward");
@@ -71,7 +66,7 @@ mod tests {
             assert!(!spans.overlaps(second * 10, second * 10), "{spans:?}");
             spans.add(second * 10, second * 10);
         }
-        assert!(spans.covers(20) && !spans.covers(25));
+        assert!(spans.overlaps(20, 20) && !spans.overlaps(25, 25));
         spans.add(15, 35);
         assert_eq!(spans.0.as_slice(), [(0, 0), (10, 10), (15, 35), (40, 40)]);
     }
@@ -86,9 +81,13 @@ mod tests {
         spans.add(10_001 + 5, 10_001 + 5);
         assert_eq!(spans.0.len(), MAX_SPANS);
         for i in 0..MAX_SPANS as i64 {
-            assert!(spans.covers(i * 100));
+            assert!(spans.overlaps(i * 100, i * 100));
         }
-        assert!(spans.covers(10_000) && spans.covers(10_006) && spans.covers(10_003));
-        assert!(Spans::up_to(7).covers(i64::MIN) && !Spans::up_to(7).covers(8));
+        assert!(
+            spans.overlaps(10_000, 10_000)
+                && spans.overlaps(10_006, 10_006)
+                && spans.overlaps(10_003, 10_003)
+        );
+        assert!(Spans::up_to(7).overlaps(i64::MIN, i64::MIN) && !Spans::up_to(7).overlaps(8, 8));
     }
 }

@@ -9,15 +9,11 @@ use arrow::compute::filter_record_batch;
 
 use super::{FastMap, Readings};
 use crate::ingest::IngestError;
-use crate::model::columns;
 use crate::model::{TableDef, ValidationError};
 
-/// One tag's times in a request, and where its name is: row `row` of batch
-/// `batch` of the surveyed request (no copy of the name per request).
+/// One tag's times in a request.
 #[derive(Debug, Clone)]
 pub struct TagSpan {
-    batch: u32,
-    row: u32,
     /// [`super::tag_hash`] of the name.
     pub hash: u64,
     pub min: i64,
@@ -30,32 +26,11 @@ pub struct KeySpan {
     pub tags: Vec<TagSpan>,
 }
 
-impl KeySpan {
-    /// Each tag's name (from `batches`, the surveyed request) and span.
-    pub fn named<'a>(
-        &'a self,
-        def: &'static TableDef,
-        batches: &'a [RecordBatch],
-    ) -> Result<impl Iterator<Item = (&'a str, &'a TagSpan)>, IngestError> {
-        let tags = batches
-            .iter()
-            .map(|b| columns::strings(b, def.name, "tag"))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(self
-            .tags
-            .iter()
-            .map(move |t| (tags[t.batch as usize].value(t.row as usize), t)))
-    }
-}
-
-/// Per tag while reading: span, whether times only grew, and where the
-/// rows were that survived (the first row of the tag is never a repeat).
+/// Per tag while reading: span, and whether times only grew.
 struct Seen {
     min: i64,
     max: i64,
     increasing: bool,
-    batch: u32,
-    row: u32,
 }
 
 /// The request with its repeated readings left out, and its span. Row
@@ -70,7 +45,7 @@ pub fn survey(
         .collect::<Result<Vec<_>, _>>()?;
     let rows: usize = readings.iter().map(Readings::len).sum();
     let mut seen: FastMap<&str, Seen> = FastMap::with_capacity_and_hasher(rows, Default::default());
-    for (b, r) in readings.iter().enumerate() {
+    for r in &readings {
         for row in 0..r.len() {
             let (tag, ts) = (r.tag.value(row), r.ts[row]);
             match seen.get_mut(tag) {
@@ -86,8 +61,6 @@ pub fn survey(
                             min: ts,
                             max: ts,
                             increasing: true,
-                            batch: b as u32,
-                            row: row as u32,
                         },
                     );
                 }
@@ -95,12 +68,10 @@ pub fn survey(
         }
     }
     let repeated = repeats(&readings, &seen)?;
-    let mut span = KeySpan {
+    let span = KeySpan {
         tags: seen
             .iter()
             .map(|(tag, s)| TagSpan {
-                batch: s.batch,
-                row: s.row,
                 hash: super::tag_hash(tag),
                 min: s.min,
                 max: s.max,
@@ -111,16 +82,6 @@ pub fn survey(
     drop(readings);
     if repeated.is_empty() {
         return Ok((batches, span));
-    }
-    // Rows move up as repeats before them are left out.
-    let mut left_out: Vec<Vec<usize>> = vec![Vec::new(); batches.len()];
-    for &(b, row) in &repeated {
-        left_out[b].push(row);
-    }
-    left_out.iter_mut().for_each(|rows| rows.sort_unstable());
-    for t in &mut span.tags {
-        let before = left_out[t.batch as usize].partition_point(|&r| r < t.row as usize);
-        t.row -= before as u32;
     }
     let kept = batches
         .iter()
