@@ -188,17 +188,6 @@ impl<'a> Readings<'a> {
             && self.text(i) == fix.text.as_deref()
             && self.quality.value(i) == fix.quality
     }
-
-    /// Row `i`'s `column`, as an error message shows it.
-    pub fn show(&self, i: usize, column: &str) -> String {
-        match column {
-            "value" => self.value(i).map_or("null".into(), |v| v.to_string()),
-            "text" => self
-                .text(i)
-                .map_or("null".into(), |t| model::quoted(t).into_owned()),
-            _ => self.quality.value(i).to_string(),
-        }
-    }
 }
 
 impl Engine {

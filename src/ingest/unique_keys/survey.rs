@@ -1,15 +1,16 @@
 //! What a request holds per tag, read once on the blocking pool: each tag's
 //! smallest and largest time (all the guard needs to admit a request), and
 //! the request's own repeats of a key. A reading sent twice in one request
-//! is kept once; two different readings of one key in one request are
-//! refused, naming both rows (which one the writer meant is unknown).
+//! is kept once; of two different readings of one key in one request the
+//! later is kept (newest write wins, as a later request would; the earlier
+//! is not stored).
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 
 use super::{FastMap, Readings};
 use crate::ingest::IngestError;
-use crate::model::{TableDef, ValidationError};
+use crate::model::TableDef;
 
 /// One tag's times in a request.
 #[derive(Debug, Clone)]
@@ -121,28 +122,20 @@ fn repeats(
         }
         offset += r.len();
     }
-    for (tag, mut keys) in rows {
+    for mut keys in rows.into_values() {
         keys.sort_unstable();
         for pair in keys.windows(2) {
-            let ((ts, first, fb, fr), (ts2, second, sb, sr)) = (pair[0], pair[1]);
+            let ((ts, _, fb, fr), (ts2, _, sb, sr)) = (pair[0], pair[1]);
             if ts != ts2 {
                 continue;
             }
-            if let Some(column) = readings[sb].differs(sr, &readings[fb], fr) {
-                return Err(ValidationError::BadValue {
-                    row: second,
-                    column: column.into(),
-                    value: readings[sb].show(sr, column),
-                    problem: format!(
-                        "differs from row {first}'s ({}) for the same tag '{tag}' and ts: a \
-                         request may hold one reading per (tag, ts); send a changed reading \
-                         in a later request (it then supersedes the first)",
-                        readings[fb].show(fr, column)
-                    ),
-                }
-                .into());
-            }
-            repeated.insert((sb, sr));
+            // The later of two readings of one key wins, as a later request
+            // would (a source may send two values in one millisecond, such
+            // as a Sparkplug birth and the first data); a copy is dropped.
+            match readings[sb].differs(sr, &readings[fb], fr) {
+                Some(_) => repeated.insert((fb, fr)),
+                None => repeated.insert((sb, sr)),
+            };
         }
     }
     Ok(repeated)
