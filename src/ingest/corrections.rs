@@ -28,30 +28,89 @@ pub struct Fix {
     pub quality: u32,
 }
 
+/// The columns of a reading in a batch of `samples` or `sample_corrections`
+/// (or a projection of either with these five): for comparing readings
+/// (one row per (tag, ts)) and for the corrections map.
+pub struct Readings<'a> {
+    pub tag: &'a StringArray,
+    pub ts: &'a [i64],
+    value: &'a Float64Array,
+    text: &'a StringArray,
+    quality: &'a UInt32Array,
+}
+
+/// The columns [`Readings`] reads.
+pub const READING_COLUMNS: [&str; 5] = ["tag", "ts", "value", "text", "quality"];
+
+impl<'a> Readings<'a> {
+    pub fn of(table: &'static str, batch: &'a RecordBatch) -> Result<Self, ColumnError> {
+        Ok(Self {
+            tag: columns::strings(batch, table, "tag")?,
+            ts: columns::primitives::<TimestampNanosecondType>(batch, table, "ts")?.values(),
+            value: columns::primitives(batch, table, "value")?,
+            text: columns::strings(batch, table, "text")?,
+            quality: columns::primitives::<UInt32Type>(batch, table, "quality")?,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn value(&self, i: usize) -> Option<f64> {
+        self.value.is_valid(i).then(|| self.value.value(i))
+    }
+
+    fn text(&self, i: usize) -> Option<&'a str> {
+        self.text.is_valid(i).then(|| self.text.value(i))
+    }
+
+    /// The first of value, text and quality in which row `i` differs from
+    /// row `j` of `other`. Values compare by their bits: a resend is the
+    /// same number, not a close one.
+    pub fn differs(&self, i: usize, other: &Readings<'_>, j: usize) -> Option<&'static str> {
+        if self.value(i).map(f64::to_bits) != other.value(j).map(f64::to_bits) {
+            Some("value")
+        } else if self.text(i) != other.text(j) {
+            Some("text")
+        } else if self.quality.value(i) != other.quality.value(j) {
+            Some("quality")
+        } else {
+            None
+        }
+    }
+
+    /// Row `i` as a correction sets it.
+    pub fn fix(&self, i: usize) -> Fix {
+        Fix {
+            value: self.value(i),
+            text: self.text(i).map(str::to_string),
+            quality: self.quality.value(i),
+        }
+    }
+
+    /// Whether row `i` reads as `fix` sets it.
+    pub fn is(&self, i: usize, fix: &Fix) -> bool {
+        self.value(i).map(f64::to_bits) == fix.value.map(f64::to_bits)
+            && self.text(i) == fix.text.as_deref()
+            && self.quality.value(i) == fix.quality
+    }
+}
+
 /// The newest correction per (tag, ts).
 pub type CorrectionMap = HashMap<(String, i64), Fix>;
-
-/// Columns the map is rebuilt from on start.
-const COLUMNS: [&str; 5] = ["tag", "ts", "value", "text", "quality"];
 
 /// The table of corrections (the one with [`Cache::Corrections`]).
 const TABLE: &str = "sample_corrections";
 
 /// Merges correction rows (in write order: a later row wins).
 pub fn merge(map: &mut CorrectionMap, batch: &RecordBatch) -> Result<(), ColumnError> {
-    let table = TABLE;
-    let tag = columns::strings(batch, table, "tag")?;
-    let ts = columns::primitives::<TimestampNanosecondType>(batch, table, "ts")?;
-    let value = columns::primitives::<Float64Type>(batch, table, "value")?;
-    let text = columns::strings(batch, table, "text")?;
-    let quality = columns::primitives::<UInt32Type>(batch, table, "quality")?;
-    for i in 0..batch.num_rows() {
-        let fix = Fix {
-            value: value.is_valid(i).then(|| value.value(i)),
-            text: text.is_valid(i).then(|| text.value(i).to_string()),
-            quality: quality.value(i),
-        };
-        map.insert((tag.value(i).to_string(), ts.value(i)), fix);
+    let readings = Readings::of(TABLE, batch)?;
+    for i in 0..readings.len() {
+        map.insert(
+            (readings.tag.value(i).to_string(), readings.ts[i]),
+            readings.fix(i),
+        );
     }
     Ok(())
 }
@@ -70,7 +129,7 @@ pub(super) fn recover(
         return Ok(None);
     };
     let mut map = CorrectionMap::new();
-    super::replay_table(data_dir, manifest, buffers, id, &COLUMNS, |batch| {
+    super::replay_table(data_dir, manifest, buffers, id, &READING_COLUMNS, |batch| {
         Ok(merge(&mut map, batch)?)
     })?;
     Ok(Some((id, map)))

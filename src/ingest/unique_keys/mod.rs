@@ -27,17 +27,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
-use arrow::datatypes::{TimestampNanosecondType, UInt32Type};
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use serde::Serialize;
 
 use spans::Spans;
 pub(super) use survey::{KeySpan, survey};
 
-use super::corrections::{self, Fix};
+use super::corrections;
 use super::last_value_cache::LastValues;
 use super::{Engine, IngestError, WriteContext, commit, table_id, wal};
-use crate::model::columns::{self, ColumnError};
 use crate::model::{self, Cache, TableDef};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -128,66 +126,6 @@ struct Counters {
     late_rows: AtomicU64,
     resent_rows: AtomicU64,
     superseding_rows: AtomicU64,
-}
-
-/// The columns of a reading in a batch of `samples` (or a projection of it
-/// with these five), for comparing readings.
-pub(super) struct Readings<'a> {
-    pub tag: &'a StringArray,
-    pub ts: &'a [i64],
-    value: &'a Float64Array,
-    text: &'a StringArray,
-    quality: &'a UInt32Array,
-}
-
-/// The columns [`Readings`] reads.
-pub(super) const READING_COLUMNS: [&str; 5] = ["tag", "ts", "value", "text", "quality"];
-
-impl<'a> Readings<'a> {
-    pub fn of(def: &'static TableDef, batch: &'a RecordBatch) -> Result<Self, ColumnError> {
-        let table = def.name;
-        Ok(Self {
-            tag: columns::strings(batch, table, "tag")?,
-            ts: columns::primitives::<TimestampNanosecondType>(batch, table, "ts")?.values(),
-            value: columns::primitives(batch, table, "value")?,
-            text: columns::strings(batch, table, "text")?,
-            quality: columns::primitives::<UInt32Type>(batch, table, "quality")?,
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    fn value(&self, i: usize) -> Option<f64> {
-        self.value.is_valid(i).then(|| self.value.value(i))
-    }
-
-    fn text(&self, i: usize) -> Option<&'a str> {
-        self.text.is_valid(i).then(|| self.text.value(i))
-    }
-
-    /// The first of value, text and quality in which row `i` differs from
-    /// row `j` of `other`. Values compare by their bits: a resend is the
-    /// same number, not a close one.
-    pub fn differs(&self, i: usize, other: &Readings<'_>, j: usize) -> Option<&'static str> {
-        if self.value(i).map(f64::to_bits) != other.value(j).map(f64::to_bits) {
-            Some("value")
-        } else if self.text(i) != other.text(j) {
-            Some("text")
-        } else if self.quality.value(i) != other.quality.value(j) {
-            Some("quality")
-        } else {
-            None
-        }
-    }
-
-    /// Whether row `i` reads as `fix` sets it.
-    pub fn is(&self, i: usize, fix: &Fix) -> bool {
-        self.value(i).map(f64::to_bits) == fix.value.map(f64::to_bits)
-            && self.text(i) == fix.text.as_deref()
-            && self.quality.value(i) == fix.quality
-    }
 }
 
 impl Engine {

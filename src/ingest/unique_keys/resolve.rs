@@ -9,8 +9,9 @@ use std::path::Path;
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 
-use super::{FastMap, READING_COLUMNS, Readings};
+use super::FastMap;
 use crate::ingest::corrections::CorrectionMap;
+use crate::ingest::corrections::{READING_COLUMNS, Readings};
 use crate::ingest::{IngestError, TableSnapshot};
 use crate::model::TableDef;
 use crate::storage::segment;
@@ -57,7 +58,7 @@ pub fn resolve(
 ) -> Result<Resolved, IngestError> {
     let readings = batches
         .iter()
-        .map(|b| Readings::of(def, b))
+        .map(|b| Readings::of(def.name, b))
         .collect::<Result<Vec<_>, _>>()?;
     // The keys to look up, and the box of tags and times that holds them.
     // By tag, then time (a map keyed by a borrowed tag can be asked with any &str).
@@ -75,7 +76,7 @@ pub fn resolve(
         }
     }
     let mut look = |batch: &RecordBatch| -> Result<(), IngestError> {
-        let stored = Readings::of(def, batch)?;
+        let stored = Readings::of(def.name, batch)?;
         for i in 0..stored.len() {
             let ts = stored.ts[i];
             if ts < low || ts > high {

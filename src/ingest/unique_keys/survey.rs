@@ -8,8 +8,9 @@
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 
-use super::{FastMap, Readings};
+use super::FastMap;
 use crate::ingest::IngestError;
+use crate::ingest::corrections::Readings;
 use crate::model::TableDef;
 
 /// One tag's times in a request.
@@ -42,7 +43,7 @@ pub fn survey(
 ) -> Result<(Vec<RecordBatch>, KeySpan), IngestError> {
     let readings = batches
         .iter()
-        .map(|b| Readings::of(def, b))
+        .map(|b| Readings::of(def.name, b))
         .collect::<Result<Vec<_>, _>>()?;
     let rows: usize = readings.iter().map(Readings::len).sum();
     let mut seen: FastMap<&str, Seen> = FastMap::with_capacity_and_hasher(rows, Default::default());
