@@ -164,7 +164,7 @@ fn load_query_kill_restart_flush_inspect() {
     let check = |server: &Server| {
         assert_eq!(
             server.sql("SELECT tag, unit, percent_data_good FROM tags ORDER BY tag"),
-            "tag,unit,percent_data_good\noven.door,,\noven.temp,degC,90\n"
+            "tag,unit,percent_data_good\noven.door,,\noven.temp,CEL,90\n"
         );
         assert_eq!(
             server.sql("SELECT count(*) AS n, sum(value) AS total FROM samples"),

@@ -30,6 +30,7 @@ use toml::Spanned;
 
 use super::template::TagTemplate;
 use super::{modbus, mtconnect, opcua, sparkplug};
+use crate::model::units;
 
 /// A problem in the mapping file, with where it is.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -191,7 +192,7 @@ struct MapSpec {
     source: Spanned<String>,
     tag: Option<Spanned<String>>,
     equipment: Option<String>,
-    unit: Option<String>,
+    unit: Option<Spanned<String>>,
     description: Option<String>,
     scale: Option<Spanned<f64>>,
     offset: Option<Spanned<f64>>,
@@ -368,7 +369,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Mapping, MappingError> {
                             .equipment
                             .clone()
                             .or_else(|| collector.equipment.clone()),
-                        unit: entry.unit.clone(),
+                        unit: entry
+                            .unit
+                            .as_ref()
+                            .map(|unit| {
+                                units::code_of(unit.get_ref().trim())
+                                    .map(str::to_string)
+                                    .map_err(|problem| {
+                                        at(
+                                            unit.span(),
+                                            format!(
+                                                "unit '{}' of source '{}' {problem}",
+                                                unit.get_ref(),
+                                                entry.source.get_ref()
+                                            ),
+                                        )
+                                    })
+                            })
+                            .transpose()?,
                         description: entry.description.clone(),
                     },
                     scale: finite(&entry.scale, "scale", 1.0)?,
@@ -608,10 +626,27 @@ equipment = "line1.press.motor"
         assert_eq!(points[0].scaled(10.0), 5.0);
         assert_eq!(points[0].tag.equipment.as_deref(), Some("line1.press"));
         assert_eq!(
+            points[0].tag.unit.as_deref(),
+            Some("CEL"),
+            "stored as its code"
+        );
+        assert_eq!(
             points[1].tag.equipment.as_deref(),
             Some("line1.press.motor")
         );
         assert_eq!(collector.tags().len(), 2);
+    }
+
+    #[test]
+    fn a_unit_that_names_no_recommendation_20_code_is_refused_at_its_line() {
+        let e = error(&GOOD.replace("unit = \"Cel\"", "unit = \"strokes/min\""));
+        assert_eq!(e.line, 11, "{e}");
+        assert!(
+            e.reason.starts_with(
+                "unit 'strokes/min' of source 'holding:0:f32' is neither a UN/ECE Recommendation 20"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

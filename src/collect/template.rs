@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::mapping::{Point, TagMeta};
+use crate::model::units;
 
 /// A tag name pattern with named places.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,12 +104,21 @@ impl<A: Clone + Eq + Hash> PointSet<A> {
 
     /// Takes the unit the source declared for point `i` unless the mapping
     /// gave one; the tag to upsert into `tags` when the point was `made`
-    /// just now or its unit changed, else `None`.
+    /// just now or its unit changed, else `None`. `tags.unit` holds
+    /// Recommendation 20 codes: a unit that names none is not taken (a
+    /// warning names it) rather than stopping the tag's samples.
     pub fn learn_unit(&mut self, i: usize, made: bool, unit: Option<&String>) -> Option<TagMeta> {
         let tag = &mut self.list[i].tag;
-        let learned = tag.unit.is_none() && unit.is_some();
+        let code = unit.and_then(|unit| match units::code_of(unit) {
+            Ok(code) => Some(code.to_string()),
+            Err(problem) => {
+                tracing::warn!("tag {}: unit '{unit}' {problem}; left unset", tag.name);
+                None
+            }
+        });
+        let learned = tag.unit.is_none() && code.is_some();
         if learned {
-            tag.unit = unit.cloned();
+            tag.unit = code;
         }
         (made || learned).then(|| tag.clone())
     }

@@ -89,7 +89,10 @@ pub fn tags_batch(plant: &Plant) -> RecordBatch {
             "{} {} {}",
             plant.lines[unit.line].id, unit.name, tag.spec.description
         ));
-        eng_unit.append_option((!tag.spec.unit.is_empty()).then_some(tag.spec.unit));
+        // The catalog writes symbols; `tags` holds their codes.
+        eng_unit.append_option((!tag.spec.unit.is_empty()).then(|| {
+            model::units::code_of(tag.spec.unit).expect("the catalog's units name codes")
+        }));
         equipment.append_value(&unit.id);
         vtype.append_value(value_type(&tag.spec.signal));
         interp.append_value(interpolation(&tag.spec.signal));

@@ -115,6 +115,9 @@ pub enum Rule {
         later: &'static str,
         earlier: &'static str,
     },
+    /// A string column is null or a UN/ECE Recommendation 20 unit code; a
+    /// symbol lotline knows for a code is stored as the code ([`units`]).
+    UnitCode(&'static str),
 }
 
 impl TableDef {
@@ -211,6 +214,7 @@ static TAGS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
         Rule::OneOf("interpolation", &["linear", "step"]),
         Rule::AtMost("percent_data_good", 100),
         Rule::AtMost("percent_data_bad", 100),
+        Rule::UnitCode("unit"),
     ],
     caches: &[Cache::Stamping],
 });

@@ -7,12 +7,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array, new_null_array,
+};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Float64Type, TimestampNanosecondType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::{MAX_NAME_BYTES, Rule, TableDef, is_good};
+use super::{MAX_NAME_BYTES, Rule, TableDef, is_good, units};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ValidationError {
@@ -92,6 +94,12 @@ pub fn normalize_batch(
         }
         columns.push(column);
     }
+    for rule in def.rules {
+        if let Rule::UnitCode(name) = *rule {
+            let at = def.column_index(name).expect("rule names a table column");
+            columns[at] = unit_codes(&columns[at], name, row_offset)?;
+        }
+    }
     let normalized = RecordBatch::try_new(def.schema.clone(), columns)
         .expect("columns were built to match the table schema");
     for rule in def.rules {
@@ -99,6 +107,31 @@ pub fn normalize_batch(
     }
     check_name_lengths(def, &normalized, row_offset)?;
     Ok(normalized)
+}
+
+/// `units` with every symbol replaced by its Recommendation 20 code.
+fn unit_codes(
+    units: &ArrayRef,
+    column: &str,
+    row_offset: usize,
+) -> Result<ArrayRef, ValidationError> {
+    let units = units.as_string::<i32>();
+    let codes = units
+        .iter()
+        .enumerate()
+        .map(|(row, unit)| {
+            unit.map(|unit| {
+                units::code_of(unit).map_err(|problem| ValidationError::BadValue {
+                    row: row + row_offset,
+                    column: column.into(),
+                    value: quoted(unit).into_owned(),
+                    problem: problem.to_string(),
+                })
+            })
+            .transpose()
+        })
+        .collect::<Result<StringArray, _>>()?;
+    Ok(Arc::new(codes))
 }
 
 fn column_names(def: &TableDef) -> String {
@@ -322,7 +355,8 @@ fn check_rule(
                 return Err(bad(row, later, format!("is before {earlier} ({start})")));
             }
         }
-        Rule::DefaultsToZero(_) => {}
+        // Applied while the columns are built (it rewrites symbols).
+        Rule::DefaultsToZero(_) | Rule::UnitCode(_) => {}
     }
     Ok(())
 }

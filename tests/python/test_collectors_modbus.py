@@ -159,7 +159,7 @@ def test_modbus_values_outages_and_status(server_factory, peer, tmp_path):
     assert {quality for _, quality, _ in got.values()} == {0}
     assert {equipment for _, _, equipment in got.values()} == {EQUIPMENT}
     tag = server.query(f"SELECT unit, description, equipment FROM tags WHERE tag = '{PREFIX}.scaled'").to_pylist()
-    assert tag == [{"unit": "Cel", "description": "platen temperature", "equipment": EQUIPMENT}]
+    assert tag == [{"unit": "CEL", "description": "platen temperature", "equipment": EQUIPMENT}]
 
     state = status(server)
     assert (state["kind"], state["state"], state["errors"]) == ("modbus", "connected", 0), state

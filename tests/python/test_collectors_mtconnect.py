@@ -107,7 +107,7 @@ def test_mtconnect_values_conditions_gaps_restarts_and_outages(server_factory, a
     assert samples_of(server, X) == [(base, 0.1055, None, 0)], "seeded from /current: only the newest"
     units = {r["tag"]: (r["unit"], r["equipment"]) for r in server.query(
         "SELECT tag, unit, equipment FROM tags WHERE tag LIKE 'site1.%'").to_pylist()}
-    assert units[X] == ("mm", "site1.cell3.vmc") and units[f"{T}.C.Sspeed"] == ("REVOLUTION/MINUTE", None), units
+    assert units[X] == ("MMT", "site1.cell3.vmc") and units[f"{T}.C.Sspeed"] == ("RPM", None), units
     assert units[EXECUTION] == (None, "site1.cell3.vmc") and set(units) == set(TAGS), units
     state = status(server)
     assert (state["kind"], state["state"], state["errors"], state["data_gaps"]) == ("mtconnect", "connected", 0, 0)

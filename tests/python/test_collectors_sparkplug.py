@@ -149,9 +149,10 @@ def test_sparkplug_births_data_qualities_rebirths_and_deaths(server_factory, bro
         eventually(lambda: latest(server) == births, what=f"the births' values, have {latest(server)}")
         units = {r["tag"]: (r["unit"], r["equipment"]) for r in server.query(
             "SELECT tag, unit, equipment FROM tags WHERE tag LIKE 'site1.%'").to_pylist()}
-        assert units[MAPPED] == ("mm", "site1.line2.press7"), units
-        assert units[f"{T}.press7.Temperature"] == ("Cel", None), units
-        assert units[f"{T}.Line.Speed"] == ("m/min", None), units
+        # Stored as UN/ECE Recommendation 20 codes: mm, Cel and m/min.
+        assert units[MAPPED] == ("MMT", "site1.line2.press7"), units
+        assert units[f"{T}.press7.Temperature"] == ("CEL", None), units
+        assert units[f"{T}.Line.Speed"] == ("2X", None), units
         assert units[f"{T}.press7.Mode"] == (None, None), units
         assert not any("bdSeq" in t or "Node Control" in t for t in units), units
 
@@ -254,7 +255,7 @@ def test_template_namespace_and_host_restart(server_factory, broker, pb, tmp_pat
     eventually(lambda: len(latest(server, prefix)) == 2000, what="2000 templated tags")
     edge.data({m.name: m.value + 0.5 for m in many.metrics}, device="cnc4")
     eventually(lambda: server.client.count(f"tag LIKE '{prefix}%'") == 4000, what="2000 data samples")
-    assert server.client.scalar(f"SELECT count(*) FROM tags WHERE tag LIKE '{prefix}%' AND unit = '%'") == 2000
+    assert server.client.scalar(f"SELECT count(*) FROM tags WHERE tag LIKE '{prefix}%' AND unit = 'P1'") == 2000
     assert latest(server, prefix)[f"{prefix}Spindle.Zone1999.Load"] == (1999.5, None, 0)
 
     listener = Listener(broker, f"spBv1.0/STATE/{HOST_ID}")

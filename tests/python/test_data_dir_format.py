@@ -43,7 +43,7 @@ def assert_refused(out: subprocess.CompletedProcess, data_dir: Path, found: str)
 def test_new_directory_is_stamped_with_the_format_at_first_start(server_factory):
     server = server_factory()
     assert read_manifest(server.data_dir)["format_version"] == SUPPORTED
-    server.client.execute("INSERT INTO tags (tag, unit) VALUES ('fmt.tag', 'C')")
+    server.client.execute("INSERT INTO tags (tag, unit) VALUES ('fmt.tag', 'CEL')")
     server.restart(kill=True)
     assert server.client.count(table="tags") == 1
     assert read_manifest(server.data_dir)["format_version"] == SUPPORTED
