@@ -5,14 +5,20 @@
 //! of a machine map to tags in the one vocabulary an integration keeps,
 //! instead of in each mapping file. Resolved when the mapping is applied
 //! (start and reload); an entry without an alias stops it with the file,
-//! line, source and system.
+//! line, source and system, unless the system's row of `systems` says
+//! `unknown_ids = 'draft'`: then the source itself is the tag, and an
+//! alias and a row of `drafts` (written before the collector starts) flag
+//! it for review.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+
+use super::INTERFACE;
 use super::mapping::{Mapping, MappingError};
-use crate::ingest::{Engine, IngestError};
-use crate::model;
+use crate::ingest::{Engine, IngestError, WriteContext};
+use crate::model::{self, UnknownIds};
 
 /// (system, external id) → tag, of the aliases of kind `tag`.
 pub type TagAliases = HashMap<(String, String), String>;
@@ -28,17 +34,46 @@ pub async fn current(engine: &Arc<Engine>) -> Result<TagAliases, IngestError> {
         .collect())
 }
 
+/// A source named as its own tag, for review ([`write_drafts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DraftTag {
+    pub system: String,
+    pub source: String,
+    pub line: usize,
+}
+
 /// Names every entry of `mapping` that its aliases name; refuses an entry
-/// without one, and a tag the mapping would then write twice.
-pub fn resolve(mapping: &mut Mapping, aliases: &TagAliases) -> Result<(), MappingError> {
+/// without one (or names it by its source, a [`DraftTag`], when
+/// `unknown_ids` of its system is [`UnknownIds::Draft`]), and a tag the
+/// mapping would then write twice.
+pub fn resolve(
+    mapping: &mut Mapping,
+    aliases: &TagAliases,
+    unknown_ids: impl Fn(&str) -> UnknownIds,
+) -> Result<Vec<DraftTag>, MappingError> {
     let error = |line: usize, reason: String| MappingError {
         file: mapping.file.clone(),
         line,
         reason,
     };
     let mut named = Vec::with_capacity(mapping.by_alias.len());
+    let mut drafts = Vec::new();
     for entry in &mapping.by_alias {
         let key = (entry.system.clone(), entry.source.clone());
+        if !aliases.contains_key(&key) && unknown_ids(&entry.system) == UnknownIds::Draft {
+            drafts.push(DraftTag {
+                system: entry.system.clone(),
+                source: entry.source.clone(),
+                line: entry.line,
+            });
+            named.push((
+                entry.collector,
+                entry.point,
+                entry.source.clone(),
+                entry.line,
+            ));
+            continue;
+        }
         let tag = aliases.get(&key).ok_or_else(|| {
             error(
                 entry.line,
@@ -69,6 +104,53 @@ pub fn resolve(mapping: &mut Mapping, aliases: &TagAliases) -> Result<(), Mappin
             }
         }
     }
+    Ok(drafts)
+}
+
+/// Writes, for each of `drafts`, the alias that names its tag from now on
+/// and its row of `drafts`, in one audited write; when this returns `Ok`
+/// both are durable and the next start resolves the source by its alias.
+pub async fn write_drafts(
+    engine: &Arc<Engine>,
+    mapping: &Mapping,
+    drafts: &[DraftTag],
+) -> Result<(), IngestError> {
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    let column = |values: Vec<String>| Arc::new(StringArray::from(values)) as ArrayRef;
+    let each = |f: &dyn Fn(&DraftTag) -> String| column(drafts.iter().map(f).collect());
+    let systems = || each(&|d| d.system.clone());
+    let sources = || each(&|d| d.source.clone());
+    let kinds = || each(&|_| "tag".to_string());
+    let batch = |columns: Vec<(&str, ArrayRef)>| {
+        RecordBatch::try_from_iter(columns).map_err(|e| IngestError::Internal(e.to_string()))
+    };
+    let alias_rows = batch(vec![
+        ("system", systems()),
+        ("kind", kinds()),
+        ("external_id", sources()),
+        ("key", sources()),
+    ])?;
+    let file = mapping.file.display();
+    let draft_rows = batch(vec![
+        ("kind", kinds()),
+        ("key", sources()),
+        ("system", systems()),
+        ("external_id", sources()),
+        (
+            "source",
+            each(&|d| format!("collector mapping {file}:{}", d.line)),
+        ),
+    ])?;
+    let table = |name| model::table(name).expect("a table of the model");
+    let reason = format!("collector mapping {file}: sources without an alias, drafted for review");
+    let who = WriteContext::new("lotline", INTERFACE).with_reason(Some(reason));
+    let parts = vec![
+        (table("aliases"), vec![alias_rows]),
+        (table("drafts"), vec![draft_rows]),
+    ];
+    engine.write_tables_as(&who, parts).await?;
     Ok(())
 }
 
@@ -105,11 +187,13 @@ tag = "line.press.count"
     fn entries_without_a_tag_take_their_alias() {
         let mut parsed = mapping::parse(Path::new("plant.toml"), FILE).unwrap();
         assert_eq!(parsed.by_alias.len(), 1);
-        resolve(
+        let drafts = resolve(
             &mut parsed,
             &aliases(&[("holding:0", "line.press.temperature")]),
+            |_| UnknownIds::Draft,
         )
         .unwrap();
+        assert!(drafts.is_empty(), "an alias is used where there is one");
         let names: Vec<&str> = parsed.collectors[0]
             .tags()
             .iter()
@@ -121,15 +205,33 @@ tag = "line.press.count"
     #[test]
     fn a_missing_alias_or_a_tag_twice_is_refused_with_its_line() {
         let mut parsed = mapping::parse(Path::new("plant.toml"), FILE).unwrap();
-        let err = resolve(&mut parsed, &aliases(&[])).unwrap_err();
+        let err = resolve(&mut parsed, &aliases(&[]), |_| UnknownIds::Refuse).unwrap_err();
         assert_eq!(err.line, 8, "{err}");
         assert!(
             err.reason.contains("holding:0") && err.reason.contains("PLC-7"),
             "{err}"
         );
         let mut parsed = mapping::parse(Path::new("plant.toml"), FILE).unwrap();
-        let err = resolve(&mut parsed, &aliases(&[("holding:0", "line.press.count")])).unwrap_err();
+        let taken = aliases(&[("holding:0", "line.press.count")]);
+        let err = resolve(&mut parsed, &taken, |_| UnknownIds::Refuse).unwrap_err();
         assert!(err.reason.contains("mapped twice"), "{err}");
+        let mut parsed = mapping::parse(Path::new("plant.toml"), FILE).unwrap();
+        let drafts = resolve(&mut parsed, &aliases(&[]), |system| match system {
+            "PLC-7" => UnknownIds::Draft,
+            _ => UnknownIds::Refuse,
+        })
+        .unwrap();
+        let draft = DraftTag {
+            system: "PLC-7".into(),
+            source: "holding:0".into(),
+            line: 8,
+        };
+        assert_eq!(
+            drafts,
+            [draft],
+            "a system set to draft names the tag by its source"
+        );
+        assert_eq!(parsed.collectors[0].tags()[0].name, "holding:0");
         let without = FILE.replace("aliases = \"PLC-7\"\n", "");
         let err = mapping::parse(Path::new("plant.toml"), &without).unwrap_err();
         assert!(err.reason.contains("needs a tag"), "{err}");

@@ -16,6 +16,7 @@ use super::status::{Row, StatusBoard};
 use super::{CollectError, SampleSink, Session, modbus, mtconnect, opcua, sparkplug, tags};
 use crate::audit::Event;
 use crate::ingest::Engine;
+use crate::model;
 
 /// One running collector.
 struct Running {
@@ -219,5 +220,15 @@ async fn name_by_aliases(mapping: &mut Mapping, engine: &Arc<Engine>) -> Result<
     let aliases = super::aliases::current(engine)
         .await
         .map_err(CollectError::Tags)?;
-    Ok(super::aliases::resolve(mapping, &aliases)?)
+    let systems = model::table("systems").expect("the systems table");
+    let systems = engine
+        .current_rows(systems)
+        .await
+        .map_err(CollectError::Tags)?;
+    let drafts = super::aliases::resolve(mapping, &aliases, |system| {
+        model::unknown_ids(&systems, system).unwrap_or(model::UnknownIds::Refuse)
+    })?;
+    super::aliases::write_drafts(engine, mapping, &drafts)
+        .await
+        .map_err(CollectError::Tags)
 }

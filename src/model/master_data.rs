@@ -4,11 +4,13 @@
 //! from an operations schedule's segment and material requirements), and
 //! `aliases`, the one vocabulary that maps each system's identifiers (an
 //! ERP material number, an MES equipment id, an OPC UA node id) to
-//! lotline's key. All versioned, like the other context tables.
+//! lotline's key; `systems`, how lotline treats each other system's
+//! unknown ids, and `drafts`, the records created for such ids that wait
+//! for review. All versioned, like the other context tables.
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 
 use super::columns::{self, ColumnError};
@@ -61,6 +63,33 @@ pub fn alias_rows(batch: &RecordBatch) -> Result<Vec<Alias>, ColumnError> {
             key: keys.value(i).to_string(),
         })
         .collect())
+}
+
+/// What an import does with an id of a system that names no record
+/// lotline has (`systems.unknown_ids`; a system without a row refuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownIds {
+    /// The document is refused, naming the id (the default).
+    Refuse,
+    /// A record with the id as key is created, with an alias and a row of
+    /// `drafts` that flags it for review.
+    Draft,
+}
+
+/// The values of `systems.unknown_ids`.
+pub const UNKNOWN_IDS: &[&str] = &["refuse", "draft"];
+
+/// How `system` treats unknown ids, from the current rows of `systems`.
+pub fn unknown_ids(systems: &RecordBatch, system: &str) -> Result<UnknownIds, ColumnError> {
+    let names = columns::strings(systems, "systems", "system")?;
+    let policies = columns::strings(systems, "systems", "unknown_ids")?;
+    let draft = (0..systems.num_rows())
+        .any(|i| names.value(i) == system && policies.is_valid(i) && policies.value(i) == "draft");
+    Ok(if draft {
+        UnknownIds::Draft
+    } else {
+        UnknownIds::Refuse
+    })
 }
 
 /// ISA-95 material use of a planned or actual material (B2MML V0701 `MaterialUse`).
@@ -174,6 +203,56 @@ pub(super) static ALIASES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
         Rule::OneOf("kind", ALIAS_KINDS),
         Rule::NotEmpty("external_id"),
         Rule::NotEmpty("key"),
+    ],
+    caches: &[],
+});
+
+pub(super) static SYSTEMS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "systems",
+    schema: Arc::new(Schema::new(vec![
+        // As in `aliases.system`.
+        utf8("system", false),
+        utf8("description", true),
+        // `refuse` (also when null) or `draft`: see [`UnknownIds`].
+        utf8("unknown_ids", true),
+    ])),
+    key: &["system"],
+    time_column: None,
+    range_column: "system",
+    bloom_columns: &["system"],
+    key_policy: CONTEXT_KEY_POLICY,
+    rules: &[
+        Rule::NotEmpty("system"),
+        Rule::OneOf("unknown_ids", UNKNOWN_IDS),
+    ],
+    caches: &[],
+});
+
+/// Records created for ids another system sent and lotline did not know,
+/// one row each while it waits for review; reviewing it is deleting its
+/// row (with a reason, like any change), after fixing the record or
+/// pointing the alias at the right one.
+pub(super) static DRAFTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "drafts",
+    schema: Arc::new(Schema::new(vec![
+        // As in `aliases.kind`; `key` is the record's key in that table.
+        utf8("kind", false),
+        utf8("key", false),
+        utf8("system", false),
+        utf8("external_id", false),
+        // What sent the id: a document's root, BODID and element.
+        utf8("source", true),
+    ])),
+    key: &["kind", "key"],
+    time_column: None,
+    range_column: "kind",
+    bloom_columns: &["key"],
+    key_policy: CONTEXT_KEY_POLICY,
+    rules: &[
+        Rule::OneOf("kind", ALIAS_KINDS),
+        Rule::NotEmpty("key"),
+        Rule::NotEmpty("system"),
+        Rule::NotEmpty("external_id"),
     ],
     caches: &[],
 });

@@ -17,7 +17,9 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-pub use master_data::{ALIAS_KINDS, Alias, MATERIAL_USES, alias_rows, alias_table};
+pub use master_data::{
+    ALIAS_KINDS, Alias, MATERIAL_USES, UnknownIds, alias_rows, alias_table, unknown_ids,
+};
 pub use sample_rows::{CONTEXT_COLUMNS, SampleRow, SampleRows};
 pub use validate::{ValidationError, normalize_batch, quoted};
 pub use versioned::{
@@ -242,7 +244,7 @@ static SAMPLE_CORRECTIONS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
 
 /// All tables, in a stable order (their index is their id in the WAL: a new
 /// table goes at the end).
-pub fn tables() -> [&'static TableDef; 13] {
+pub fn tables() -> [&'static TableDef; 15] {
     [
         &SAMPLES,
         &TAGS,
@@ -257,6 +259,8 @@ pub fn tables() -> [&'static TableDef; 13] {
         &master_data::WORK_ORDER_SEGMENTS,
         &master_data::WORK_ORDER_MATERIALS,
         &master_data::ALIASES,
+        &master_data::SYSTEMS,
+        &master_data::DRAFTS,
     ]
 }
 

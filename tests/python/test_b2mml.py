@@ -27,7 +27,8 @@ SCHEMAS = ROOT.parent / "shared" / "b2mml" / "AllSchemas.xsd"
 B = "{http://www.mesa.org/xml/B2MML}"
 ADMIN = {"Authorization": "Basic " + base64.b64encode(f"{ADMIN_USER}:{DEFAULT_PASSWORD}".encode()).decode()}
 READER, READER_PW = "rita", "reader-Pass-1"
-VERSIONED = ["equipment", "materials", "lots", "work_orders", "work_order_segments", "work_order_materials", "aliases"]
+VERSIONED = ["equipment", "materials", "lots", "work_orders", "work_order_segments", "work_order_materials", "aliases",
+             "systems", "drafts"]
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,10 @@ def confirm(schema, reply) -> ET.Element:
 
 def action_code(bod: ET.Element) -> str:
     return bod.find(f"{B}DataArea/{B}Confirm/{B}ResponseCriteria/{B}ResponseExpression").get("actionCode")
+
+
+def description(bod: ET.Element) -> str:
+    return bod.findtext(f"{B}DataArea/{B}BOD/{B}Description") or ""
 
 
 def note(bod: ET.Element) -> str:
@@ -168,7 +173,7 @@ def test_schedule_imports_exactly_and_twice_changes_nothing(server, schema):
     before = table_state(client)
     again = post(server, document)
     assert again.status == 200, again
-    text = confirm(schema, again).findtext(f"{B}DataArea/{B}BOD/{B}Description")
+    text = description(confirm(schema, again))
     assert "nothing changed" in text, text
     assert table_state(client) == before
 
@@ -251,6 +256,69 @@ def test_aliases_of_two_systems_name_one_record(server, schema):
     assert reply.status == 400
     assert "equipment 'MIX-01' is not known" in note(confirm(schema, reply))
     assert "system 'SAP-PRD'" in note(confirm(schema, reply))
+
+
+def test_unknown_ids_of_a_system_set_to_draft_become_records_for_review(server, schema):
+    """`systems.unknown_ids = 'draft'`: an id the system sends that names no
+    record becomes one (key = the id), with an alias and a row of `drafts`
+    naming where it came from; the same document again changes nothing;
+    deleting the draft row (with a reason) is the review. A system without
+    a row refuses, as before."""
+    load_master_data(server, schema)
+    client = server.client
+    document = (
+        (FIXTURES / "schedule.xml").read_bytes()
+        .replace(b"<LogicalID>SAP-PRD", b"<LogicalID>ERP-NEW")
+        .replace(b"WO-300", b"WO-900")
+        .replace(b"site1.area1.line1.mixer", b"MX-4711")
+        .replace(b"<MaterialDefinitionID>FLOUR-T55", b"<MaterialDefinitionID>MAT-0815")
+    )
+    before = table_state(client)
+    reply = post(server, document)
+    assert reply.status == 400
+    assert "equipment 'MX-4711' is not known" in note(confirm(schema, reply))
+    assert table_state(client) == before
+
+    with pytest.raises(Exception, match="is not one of refuse, draft"):
+        client.execute("INSERT INTO systems VALUES ('ERP-NEW', 'the new ERP', 'create')")
+    client.execute("INSERT INTO systems (system, description, unknown_ids) VALUES ('ERP-NEW', 'the new ERP', 'draft')")
+    reply = post(server, document)
+    assert reply.status == 200, reply.body.decode()
+    bod = confirm(schema, reply)
+    summary = description(bod)
+    assert action_code(bod) == "Accepted" and "drafts: 2" in summary, summary
+
+    assert client.scalar("SELECT count(*) FROM equipment WHERE id = 'MX-4711'") == 1
+    assert client.scalar("SELECT count(*) FROM materials WHERE id = 'MAT-0815'") == 1
+    aliases = client.query(
+        "SELECT kind, external_id, key FROM aliases WHERE system = 'ERP-NEW' ORDER BY kind").to_pylist()
+    assert aliases == [
+        {"kind": "equipment", "external_id": "MX-4711", "key": "MX-4711"},
+        {"kind": "material", "external_id": "MAT-0815", "key": "MAT-0815"},
+    ], aliases
+    drafts = client.query("SELECT kind, key, system, external_id, source FROM drafts ORDER BY kind").to_pylist()
+    assert [(d["kind"], d["key"], d["system"], d["external_id"]) for d in drafts] == [
+        ("equipment", "MX-4711", "ERP-NEW", "MX-4711"),
+        ("material", "MAT-0815", "ERP-NEW", "MAT-0815"),
+    ], drafts
+    assert drafts[0]["source"].startswith("B2MML ProcessOperationsSchedule 7c0e3a52-"), drafts
+    assert "EquipmentID[1] (line 39)" in drafts[0]["source"], drafts
+    assert "MaterialDefinitionID[1] (line 48)" in drafts[1]["source"], drafts
+    mixers = client.query(
+        "SELECT DISTINCT equipment FROM work_order_segments WHERE work_order = 'WO-9001' AND process_segment = 'MIX'"
+    ).column(0).to_pylist()
+    assert mixers == ["MX-4711"]
+
+    settled = table_state(client)
+    assert "nothing changed" in description(confirm(schema, post(server, document)))
+    assert table_state(client) == settled, "the same document twice drafts nothing new"
+
+    client.execute("SET lotline.reason = 'checked against the ERP: a new mixer'; "
+                   "DELETE FROM drafts WHERE kind = 'equipment' AND key = 'MX-4711'")
+    assert client.query("SELECT key FROM drafts").column(0).to_pylist() == ["MAT-0815"]
+    reviewed = client.query(
+        "SELECT op, reason FROM drafts_history WHERE key = 'MX-4711' ORDER BY recorded_at").to_pylist()
+    assert reviewed[-1] == {"op": "delete", "reason": "checked against the ERP: a new mixer"}, reviewed
 
 
 def test_a_document_past_the_limits_is_refused(server, schema):

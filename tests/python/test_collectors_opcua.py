@@ -299,3 +299,18 @@ def test_map_entries_named_through_aliases(server_factory, peer, tmp_path):
     edge = server.cli("collect", "--collectors", str(plant), "--buffer-dir", str(tmp_path / "queue"), timeout=30)
     assert edge.returncode != 0
     assert "needs a tag on every map entry" in edge.stderr, edge.stderr
+
+    # The system set to draft its unknown ids: the same reload is taken, the
+    # source is its own tag, and an alias and a row of `drafts` flag it.
+    server.client.execute(f"INSERT INTO systems VALUES ('{system}', 'press 1 OPC UA server', 'draft')")
+    server.proc.send_signal(signal.SIGHUP)
+    count = "ns=2;s=Press1.Count"
+    value = lambda: server.query(  # noqa: E731
+        f"SELECT value FROM last_values WHERE tag = '{count}'").column(0).to_pylist()
+    eventually(lambda: value() == [42.0], timeout=60, what="samples under the drafted tag")
+    drafts = server.query("SELECT kind, key, system, external_id, source FROM drafts").to_pylist()
+    assert [(d["kind"], d["key"], d["system"], d["external_id"]) for d in drafts] == [("tag", count, system, count)]
+    assert "plant.toml:" in drafts[0]["source"], drafts
+    alias = server.query(f"SELECT key FROM aliases WHERE system = '{system}' AND external_id = '{count}'")
+    assert alias.column(0).to_pylist() == [count]
+    assert server.client.scalar(f"SELECT equipment FROM tags WHERE tag = '{count}'") == PREFIX

@@ -65,6 +65,8 @@ CONTEXT_COLUMNS = {
     "work_order_segments": ["work_order", "segment", "process_segment", "equipment", "earliest_start", "latest_end"],
     "work_order_materials": ["work_order", "segment", "requirement", "material_use", "material", "lot", "quantity", "uom"],
     "aliases": ["system", "kind", "external_id", "key"],
+    "systems": ["system", "description", "unknown_ids"],
+    "drafts": ["kind", "key", "system", "external_id", "source"],
 }
 CORRECTIONS_COLUMNS = ["tag", "ts", "value", "text", "quality", "corrected_by", "reason", "corrected_at"]
 AUDIT_COLUMNS = [

@@ -137,7 +137,7 @@ pub fn read(root: &Element) -> Result<Document, B2mmlError> {
 }
 
 /// The rows for `table` in `parts`.
-fn part<'a>(parts: &'a mut Vec<Part>, table: &'static str) -> &'a mut Vec<Row> {
+pub(super) fn part<'a>(parts: &'a mut Vec<Part>, table: &'static str) -> &'a mut Vec<Row> {
     let at = match parts.iter().position(|p| p.table == table) {
         Some(at) => at,
         None => {

@@ -167,12 +167,13 @@ async fn write(
         }
     };
     let mut read: Vec<&'static TableDef> = Vec::new();
-    for name in document
-        .parts
-        .iter()
-        .map(|p| p.table)
-        .chain(["equipment", "materials", "aliases"])
-    {
+    for name in document.parts.iter().map(|p| p.table).chain([
+        "equipment",
+        "materials",
+        "aliases",
+        "systems",
+        "drafts",
+    ]) {
         let def = table(name)?;
         if !read.iter().any(|d| d.name == def.name) {
             read.push(def);
@@ -185,7 +186,8 @@ async fn write(
     let counts = engine
         .write_tables_from_current(&who, &read, |current| {
             let known = known(current, &document.system)?;
-            resolve::resolve(&mut document, &known)?;
+            let drafts = resolve::resolve(&mut document, &known)?;
+            add_drafts(&mut document, drafts);
             let mut parts = Vec::new();
             for part in &document.parts {
                 let def = table(part.table)?;
@@ -211,6 +213,49 @@ async fn write(
     })
 }
 
+/// The rows that create `drafts`: per draft the record (its key only),
+/// the alias that names it from now on, and its row of `drafts`.
+fn add_drafts(document: &mut inbound::Document, drafts: Vec<resolve::Draft>) {
+    let text = |s: &str| inbound::Cell::Text(s.to_string());
+    let source = |draft: &resolve::Draft| {
+        let bod = document.bod_id.as_deref().unwrap_or("(no BODID)");
+        format!(
+            "B2MML {} {bod}: {} (line {})",
+            document.root, draft.path, draft.line
+        )
+    };
+    let mut rows: Vec<(&'static str, inbound::Row)> = Vec::new();
+    for draft in &drafts {
+        let Some(table) = model::alias_table(draft.kind) else {
+            continue;
+        };
+        let row = |cells| inbound::Row {
+            cells,
+            path: draft.path.clone(),
+            line: draft.line,
+        };
+        rows.push((table, row(vec![("id", text(&draft.id))])));
+        let alias = vec![
+            ("system", text(&document.system)),
+            ("kind", text(draft.kind)),
+            ("external_id", text(&draft.id)),
+            ("key", text(&draft.id)),
+        ];
+        rows.push(("aliases", row(alias)));
+        let flagged = vec![
+            ("kind", text(draft.kind)),
+            ("key", text(&draft.id)),
+            ("system", text(&document.system)),
+            ("external_id", text(&draft.id)),
+            ("source", inbound::Cell::Text(source(draft))),
+        ];
+        rows.push(("drafts", row(flagged)));
+    }
+    for (table, row) in rows {
+        inbound::part(&mut document.parts, table).push(row);
+    }
+}
+
 fn table(name: &str) -> Result<&'static TableDef, B2mmlError> {
     model::table(name).ok_or_else(|| B2mmlError::Internal(format!("no table {name}")))
 }
@@ -228,6 +273,7 @@ fn known(
             .map(|alias| ((alias.kind, alias.external_id), alias.key))
             .collect(),
         keys: HashMap::new(),
+        unknown_ids: model::unknown_ids(&current["systems"], system).map_err(IngestError::from)?,
     };
     for (name, batch) in current {
         let def = table(name)?;

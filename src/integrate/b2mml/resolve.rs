@@ -3,13 +3,14 @@
 //! an alias, a record the document defines keeps its own id as key. A
 //! reference must name a record lotline has (or the document defines),
 //! directly or through its alias, or the document is refused naming the
-//! element, the id and the system.
+//! element, the id and the system; unless the system's row of `systems`
+//! says `unknown_ids = 'draft'`, when the id becomes a [`Draft`].
 
 use std::collections::{HashMap, HashSet};
 
 use super::B2mmlError;
 use super::inbound::{Cell, Document, ExternalId};
-use crate::model;
+use crate::model::{self, UnknownIds};
 
 /// What resolution needs to know of lotline's records.
 pub struct Known {
@@ -17,10 +18,24 @@ pub struct Known {
     pub aliases: HashMap<(String, String), String>,
     /// Keys per table (single-column keys).
     pub keys: HashMap<&'static str, HashSet<String>>,
+    /// What the document's system wants done with an unknown id.
+    pub unknown_ids: UnknownIds,
 }
 
-/// Replaces every [`Cell::Id`] of `document` with the key it resolves to.
-pub fn resolve(document: &mut Document, known: &Known) -> Result<(), B2mmlError> {
+/// A record to create, flagged for review, for an id lotline did not know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub kind: &'static str,
+    /// The sender's id, which becomes the record's key.
+    pub id: String,
+    /// The element that named it first.
+    pub path: String,
+    pub line: usize,
+}
+
+/// Replaces every [`Cell::Id`] of `document` with the key it resolves to;
+/// returns the drafts to create, each once.
+pub fn resolve(document: &mut Document, known: &Known) -> Result<Vec<Draft>, B2mmlError> {
     let key_of = |id: &ExternalId| {
         known
             .aliases
@@ -38,6 +53,7 @@ pub fn resolve(document: &mut Document, known: &Known) -> Result<(), B2mmlError>
         }
     }
     let system = document.system.clone();
+    let mut drafts: Vec<Draft> = Vec::new();
     for part in &mut document.parts {
         for row in &mut part.rows {
             for (_, cell) in &mut row.cells {
@@ -50,6 +66,17 @@ pub fn resolve(document: &mut Document, known: &Known) -> Result<(), B2mmlError>
                     && !exists(model::alias_table(id.kind).and_then(|t| known.keys.get(t)))
                     && !exists(defined.get(id.kind))
                 {
+                    if aliased.is_none() && known.unknown_ids == UnknownIds::Draft {
+                        defined.entry(id.kind).or_default().insert(key.clone());
+                        drafts.push(Draft {
+                            kind: id.kind,
+                            id: id.id.clone(),
+                            path: id.path.clone(),
+                            line: id.line,
+                        });
+                        *cell = Cell::Text(key);
+                        continue;
+                    }
                     return Err(match aliased {
                         None => B2mmlError::Unknown {
                             path: id.path.clone(),
@@ -73,5 +100,5 @@ pub fn resolve(document: &mut Document, known: &Known) -> Result<(), B2mmlError>
             }
         }
     }
-    Ok(())
+    Ok(drafts)
 }
