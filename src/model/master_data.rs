@@ -1,7 +1,8 @@
 //! Master data and plans that Level 4 (ERP) sends down (ISA-95 Part 2,
 //! B2MML): `materials` (material definitions), the work orders' planned
-//! segments and materials (`work_order_segments`, `work_order_materials`,
-//! from an operations schedule's segment and material requirements), and
+//! segments, materials and parameters (`work_order_segments`,
+//! `work_order_materials`, `work_order_parameters`, from an operations
+//! schedule's segment requirements), and
 //! `aliases`, the one vocabulary that maps each system's identifiers (an
 //! ERP material number, an MES equipment id, an OPC UA node id) to
 //! lotline's key; `systems`, how lotline treats each other system's
@@ -178,6 +179,35 @@ pub(super) static WORK_ORDER_MATERIALS: LazyLock<TableDef> = LazyLock::new(|| Ta
         Rule::NotEmpty("requirement"),
         Rule::OneOf("material_use", MATERIAL_USES),
         Rule::NonNegative("quantity"),
+    ],
+    caches: &[],
+});
+
+/// A segment requirement's parameters (B2MML `SegmentParameter`: a recipe
+/// setpoint such as a bake temperature), as the ERP sent them: the value
+/// is the text of its `ValueString` (SQL casts it), a child parameter's id
+/// is its path (`BAKE/ZONE1`).
+pub(super) static WORK_ORDER_PARAMETERS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "work_order_parameters",
+    schema: Arc::new(Schema::new(vec![
+        utf8("work_order", false),
+        utf8("segment", false),
+        utf8("parameter", false),
+        utf8("value", true),
+        // B2MML's DataType (`double`, `string`, ...).
+        utf8("data_type", true),
+        utf8("uom", true),
+        utf8("description", true),
+    ])),
+    key: &["work_order", "segment", "parameter"],
+    time_column: None,
+    range_column: "work_order",
+    bloom_columns: &["work_order"],
+    key_policy: CONTEXT_KEY_POLICY,
+    rules: &[
+        Rule::NotEmpty("work_order"),
+        Rule::NotEmpty("segment"),
+        Rule::NotEmpty("parameter"),
     ],
     caches: &[],
 });

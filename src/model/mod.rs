@@ -244,7 +244,7 @@ static SAMPLE_CORRECTIONS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
 
 /// All tables, in a stable order (their index is their id in the WAL: a new
 /// table goes at the end).
-pub fn tables() -> [&'static TableDef; 15] {
+pub fn tables() -> [&'static TableDef; 16] {
     [
         &SAMPLES,
         &TAGS,
@@ -261,6 +261,7 @@ pub fn tables() -> [&'static TableDef; 15] {
         &master_data::ALIASES,
         &master_data::SYSTEMS,
         &master_data::DRAFTS,
+        &master_data::WORK_ORDER_PARAMETERS,
     ]
 }
 

@@ -27,8 +27,8 @@ SCHEMAS = ROOT.parent / "shared" / "b2mml" / "AllSchemas.xsd"
 B = "{http://www.mesa.org/xml/B2MML}"
 ADMIN = {"Authorization": "Basic " + base64.b64encode(f"{ADMIN_USER}:{DEFAULT_PASSWORD}".encode()).decode()}
 READER, READER_PW = "rita", "reader-Pass-1"
-VERSIONED = ["equipment", "materials", "lots", "work_orders", "work_order_segments", "work_order_materials", "aliases",
-             "systems", "drafts"]
+VERSIONED = ["equipment", "materials", "lots", "work_orders", "work_order_segments", "work_order_materials",
+             "work_order_parameters", "aliases", "systems", "drafts"]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,29 @@ def load_master_data(server, schema):
         reply = post(server, (FIXTURES / name).read_bytes())
         assert reply.status == 200, reply
         assert action_code(confirm(schema, reply)) == "Accepted"
+
+
+def expected_parameters(path: Path) -> dict:
+    """work_order_parameters rows as an independent reading gives them: a
+    child parameter's id is its path under its parent."""
+    rows = {}
+
+    def walk(wo, sid, parameter, parent):
+        pid = parameter.findtext(f"{B}ID") if parent is None else f"{parent}/{parameter.findtext(f'{B}ID')}"
+        rows[(wo, sid, pid)] = {
+            "value": parameter.findtext(f"{B}Value/{B}ValueString"),
+            "data_type": parameter.findtext(f"{B}Value/{B}DataType"),
+            "uom": parameter.findtext(f"{B}Value/{B}UnitOfMeasure"),
+            "description": parameter.findtext(f"{B}Description"),
+        }
+        for child in parameter.findall(f"{B}ParameterChild"):
+            walk(wo, sid, child, pid)
+
+    for request in ET.parse(path).getroot().iter(f"{B}OperationsRequest"):
+        for seg in request.findall(f"{B}SegmentRequirement"):
+            for parameter in seg.findall(f"{B}SegmentParameter"):
+                walk(request.findtext(f"{B}ID"), seg.findtext(f"{B}ID"), parameter, None)
+    return rows
 
 
 def expected_schedule(path: Path):
@@ -164,11 +187,19 @@ def test_schedule_imports_exactly_and_twice_changes_nothing(server, schema):
         ["work_order", "segment", "requirement"],
     )
     assert got_materials == materials
+    parameters = expected_parameters(FIXTURES / "schedule.xml")
+    assert len(parameters) == 3 and ("WO-3001", "20", "BAKE_TEMPERATURE/ZONE1") in parameters, parameters
+    got_parameters = rows_by_key(
+        client,
+        "SELECT work_order, segment, parameter, value, data_type, uom, description FROM work_order_parameters",
+        ["work_order", "segment", "parameter"],
+    )
+    assert got_parameters == parameters
     # Audited as one write per table, with the document's identity as reason.
     reasons = client.query(
         "SELECT DISTINCT reason FROM audit_log WHERE table_name = 'work_order_materials'"
     ).column(0).to_pylist()
-    assert reasons == ["B2MML ProcessOperationsSchedule 7c0e3a52-2f4b-4d7e-9a61-0b5d2c8e4f10 from SAP-PRD"]
+    assert reasons == ["B2MML ProcessOperationsSchedule 7c0e3a52-2f4b-4d7e-9a61-0b5d2c8e4f10 from SAP-PRD (OS-2026-W49)"]
 
     before = table_state(client)
     again = post(server, document)
@@ -195,6 +226,8 @@ def test_schedule_imports_exactly_and_twice_changes_nothing(server, schema):
         (lambda d: d.replace(b"<QuantityString>560.0", b"<QuantityString>lots", 1), "QuantityString", "'lots' is not a number"),
         (lambda d: d.replace(b"<MaterialUse>Consumed", b"<MaterialUse>Eaten", 1), "work_order_materials", "Eaten"),
         (lambda d: d.replace(b"</OperationsSchedule>", b"", 1), None, "not well-formed"),
+        (lambda d: d.replace(b"<Description>oven setpoint", b"<Value><ValueString>1</ValueString></Value><Description>oven setpoint", 1),
+         "Value[2]", "more than one <Value>"),
     ],
 )
 def test_a_bad_document_is_refused_whole_naming_the_element(server, schema, mutate, element, words):

@@ -67,6 +67,7 @@ CONTEXT_COLUMNS = {
     "aliases": ["system", "kind", "external_id", "key"],
     "systems": ["system", "description", "unknown_ids"],
     "drafts": ["kind", "key", "system", "external_id", "source"],
+    "work_order_parameters": ["work_order", "segment", "parameter", "value", "data_type", "uom", "description"],
 }
 CORRECTIONS_COLUMNS = ["tag", "ts", "value", "text", "quality", "corrected_by", "reason", "corrected_at"]
 AUDIT_COLUMNS = [

@@ -1,6 +1,6 @@
 //! B2MML documents into lotline's rows (docs/INTEGRATION.md has the table):
 //! `{Process,Sync}OperationsSchedule` → `work_orders`,
-//! `work_order_segments`, `work_order_materials`;
+//! `work_order_segments`, `work_order_materials`, `work_order_parameters`;
 //! `{Process,Sync}MaterialInformation`, `…MaterialDefinition`,
 //! `…MaterialLot` → `materials`, `lots`; `{Process,Sync}EquipmentInformation`
 //! and `…Equipment` → `equipment` (nested `EquipmentChild` gives
@@ -62,6 +62,9 @@ pub struct Document {
     pub bod_id: Option<String>,
     /// The root element's name (`ProcessOperationsSchedule`).
     pub root: String,
+    /// The `ID`s of its container nouns (an operations schedule's, a
+    /// material or equipment information's), for the import's reason.
+    pub noun_ids: Vec<String>,
     pub parts: Vec<Part>,
 }
 
@@ -99,6 +102,7 @@ pub fn read(root: &Element) -> Result<Document, B2mmlError> {
     }
     let mut parts = Vec::new();
     let mut nouns = 0;
+    let mut noun_ids = Vec::new();
     for child in &data.children {
         if child.name == verb {
             continue;
@@ -110,6 +114,12 @@ pub fn read(root: &Element) -> Result<Document, B2mmlError> {
             )));
         }
         nouns += 1;
+        // A container noun's id names the document (a schedule's week);
+        // a record noun's is a record's key.
+        let container = noun == "OperationsSchedule" || noun.ends_with("Information");
+        if let Some(id) = child.text_of("ID").filter(|_| container) {
+            noun_ids.push(id.to_string());
+        }
         match noun {
             "OperationsSchedule" => operations_schedule(child, &mut parts)?,
             "MaterialInformation" => material_information(child, &mut parts)?,
@@ -132,6 +142,7 @@ pub fn read(root: &Element) -> Result<Document, B2mmlError> {
         system,
         bod_id: area.text_of("BODID").map(str::to_string),
         root: root.name.clone(),
+        noun_ids,
         parts,
     })
 }
@@ -261,6 +272,10 @@ fn operations_schedule(schedule: &Element, parts: &mut Vec<Part>) -> Result<(), 
                 ("latest_end", time(segment, "LatestEndTime")?),
             ];
             part(parts, "work_order_segments").push(row(segment, cells));
+            for parameter in segment.all("SegmentParameter") {
+                let at = (&work_order, &segment_id);
+                segment_parameter(parameter, at, None, parts)?;
+            }
             for material in segment.all("MaterialRequirement") {
                 check(material, schema::MATERIAL_REQUIREMENT)?;
                 material.required("ID")?;
@@ -295,6 +310,51 @@ fn operations_schedule(schedule: &Element, parts: &mut Vec<Part>) -> Result<(), 
             ("planned_end", time(request, "EndTime")?),
         ];
         part(parts, "work_orders").push(row(request, cells));
+    }
+    Ok(())
+}
+
+/// A `SegmentParameter` (or `ParameterChild`, whose id is its path under
+/// `parent`) of the segment `at` (work order, segment), depth first.
+fn segment_parameter(
+    parameter: &Element,
+    at: (&Cell, &Cell),
+    parent: Option<&str>,
+    parts: &mut Vec<Part>,
+) -> Result<(), B2mmlError> {
+    check(parameter, schema::PARAMETER)?;
+    let id = parameter.required("ID")?;
+    let path = parent.map_or_else(|| id.to_string(), |p| format!("{p}/{id}"));
+    let mut values = parameter.all("Value");
+    let value = values.next();
+    if let Some(second) = values.next() {
+        return Err(second.invalid(format!(
+            "parameter '{path}' has more than one <Value>: lotline keeps one value per parameter"
+        )));
+    }
+    let (text_value, data_type, uom) = match value {
+        Some(value) => {
+            check(value, schema::VALUE)?;
+            (
+                text(value, "ValueString"),
+                text(value, "DataType"),
+                text(value, "UnitOfMeasure"),
+            )
+        }
+        None => (Cell::Keep, Cell::Keep, Cell::Keep),
+    };
+    let cells = vec![
+        ("work_order", at.0.clone()),
+        ("segment", at.1.clone()),
+        ("parameter", Cell::Text(path.clone())),
+        ("value", text_value),
+        ("data_type", data_type),
+        ("uom", uom),
+        ("description", text(parameter, "Description")),
+    ];
+    part(parts, "work_order_parameters").push(row(parameter, cells));
+    for child in parameter.all("ParameterChild") {
+        segment_parameter(child, at, Some(&path), parts)?;
     }
     Ok(())
 }

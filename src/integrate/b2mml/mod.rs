@@ -157,12 +157,15 @@ async fn write(
     let who = match who.reason {
         Some(_) => who,
         None => {
-            let reason = format!(
+            let mut reason = format!(
                 "B2MML {} {} from {}",
                 document.root,
                 document.bod_id.as_deref().unwrap_or("(no BODID)"),
                 document.system
             );
+            if !document.noun_ids.is_empty() {
+                reason.push_str(&format!(" ({})", document.noun_ids.join(", ")));
+            }
             who.with_reason(Some(reason))
         }
     };

@@ -108,6 +108,18 @@ pub const MATERIAL_REQUIREMENT: &[&str] = &[
 
 pub const QUANTITY: &[&str] = &["QuantityString", "DataType", "UnitOfMeasure", "Key"];
 
+pub const PARAMETER: &[&str] = &[
+    "ID",
+    "Value",
+    "Description",
+    "HierarchyScope",
+    "ParameterChild",
+    "ParameterSpecificationID",
+    "ProcessSegmentParameterID",
+];
+
+pub const VALUE: &[&str] = &["ValueString", "DataType", "UnitOfMeasure", "Key"];
+
 pub const MATERIAL_INFORMATION: &[&str] = &[
     "ID",
     "Description",
