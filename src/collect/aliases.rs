@@ -50,6 +50,7 @@ pub fn resolve(
     mapping: &mut Mapping,
     aliases: &TagAliases,
     unknown_ids: impl Fn(&str) -> UnknownIds,
+    tag_exists: impl Fn(&str) -> bool,
 ) -> Result<Vec<DraftTag>, MappingError> {
     let error = |line: usize, reason: String| MappingError {
         file: mapping.file.clone(),
@@ -61,6 +62,18 @@ pub fn resolve(
     for entry in &mapping.by_alias {
         let key = (entry.system.clone(), entry.source.clone());
         if !aliases.contains_key(&key) && unknown_ids(&entry.system) == UnknownIds::Draft {
+            // A draft is a new tag: samples of another source never join
+            // an existing tag's history unasked.
+            if tag_exists(&entry.source) {
+                return Err(error(
+                    entry.line,
+                    format!(
+                        "source '{}' of system '{}' has no alias, and drafting it as a tag of \
+                         that name would write into the existing tag '{}': add an alias",
+                        entry.source, entry.system, entry.source
+                    ),
+                ));
+            }
             drafts.push(DraftTag {
                 system: entry.system.clone(),
                 source: entry.source.clone(),
@@ -107,9 +120,10 @@ pub fn resolve(
     Ok(drafts)
 }
 
-/// Writes, for each of `drafts`, the alias that names its tag from now on
-/// and its row of `drafts`, in one audited write; when this returns `Ok`
-/// both are durable and the next start resolves the source by its alias.
+/// Writes, for each of `drafts`, its tag (with what the mapping says of
+/// it), the alias that names it from now on and its row of `drafts`, in
+/// one audited write; when this returns `Ok` all are durable and the next
+/// start resolves the source by its alias. On `Err` nothing was written.
 pub async fn write_drafts(
     engine: &Arc<Engine>,
     mapping: &Mapping,
@@ -143,10 +157,28 @@ pub async fn write_drafts(
             each(&|d| format!("collector mapping {file}:{}", d.line)),
         ),
     ])?;
+    let meta = |d: &DraftTag| {
+        let tags = mapping.collectors.iter().flat_map(|c| c.tags());
+        tags.into_iter()
+            .find(|t| t.name == d.source)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let metas: Vec<_> = drafts.iter().map(meta).collect();
+    let optional = |f: &dyn Fn(&super::mapping::TagMeta) -> Option<String>| {
+        Arc::new(StringArray::from(metas.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+    };
+    let tag_rows = batch(vec![
+        ("tag", sources()),
+        ("description", optional(&|m| m.description.clone())),
+        ("unit", optional(&|m| m.unit.clone())),
+        ("equipment", optional(&|m| m.equipment.clone())),
+    ])?;
     let table = |name| model::table(name).expect("a table of the model");
     let reason = format!("collector mapping {file}: sources without an alias, drafted for review");
     let who = WriteContext::new("lotline", INTERFACE).with_reason(Some(reason));
     let parts = vec![
+        (model::tags(), vec![tag_rows]),
         (table("aliases"), vec![alias_rows]),
         (table("drafts"), vec![draft_rows]),
     ];
@@ -191,6 +223,7 @@ tag = "line.press.count"
             &mut parsed,
             &aliases(&[("holding:0", "line.press.temperature")]),
             |_| UnknownIds::Draft,
+            |_| false,
         )
         .unwrap();
         assert!(drafts.is_empty(), "an alias is used where there is one");
@@ -205,7 +238,13 @@ tag = "line.press.count"
     #[test]
     fn a_missing_alias_or_a_tag_twice_is_refused_with_its_line() {
         let mut parsed = mapping::parse(Path::new("plant.toml"), FILE).unwrap();
-        let err = resolve(&mut parsed, &aliases(&[]), |_| UnknownIds::Refuse).unwrap_err();
+        let err = resolve(
+            &mut parsed,
+            &aliases(&[]),
+            |_| UnknownIds::Refuse,
+            |_| false,
+        )
+        .unwrap_err();
         assert_eq!(err.line, 8, "{err}");
         assert!(
             err.reason.contains("holding:0") && err.reason.contains("PLC-7"),
@@ -213,14 +252,14 @@ tag = "line.press.count"
         );
         let mut parsed = mapping::parse(Path::new("plant.toml"), FILE).unwrap();
         let taken = aliases(&[("holding:0", "line.press.count")]);
-        let err = resolve(&mut parsed, &taken, |_| UnknownIds::Refuse).unwrap_err();
+        let err = resolve(&mut parsed, &taken, |_| UnknownIds::Refuse, |_| false).unwrap_err();
         assert!(err.reason.contains("mapped twice"), "{err}");
         let mut parsed = mapping::parse(Path::new("plant.toml"), FILE).unwrap();
-        let drafts = resolve(&mut parsed, &aliases(&[]), |system| match system {
+        let policy = |system: &str| match system {
             "PLC-7" => UnknownIds::Draft,
             _ => UnknownIds::Refuse,
-        })
-        .unwrap();
+        };
+        let drafts = resolve(&mut parsed, &aliases(&[]), policy, |_| false).unwrap();
         let draft = DraftTag {
             system: "PLC-7".into(),
             source: "holding:0".into(),
@@ -232,6 +271,10 @@ tag = "line.press.count"
             "a system set to draft names the tag by its source"
         );
         assert_eq!(parsed.collectors[0].tags()[0].name, "holding:0");
+        let mut parsed = mapping::parse(Path::new("plant.toml"), FILE).unwrap();
+        let err =
+            resolve(&mut parsed, &aliases(&[]), policy, |tag| tag == "holding:0").unwrap_err();
+        assert!(err.reason.contains("existing tag 'holding:0'"), "{err}");
         let without = FILE.replace("aliases = \"PLC-7\"\n", "");
         let err = mapping::parse(Path::new("plant.toml"), &without).unwrap_err();
         assert!(err.reason.contains("needs a tag"), "{err}");

@@ -225,9 +225,19 @@ async fn name_by_aliases(mapping: &mut Mapping, engine: &Arc<Engine>) -> Result<
         .current_rows(systems)
         .await
         .map_err(CollectError::Tags)?;
-    let drafts = super::aliases::resolve(mapping, &aliases, |system| {
-        model::unknown_ids(&systems, system).unwrap_or(model::UnknownIds::Refuse)
-    })?;
+    let tags = engine
+        .current_rows(model::tags())
+        .await
+        .map_err(CollectError::Tags)?;
+    let tags =
+        model::columns::strings(&tags, "tags", "tag").map_err(|e| CollectError::Tags(e.into()))?;
+    let tags: std::collections::HashSet<&str> = tags.iter().flatten().collect();
+    let drafts = super::aliases::resolve(
+        mapping,
+        &aliases,
+        |system| model::unknown_ids(&systems, system).unwrap_or(model::UnknownIds::Refuse),
+        |tag| tags.contains(tag),
+    )?;
     super::aliases::write_drafts(engine, mapping, &drafts)
         .await
         .map_err(CollectError::Tags)

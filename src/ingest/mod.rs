@@ -253,12 +253,13 @@ fn normalize_request(
     def: &'static TableDef,
     batches: &[RecordBatch],
     correction: Option<&WriteContext>,
+    kept: &model::Grandfathered,
 ) -> Result<Vec<RecordBatch>, IngestError> {
     let mut offset = 0;
     let mut normalized = Vec::with_capacity(batches.len());
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
     for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-        let mut checked = model::normalize_batch(def, batch, offset)?;
+        let mut checked = model::normalize_batch_keeping(def, batch, offset, kept)?;
         if let Some(ctx) = correction {
             checked = corrections::stamp(def, &checked, ctx, now, offset)?;
         }
@@ -492,9 +493,10 @@ impl Engine {
         let stamp_index = (self.config.stamping && def.name == model::samples().name)
             .then(|| self.stamp_index.clone());
         let one_row_per_key = def.key_policy == model::KeyPolicy::OneRowPerKey;
+        let kept = self.grandfathered(def).await?;
         let (normalized, record, span, accepted) =
             tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
-                let mut normalized = normalize_request(def, &batches, correction.as_ref())?;
+                let mut normalized = normalize_request(def, &batches, correction.as_ref(), &kept)?;
                 let accepted = normalized.iter().map(RecordBatch::num_rows).sum::<usize>();
                 // Versioned rows are encoded once stamped, under the version lock.
                 if normalized.is_empty() || versioned {

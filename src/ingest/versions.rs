@@ -238,12 +238,17 @@ impl Engine {
                 limit: self.config.max_request_bytes,
             });
         }
+        let mut kept = Vec::with_capacity(parts.len());
+        for (def, _) in &parts {
+            kept.push(self.grandfathered(def).await?);
+        }
         let normalized = tokio::task::spawn_blocking(move || {
             parts
                 .into_iter()
+                .zip(kept)
                 .enumerate()
-                .map(|(part, (def, batches))| {
-                    super::normalize_request(def, &batches, None)
+                .map(|(part, ((def, batches), kept))| {
+                    super::normalize_request(def, &batches, None, &kept)
                         .map(|rows| (def, rows))
                         .map_err(|e| e.in_part(part, def))
                 })
@@ -316,6 +321,26 @@ impl Engine {
         Ok(written)
     }
 
+    /// What the current rows of `def` hold that its rules refuse today, for
+    /// writes that carry it on unchanged ([`model::Grandfathered`]); read
+    /// only for tables with such a rule.
+    pub(super) async fn grandfathered(
+        &self,
+        def: &'static TableDef,
+    ) -> Result<model::Grandfathered, IngestError> {
+        if !def
+            .rules
+            .iter()
+            .any(|r| matches!(r, model::Rule::UnitCode(_)))
+        {
+            return Ok(model::Grandfathered::default());
+        }
+        Ok(model::Grandfathered::of(
+            def,
+            &self.current_rows(def).await?,
+        ))
+    }
+
     /// `UPDATE` (op Update) or `DELETE` (op Delete, tombstones) of a versioned
     /// table: `change` maps the current rows to the rows to append. Runs under
     /// the version lock, so the current rows cannot change meanwhile.
@@ -335,11 +360,12 @@ impl Engine {
         let id = table_id(def);
         let mut versions = self.versions.lock().await;
         let current = self.current_rows(def).await?;
+        let kept = model::Grandfathered::of(def, &current);
         let rows = change(current).map_err(IngestError::Statement)?;
         if rows.num_rows() == 0 {
             return Ok(0);
         }
-        let rows = model::normalize_batch(def, &rows, 0)?;
+        let rows = model::normalize_batch_keeping(def, &rows, 0, &kept)?;
         if ctx.reason.is_none() {
             return Err(IngestError::ReasonRequired {
                 table: def.name,

@@ -21,7 +21,9 @@ pub use master_data::{
     ALIAS_KINDS, Alias, MATERIAL_USES, UnknownIds, alias_rows, alias_table, unknown_ids,
 };
 pub use sample_rows::{CONTEXT_COLUMNS, SampleRow, SampleRows};
-pub use validate::{ValidationError, normalize_batch, quoted};
+pub use validate::{
+    Grandfathered, ValidationError, normalize_batch, normalize_batch_keeping, quoted,
+};
 pub use versioned::{
     HISTORY_SUFFIX, Op, Stamp, VERSION_COLUMNS, describe_key, is_tombstone, key_rows,
     resolve_current, stamp, stored_schema,

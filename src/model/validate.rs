@@ -5,6 +5,7 @@
 //! result is a batch with exactly the table's schema. Anything else is an error
 //! naming the row, column and value, and the caller rejects the whole request.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -45,6 +46,55 @@ pub enum ValidationError {
     DuplicateColumn { table: String, column: String },
 }
 
+/// Values of a table's current rows that its rules refuse today (a unit
+/// written before units were codes), by (key, column, value): a write may
+/// carry such a value on unchanged (an update of another column, a
+/// delete), never set it anew.
+#[derive(Debug, Default)]
+pub struct Grandfathered(HashSet<(String, &'static str, String)>);
+
+impl Grandfathered {
+    /// The refused values of `current` (rows of `def`, user schema).
+    pub fn of(def: &TableDef, current: &RecordBatch) -> Self {
+        let mut kept = HashSet::new();
+        for rule in def.rules {
+            let Rule::UnitCode(name) = *rule else {
+                continue;
+            };
+            let Ok(at) = current.schema().index_of(name) else {
+                continue;
+            };
+            let Some(units) = current.column(at).as_string_opt::<i32>() else {
+                continue;
+            };
+            for (row, unit) in units.iter().enumerate() {
+                if let Some(unit) = unit.filter(|u| units::code_of(u).is_err()) {
+                    kept.insert((row_key(def, current.columns(), row), name, unit.to_string()));
+                }
+            }
+        }
+        Self(kept)
+    }
+
+    fn keeps(&self, key: String, column: &'static str, value: &str) -> bool {
+        !self.0.is_empty() && self.0.contains(&(key, column, value.to_string()))
+    }
+}
+
+/// The key of row `row` of `columns` (in `def`'s column order) as text.
+fn row_key(def: &TableDef, columns: &[ArrayRef], row: usize) -> String {
+    def.key
+        .iter()
+        .map(|k| {
+            let column = columns[def.column_index(k).expect("key column")].as_ref();
+            ArrayFormatter::try_new(column, &FormatOptions::default())
+                .map(|f| f.value(row).to_string())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
+
 /// Returns `batch` converted to `def.schema`, or the first problem found.
 /// `row_offset` is added to row numbers in errors (rows of earlier batches of
 /// the same request).
@@ -52,6 +102,16 @@ pub fn normalize_batch(
     def: &TableDef,
     batch: &RecordBatch,
     row_offset: usize,
+) -> Result<RecordBatch, ValidationError> {
+    normalize_batch_keeping(def, batch, row_offset, &Grandfathered::default())
+}
+
+/// [`normalize_batch`] that lets the values `kept` names through.
+pub fn normalize_batch_keeping(
+    def: &TableDef,
+    batch: &RecordBatch,
+    row_offset: usize,
+    kept: &Grandfathered,
 ) -> Result<RecordBatch, ValidationError> {
     let input = batch.schema();
     for (i, field) in input.fields().iter().enumerate() {
@@ -97,7 +157,7 @@ pub fn normalize_batch(
     for rule in def.rules {
         if let Rule::UnitCode(name) = *rule {
             let at = def.column_index(name).expect("rule names a table column");
-            columns[at] = unit_codes(&columns[at], name, row_offset)?;
+            columns[at] = unit_codes(def, &columns, at, name, row_offset, kept)?;
         }
     }
     let normalized = RecordBatch::try_new(def.schema.clone(), columns)
@@ -109,26 +169,34 @@ pub fn normalize_batch(
     Ok(normalized)
 }
 
-/// `units` with every symbol replaced by its Recommendation 20 code.
+/// Column `at` of `columns` (units) with every symbol replaced by its
+/// Recommendation 20 code; a refused value `kept` names stays as it is.
 fn unit_codes(
-    units: &ArrayRef,
-    column: &str,
+    def: &TableDef,
+    columns: &[ArrayRef],
+    at: usize,
+    column: &'static str,
     row_offset: usize,
+    kept: &Grandfathered,
 ) -> Result<ArrayRef, ValidationError> {
-    let units = units.as_string::<i32>();
+    let units = columns[at].as_string::<i32>();
     let codes = units
         .iter()
         .enumerate()
         .map(|(row, unit)| {
-            unit.map(|unit| {
-                units::code_of(unit).map_err(|problem| ValidationError::BadValue {
+            let Some(unit) = unit else {
+                return Ok(None);
+            };
+            match units::code_of(unit) {
+                Ok(code) => Ok(Some(code)),
+                Err(_) if kept.keeps(row_key(def, columns, row), column, unit) => Ok(Some(unit)),
+                Err(problem) => Err(ValidationError::BadValue {
                     row: row + row_offset,
                     column: column.into(),
                     value: quoted(unit).into_owned(),
                     problem: problem.to_string(),
-                })
-            })
-            .transpose()
+                }),
+            }
         })
         .collect::<Result<StringArray, _>>()?;
     Ok(Arc::new(codes))
@@ -472,6 +540,43 @@ mod tests {
             err.contains("'ts'") && err.contains("does not fit"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_unit_written_before_codes_passes_unchanged_on_its_own_tag_only() {
+        let tags = model::tags();
+        let rows = |tag: &str, unit: &str| {
+            let tag: ArrayRef = Arc::new(StringArray::from(vec![tag]));
+            batch(vec![
+                ("tag", tag),
+                ("unit", Arc::new(StringArray::from(vec![unit]))),
+            ])
+        };
+        let current = normalize_batch(tags, &rows("line1.speed", "C94"), 0).unwrap();
+        let mut legacy = current.columns().to_vec();
+        legacy[tags.column_index("unit").unwrap()] =
+            Arc::new(StringArray::from(vec!["bottles/min"]));
+        let current = RecordBatch::try_new(current.schema(), legacy).unwrap();
+        let kept = Grandfathered::of(tags, &current);
+
+        let same =
+            normalize_batch_keeping(tags, &rows("line1.speed", "bottles/min"), 0, &kept).unwrap();
+        let unit = same
+            .column(tags.column_index("unit").unwrap())
+            .as_string::<i32>();
+        assert_eq!(unit.value(0), "bottles/min", "carried on unchanged");
+        for (tag, unit) in [("line2.speed", "bottles/min"), ("line1.speed", "packs/min")] {
+            let err = normalize_batch_keeping(tags, &rows(tag, unit), 0, &kept).unwrap_err();
+            assert!(
+                err.to_string().contains("neither a UN/ECE"),
+                "{tag} {unit}: {err}"
+            );
+        }
+        let symbol = normalize_batch_keeping(tags, &rows("line1.speed", "degC"), 0, &kept).unwrap();
+        let unit = symbol
+            .column(tags.column_index("unit").unwrap())
+            .as_string::<i32>();
+        assert_eq!(unit.value(0), "CEL", "a new unit is a code");
     }
 
     #[test]

@@ -228,6 +228,7 @@ def test_schedule_imports_exactly_and_twice_changes_nothing(server, schema):
         (lambda d: d.replace(b"</OperationsSchedule>", b"", 1), None, "not well-formed"),
         (lambda d: d.replace(b"<Description>oven setpoint", b"<Value><ValueString>1</ValueString></Value><Description>oven setpoint", 1),
          "Value[2]", "more than one <Value>"),
+        (lambda d: d.replace(b"<ID>BAKE_TIME", b"<ID>BAKE/TIME", 1), "SegmentParameter[2]/ID", "holds '/'"),
     ],
 )
 def test_a_bad_document_is_refused_whole_naming_the_element(server, schema, mutate, element, words):

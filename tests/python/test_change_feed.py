@@ -62,7 +62,9 @@ with open(out, "ab") as f:
             f.flush(); os.fsync(f.fileno())
 '''
 
-VERSIONED = ["equipment", "lots", "work_orders", "work_order_segments", "work_order_materials", "materials"]
+# Every versioned table: the feed streams them all.
+VERSIONED = ["tags", "equipment", "work_orders", "lots", "production_runs", "genealogy", "materials",
+             "work_order_segments", "work_order_materials", "aliases", "systems", "drafts", "work_order_parameters"]
 
 
 def writes(server, stop: threading.Event, rounds: int):

@@ -301,7 +301,8 @@ def test_the_same_mapping_drives_lotline_collect(server_factory, broker, pb, tmp
         # mosquitto -v logs each client's protocol level: p5 is MQTT 5.
         assert f"as lotline-{HOST_ID} (p5," in broker.log_text(), broker.log_text()[-2000:]
         node = EdgeNode(pb, broker, "plant1", "edge9", NODE_METRICS, [press()]).connect()
-        t0 = int(time.time() * 1000)
+        # A millisecond after the birth: one (tag, ts) holds one reading.
+        t0 = int(time.time() * 1000) + 1
         node.data({"Line/Speed": 14.0}, ts_ms=t0)
         node.data({"Temperature": 185.0}, device="press7", ts_ms=t0)
         ms = 1_000_000

@@ -324,6 +324,13 @@ fn segment_parameter(
 ) -> Result<(), B2mmlError> {
     check(parameter, schema::PARAMETER)?;
     let id = parameter.required("ID")?;
+    if id.contains('/') {
+        let element = parameter.first("ID").expect("required above");
+        return Err(element.invalid(format!(
+            "parameter ID '{id}' holds '/', which lotline keeps for a ParameterChild's path \
+             (PARENT/CHILD)"
+        )));
+    }
     let path = parent.map_or_else(|| id.to_string(), |p| format!("{p}/{id}"));
     let mut values = parameter.all("Value");
     let value = values.next();

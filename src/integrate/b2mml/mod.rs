@@ -80,6 +80,9 @@ impl B2mmlError {
     }
 }
 
+/// Longest reason an import gives its rows when the caller gives none.
+const MAX_REASON_CHARS: usize = 240;
+
 /// Largest document an import takes (a week's schedule of a large plant
 /// is a few megabytes).
 pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
@@ -163,8 +166,18 @@ async fn write(
                 document.bod_id.as_deref().unwrap_or("(no BODID)"),
                 document.system
             );
-            if !document.noun_ids.is_empty() {
-                reason.push_str(&format!(" ({})", document.noun_ids.join(", ")));
+            if let [first, rest @ ..] = &document.noun_ids[..] {
+                reason.push_str(&format!(" ({first}"));
+                if !rest.is_empty() {
+                    reason.push_str(&format!(" and {} more", rest.len()));
+                }
+                reason.push(')');
+            }
+            // Every version row carries the reason: a document's ids never
+            // make it large.
+            if let Some((cut, _)) = reason.char_indices().nth(MAX_REASON_CHARS) {
+                reason.truncate(cut);
+                reason.push('…');
             }
             who.with_reason(Some(reason))
         }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Console, INTERFACE, json as to_json};
 use crate::ingest::WriteContext;
+use crate::model::units;
 use crate::query::sql_literal;
 use crate::server::auth::Principal;
 use crate::server::http::HttpState;
@@ -114,7 +115,8 @@ async fn tags(
         search
             .unit
             .as_deref()
-            .map(|u| format!("unit = {}", sql_literal::string(u))),
+            // A symbol finds the tags stored with its code (`degC`: CEL).
+            .map(|u| format!("unit = {}", sql_literal::string(units::unece_code(u)))),
     );
     let limit = limit(search.limit, 50, 1000);
     let sql = format!(
