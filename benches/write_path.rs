@@ -65,7 +65,8 @@ fn wal(c: &mut Criterion) {
         .map(|batch| encode_record(0, std::slice::from_ref(batch)).expect("encode"))
         .collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut file = WalFile::create(dir.path(), 1).expect("wal file");
+    let mut file =
+        WalFile::create(&*lotline::storage::disk::real(), dir.path(), 1).expect("wal file");
     for group_size in [1usize, 8, 64] {
         let group_records: Vec<&[u8]> = records[..group_size].iter().map(Vec::as_slice).collect();
         group.throughput(Throughput::Elements(group_size as u64));

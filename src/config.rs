@@ -359,6 +359,7 @@ impl ServeArgs {
                         .unwrap_or(DEFAULT_REQUEST_ID_WINDOW_SECS),
                 ),
                 min_free_bytes: s.min_free_bytes.unwrap_or(DEFAULT_MIN_FREE_BYTES),
+                disk: crate::storage::disk::real(),
                 retired_file_grace: Duration::from_secs(
                     s.retired_file_grace_secs
                         .unwrap_or(DEFAULT_RETIRED_FILE_GRACE_SECS),

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use arrow::array::RecordBatch;
 use tokio::sync::Notify;
 
-use crate::storage::wal;
+use crate::storage::{disk, wal};
 
 /// A file is closed and a new one started past this size.
 const FILE_BYTES: u64 = 16 << 20;
@@ -92,7 +92,7 @@ impl Queue {
             Ok(id) => id.trim().to_string(),
             Err(_) => {
                 let id = format!("{:032x}", rand::random::<u128>());
-                wal::replace(&instance_path, id.as_bytes())?;
+                wal::replace(&*disk::real(), &instance_path, id.as_bytes())?;
                 id
             }
         };
@@ -123,7 +123,7 @@ impl Queue {
                     cut.offset,
                     cut.reason
                 );
-                wal::truncate(&path, cut.offset)?;
+                wal::truncate(&*disk::real(), &path, cut.offset)?;
                 bytes = cut.offset;
             }
             let records = records.len() as u64;
@@ -181,7 +181,7 @@ impl Queue {
                 .append(true)
                 .open(&path)
                 .map_err(io(&path))?;
-            wal::sync_dir(&self.dir)?;
+            wal::sync_dir(&*disk::real(), &self.dir)?;
             inner.files.push_back(QueueFile {
                 first,
                 path,
@@ -218,7 +218,11 @@ impl Queue {
             );
             inner.acked = inner.acked.max(oldest.first + oldest.records);
             std::fs::remove_file(&oldest.path).map_err(io(&oldest.path))?;
-            wal::replace(&self.dir.join("acked"), inner.acked.to_string().as_bytes())?;
+            wal::replace(
+                &*disk::real(),
+                &self.dir.join("acked"),
+                inner.acked.to_string().as_bytes(),
+            )?;
         }
         Ok(())
     }
@@ -265,7 +269,11 @@ impl Queue {
             return Ok(());
         }
         inner.acked = seq + 1;
-        wal::replace(&self.dir.join("acked"), inner.acked.to_string().as_bytes())?;
+        wal::replace(
+            &*disk::real(),
+            &self.dir.join("acked"),
+            inner.acked.to_string().as_bytes(),
+        )?;
         while inner.files.len() > 1 && inner.files[0].first + inner.files[0].records <= inner.acked
         {
             let done = inner.files.pop_front().expect("checked");

@@ -70,6 +70,7 @@ pub type WalObserver = Box<dyn Fn(Duration) + Send>;
 
 /// The WAL thread's own state: the file it appends to and the chain head.
 pub(crate) struct Writer {
+    pub disk: Arc<dyn crate::storage::Disk>,
     pub wal_dir: std::path::PathBuf,
     pub file: WalFile,
     pub fsync: bool,
@@ -232,7 +233,7 @@ fn rotate(writer: &mut Writer, state: &RwLock<State>) -> Result<u64, WalError> {
     if let Some(reason) = &writer.stopped {
         return Err(WalError::Stopped(reason.clone()));
     }
-    let rotated = rotate_file(&writer.wal_dir, &mut writer.file, state);
+    let rotated = rotate_file(&*writer.disk, &writer.wal_dir, &mut writer.file, state);
     if let Err(e @ WalError::Io { .. }) = &rotated {
         stop(writer, state, e.to_string());
     }
@@ -240,6 +241,7 @@ fn rotate(writer: &mut Writer, state: &RwLock<State>) -> Result<u64, WalError> {
 }
 
 fn rotate_file(
+    disk: &dyn crate::storage::Disk,
     wal_dir: &std::path::Path,
     file: &mut WalFile,
     state: &RwLock<State>,
@@ -248,7 +250,7 @@ fn rotate_file(
     // are, and a flush that failed and retries adds no file.
     if !file.is_empty() {
         file.sync()?;
-        let next = WalFile::create(wal_dir, file.seq + 1)?;
+        let next = WalFile::create(disk, wal_dir, file.seq + 1)?;
         *file = next;
     }
     let mut state = state.write().expect("state lock");

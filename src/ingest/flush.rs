@@ -269,8 +269,8 @@ impl Engine {
         self.record_segments(&before, &manifest, "flush").await;
         let mut report = report;
         last_value_cache::remove_stale_snapshots(&self.config.data_dir, &self.manifest())?;
-        report.wal_files_removed =
-            remove_wal_before(&self.config.data_dir.join("wal"), replay_from)?;
+        let wal_dir = self.config.data_dir.join("wal");
+        report.wal_files_removed = remove_wal_before(&*self.config.disk, &wal_dir, replay_from)?;
         if report.rows_written > 0 {
             info!(
                 "flushed {} rows into {} segment(s); removed {} WAL file(s)",

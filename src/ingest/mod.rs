@@ -99,6 +99,9 @@ pub struct EngineConfig {
     pub min_free_bytes: u64,
     /// How long a client's request id is remembered ([`requests`]).
     pub request_id_window: Duration,
+    /// Where the WAL's durable file operations go ([`storage::disk::real`]
+    /// in production; a fault-injecting disk in the fault tests).
+    pub disk: Arc<dyn storage::Disk>,
 }
 
 /// Everything readers see, changed only under the lock: live segments and
@@ -313,7 +316,9 @@ impl Engine {
             .iter()
             .map(|_| TableBuffer::default())
             .collect();
+        let disk = config.disk.clone();
         let recovered = recover(
+            &*disk,
             &wal_dir,
             manifest.wal_replay_from,
             &mut buffers,
@@ -324,7 +329,7 @@ impl Engine {
             .map_or(0, |s| s + 1)
             .max(manifest.wal_replay_from)
             .max(1);
-        let file = WalFile::create(&wal_dir, first_free)?;
+        let file = WalFile::create(&*disk, &wal_dir, first_free)?;
         let last_values = recover_last_values(dir, &manifest, &buffers)?;
         let mut genealogy = recover_genealogy(dir, &manifest, &buffers)?;
         let head = write_audit::recover_head(
@@ -367,6 +372,7 @@ impl Engine {
             manifest, buffers, dir, graveyard, head.seq,
         )));
         let writer = commit::Writer {
+            disk: disk.clone(),
             wal_dir,
             file,
             fsync: config.wal_fsync,

@@ -16,7 +16,7 @@ use super::{IngestError, wal};
 use crate::audit::Event;
 use crate::model::{self, Cache};
 use crate::storage::segment;
-use crate::storage::{Manifest, StorageError};
+use crate::storage::{Disk, Manifest, StorageError, disk};
 
 /// Rebuilds the last-value caches: the snapshot the manifest names, then
 /// every replayed row over it (merging is idempotent).
@@ -187,13 +187,14 @@ pub(super) struct WalRecovered {
 /// `salvage`, which keeps every group record that verifies, moves a copy of
 /// the damaged file to `wal/quarantine/` and reports an audit event.
 pub(super) fn recover(
+    disk: &dyn Disk,
     wal_dir: &Path,
     from: u64,
     buffers: &mut [TableBuffer],
     salvage: bool,
 ) -> Result<WalRecovered, IngestError> {
     let seqs = wal::list_files(wal_dir)?;
-    remove_wal_before(wal_dir, from)?;
+    remove_wal_before(disk, wal_dir, from)?;
     let seqs: Vec<u64> = seqs.into_iter().filter(|&s| s >= from).collect();
     let sizes = seqs
         .iter()
@@ -217,7 +218,7 @@ pub(super) fn recover(
             let later = sizes[i + 1..].iter().filter(|&&len| len > 0).count();
             if after == 0 && later == 0 && !cut.failed_check() {
                 drop(image);
-                wal::truncate(&path, cut.offset)?;
+                wal::truncate(disk, &path, cut.offset)?;
                 warn!(
                     "WAL recovery: cut a torn tail of {} byte(s) at offset {} in wal/{name}: {} (the last write, never acknowledged; {} whole record(s) before it kept)",
                     cut.bytes,
@@ -236,8 +237,8 @@ pub(super) fn recover(
             } else {
                 let kept = wal::salvage(&image, check);
                 drop(image);
-                let copy = quarantine(wal_dir, &name, &path)?;
-                wal::replace(&path, &kept.image)?;
+                let copy = quarantine(disk, wal_dir, &name, &path)?;
+                wal::replace(disk, &path, &kept.image)?;
                 let skipped: Vec<String> = kept
                     .skipped
                     .iter()
@@ -283,7 +284,12 @@ pub(super) fn recover(
 
 /// Copies a damaged WAL file to `wal/quarantine/` (durably, before the
 /// file is replaced) and returns the copy's name relative to the data dir.
-fn quarantine(wal_dir: &Path, name: &str, path: &Path) -> Result<String, IngestError> {
+fn quarantine(
+    disk: &dyn Disk,
+    wal_dir: &Path,
+    name: &str,
+    path: &Path,
+) -> Result<String, IngestError> {
     let dir = wal_dir.join("quarantine");
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let copy = dir.join(format!("{name}.{stamp}"));
@@ -292,26 +298,32 @@ fn quarantine(wal_dir: &Path, name: &str, path: &Path) -> Result<String, IngestE
         move |source| StorageError::Io { path, source }
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    std::fs::copy(path, &copy).map_err(io(&copy))?;
-    std::fs::File::open(&copy)
-        .and_then(|f| f.sync_all())
-        .map_err(io(&copy))?;
-    wal::sync_dir(&dir)?;
+    // Streamed: a damaged file can be large, and the salvaged image is in memory.
+    let copied = disk::replace_with(disk, &copy, &copy.with_extension("tmp"), |file| {
+        let mut damaged = std::fs::File::open(path)?;
+        std::io::copy(&mut damaged, file).map(|_| ())
+    });
+    copied.map_err(io(&copy))?;
     Ok(format!(
         "wal/quarantine/{}",
         copy.file_name().expect("named").to_string_lossy()
     ))
 }
 
-pub(super) fn remove_wal_before(wal_dir: &Path, seq: u64) -> Result<usize, IngestError> {
+pub(super) fn remove_wal_before(
+    disk: &dyn Disk,
+    wal_dir: &Path,
+    seq: u64,
+) -> Result<usize, IngestError> {
     let mut removed = 0;
     for old in wal::list_files(wal_dir)?.into_iter().filter(|&s| s < seq) {
         let path = wal_dir.join(wal::file_name(old));
-        std::fs::remove_file(&path).map_err(|e| StorageError::Io { path, source: e })?;
+        disk.remove(&path)
+            .map_err(|e| StorageError::Io { path, source: e })?;
         removed += 1;
     }
     if removed > 0 {
-        wal::sync_dir(wal_dir)?;
+        wal::sync_dir(disk, wal_dir)?;
     }
     Ok(removed)
 }

@@ -5,6 +5,8 @@
 
 pub mod compaction;
 pub mod digest;
+pub mod disk;
+pub mod faulty;
 pub mod manifest;
 pub mod merge;
 pub mod pins;
@@ -16,6 +18,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use disk::{Disk, DiskFile};
 pub use manifest::{Manifest, SegmentMeta};
 pub use pins::{Graveyard, Pins, SegmentFile};
 

@@ -25,7 +25,7 @@
 //! layer's rule that each record matches its entry's digest); a group that
 //! fails it is damaged like one whose checksum fails.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,8 @@ use arrow::array::RecordBatch;
 use arrow::buffer::Buffer;
 use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
+
+use super::disk::{self, Disk, DiskFile};
 
 const MAGIC: u32 = u32::from_le_bytes(*b"LLW1");
 const GROUP_MAGIC: u32 = u32::from_le_bytes(*b"LLWG");
@@ -369,27 +371,22 @@ pub fn map(path: &Path) -> Result<Option<memmap2::Mmap>, WalError> {
 }
 
 /// Cuts a WAL file at `len` (a torn tail), durably.
-pub fn truncate(path: &Path, len: u64) -> Result<(), WalError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
+pub fn truncate(disk: &dyn Disk, path: &Path, len: u64) -> Result<(), WalError> {
+    // Opened for appending, which would create it: a missing file is an error.
+    std::fs::metadata(path).map_err(io_err(path))?;
+    let mut file = disk.append(path).map_err(io_err(path))?;
     file.set_len(len).map_err(io_err(path))?;
-    file.sync_all().map_err(io_err(path))
+    file.sync().map_err(io_err(path))
 }
 
 /// Replaces the file at `path` with `bytes` atomically (a temporary file
 /// beside it, fsynced, renamed over it, the directory fsynced): a crash
 /// leaves the old file or the new one. A salvaged WAL file, and the edge
 /// queue's small state files, are written so.
-pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), WalError> {
+pub fn replace(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> Result<(), WalError> {
     // `.tmp`, never `.wal`: recovery lists only WAL files.
     let temporary = path.with_extension("tmp");
-    let mut file = File::create(&temporary).map_err(io_err(&temporary))?;
-    file.write_all(bytes).map_err(io_err(&temporary))?;
-    file.sync_all().map_err(io_err(&temporary))?;
-    std::fs::rename(&temporary, path).map_err(io_err(path))?;
-    sync_dir(path.parent().expect("a file lives in a directory"))
+    disk::replace(disk, path, &temporary, bytes).map_err(io_err(path))
 }
 
 /// Reads one WAL file without changing it (for readers beside a running
@@ -407,20 +404,16 @@ pub fn read_records(
 pub struct WalFile {
     pub seq: u64,
     path: PathBuf,
-    file: File,
+    file: Box<dyn DiskFile>,
     len: u64,
 }
 
 impl WalFile {
-    pub fn create(dir: &Path, seq: u64) -> Result<Self, WalError> {
+    pub fn create(disk: &dyn Disk, dir: &Path, seq: u64) -> Result<Self, WalError> {
         let path = dir.join(file_name(seq));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        let len = file.metadata().map_err(io_err(&path))?.len();
-        sync_dir(dir)?;
+        let file = disk.append(&path).map_err(io_err(&path))?;
+        let len = file.len().map_err(io_err(&path))?;
+        sync_dir(disk, dir)?;
         Ok(Self {
             seq,
             path,
@@ -466,16 +459,14 @@ impl WalFile {
         }
     }
 
-    pub fn sync(&self) -> Result<(), WalError> {
-        self.file.sync_all().map_err(io_err(&self.path))
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        self.file.sync().map_err(io_err(&self.path))
     }
 }
 
 /// Makes a directory entry change (create, rename, delete) durable.
-pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+pub fn sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), WalError> {
+    disk.sync_dir(dir).map_err(io_err(dir))
 }
 
 #[cfg(test)]
