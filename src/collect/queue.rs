@@ -15,15 +15,14 @@
 //! (counted and logged): the newest data is worth more than the oldest.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use tokio::sync::Notify;
 
-use crate::storage::{disk, wal};
+use crate::storage::{Disk, DiskFile, disk, wal};
 
 /// A file is closed and a new one started past this size.
 const FILE_BYTES: u64 = 16 << 20;
@@ -37,6 +36,11 @@ pub enum QueueError {
     },
     #[error("queue: {0}")]
     Wal(#[from] wal::WalError),
+    #[error(
+        "the store-and-forward queue stopped taking batches after an I/O error ({0}); \
+         restart `lotline collect` (what it acknowledged is kept)"
+    )]
+    Stopped(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> QueueError + '_ {
@@ -57,7 +61,7 @@ struct QueueFile {
 #[derive(Debug)]
 struct Inner {
     files: VecDeque<QueueFile>,
-    writer: File,
+    writer: Box<dyn DiskFile>,
     /// Number of the next record appended.
     next: u64,
     /// Records before this one are acknowledged.
@@ -66,11 +70,15 @@ struct Inner {
     dropped: u64,
     /// The decoded records of the file being forwarded: (its first, records).
     reading: Option<(u64, Vec<RecordBatch>)>,
+    /// Set by a failed append: the file's end is unknown, so nothing more
+    /// is appended until a restart cuts it (fail-stop, as the WAL).
+    stopped: Option<String>,
 }
 
 /// A durable FIFO of sample batches on disk.
 #[derive(Debug)]
 pub struct Queue {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     max_bytes: u64,
     /// Makes this queue's request ids unique.
@@ -86,13 +94,18 @@ fn file_name(first: u64) -> String {
 impl Queue {
     /// Opens (or creates) the queue in `dir`, cutting a torn last record.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, QueueError> {
+        Self::open_on(disk::real(), dir, max_bytes)
+    }
+
+    /// [`Queue::open`] writing through `disk` (a fault-injecting one in tests).
+    pub fn open_on(disk: Arc<dyn Disk>, dir: &Path, max_bytes: u64) -> Result<Self, QueueError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let instance_path = dir.join("instance");
         let instance = match std::fs::read_to_string(&instance_path) {
             Ok(id) => id.trim().to_string(),
             Err(_) => {
                 let id = format!("{:032x}", rand::random::<u128>());
-                wal::replace(&*disk::real(), &instance_path, id.as_bytes())?;
+                wal::replace(&*disk, &instance_path, id.as_bytes())?;
                 id
             }
         };
@@ -123,12 +136,12 @@ impl Queue {
                     cut.offset,
                     cut.reason
                 );
-                wal::truncate(&*disk::real(), &path, cut.offset)?;
+                wal::truncate(&*disk, &path, cut.offset)?;
                 bytes = cut.offset;
             }
             let records = records.len() as u64;
             if first + records <= acked {
-                std::fs::remove_file(&path).map_err(io(&path))?;
+                disk.remove(&path).map_err(io(&path))?;
                 continue;
             }
             next = first + records;
@@ -140,11 +153,9 @@ impl Queue {
             });
         }
         let path = dir.join(file_name(next));
-        let writer = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let writer = disk.append(&path).map_err(io(&path))?;
+        // The file's creation is durable before a push into it is.
+        wal::sync_dir(&*disk, dir)?;
         if files.back().is_none_or(|f| f.first != next) {
             files.push_back(QueueFile {
                 first: next,
@@ -154,6 +165,7 @@ impl Queue {
             });
         }
         Ok(Self {
+            disk,
             dir: dir.to_path_buf(),
             max_bytes,
             instance,
@@ -164,6 +176,7 @@ impl Queue {
                 acked,
                 dropped: 0,
                 reading: None,
+                stopped: None,
             }),
             pushed: Notify::new(),
         })
@@ -173,15 +186,14 @@ impl Queue {
     pub fn push(&self, batch: &RecordBatch) -> Result<(), QueueError> {
         let record = wal::encode_record(0, std::slice::from_ref(batch))?;
         let mut inner = self.inner.lock().expect("queue lock");
+        if let Some(reason) = &inner.stopped {
+            return Err(QueueError::Stopped(reason.clone()));
+        }
         if inner.files.back().is_some_and(|f| f.bytes >= FILE_BYTES) {
             let first = inner.next;
             let path = self.dir.join(file_name(first));
-            inner.writer = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(io(&path))?;
-            wal::sync_dir(&*disk::real(), &self.dir)?;
+            inner.writer = self.disk.append(&path).map_err(io(&path))?;
+            wal::sync_dir(&*self.disk, &self.dir)?;
             inner.files.push_back(QueueFile {
                 first,
                 path,
@@ -190,8 +202,11 @@ impl Queue {
             });
         }
         let path = inner.files.back().expect("a file to write").path.clone();
-        inner.writer.write_all(&record).map_err(io(&path))?;
-        inner.writer.sync_data().map_err(io(&path))?;
+        let appended = inner.writer.write_all(&record);
+        if let Err(e) = appended.and_then(|()| inner.writer.sync_data()) {
+            inner.stopped = Some(format!("{}: {e}", path.display()));
+            return Err(io(&path)(e));
+        }
         let file = inner.files.back_mut().expect("a file to write");
         file.bytes += record.len() as u64;
         file.records += 1;
@@ -217,9 +232,9 @@ impl Queue {
                 inner.dropped
             );
             inner.acked = inner.acked.max(oldest.first + oldest.records);
-            std::fs::remove_file(&oldest.path).map_err(io(&oldest.path))?;
+            self.disk.remove(&oldest.path).map_err(io(&oldest.path))?;
             wal::replace(
-                &*disk::real(),
+                &*self.disk,
                 &self.dir.join("acked"),
                 inner.acked.to_string().as_bytes(),
             )?;
@@ -270,14 +285,14 @@ impl Queue {
         }
         inner.acked = seq + 1;
         wal::replace(
-            &*disk::real(),
+            &*self.disk,
             &self.dir.join("acked"),
             inner.acked.to_string().as_bytes(),
         )?;
         while inner.files.len() > 1 && inner.files[0].first + inner.files[0].records <= inner.acked
         {
             let done = inner.files.pop_front().expect("checked");
-            std::fs::remove_file(&done.path).map_err(io(&done.path))?;
+            self.disk.remove(&done.path).map_err(io(&done.path))?;
         }
         Ok(())
     }
@@ -307,6 +322,40 @@ mod tests {
             .downcast_ref::<Int64Array>()
             .unwrap()
             .value(0)
+    }
+
+    #[test]
+    fn a_failed_append_stops_the_queue_and_what_it_acknowledged_survives() {
+        use crate::storage::faulty::{FaultPlan, FaultyDisk};
+        let dir = tempfile::tempdir().unwrap();
+        let faulty = FaultyDisk::new(5, FaultPlan::default());
+        let queue = Queue::open_on(Arc::new(faulty.clone()), dir.path(), 1 << 30).unwrap();
+        for v in 0..3 {
+            queue.push(&batch(v)).unwrap();
+        }
+        let failing = FaultPlan {
+            write_fails: 1000,
+            ..FaultPlan::default()
+        };
+        faulty.set_plan(failing);
+        assert!(matches!(queue.push(&batch(3)), Err(QueueError::Io { .. })));
+        faulty.set_plan(FaultPlan::default());
+        // The file's end is unknown: nothing more goes after it.
+        let err = queue.push(&batch(4)).unwrap_err();
+        assert!(matches!(err, QueueError::Stopped(_)), "{err}");
+        drop(queue);
+        faulty.crash().unwrap();
+        let queue = Queue::open(dir.path(), 1 << 30).unwrap();
+        for v in 0..3 {
+            let (seq, b) = queue.peek().unwrap().unwrap();
+            assert_eq!((seq, value(&b)), (v as u64, v));
+            queue.ack(seq).unwrap();
+        }
+        assert!(
+            queue.peek().unwrap().is_none(),
+            "the failed push is not there"
+        );
+        queue.push(&batch(5)).unwrap();
     }
 
     #[test]

@@ -327,11 +327,12 @@ impl Engine {
             let live = compaction::apply(manifest.segments(table), &merges)?;
             manifest.tables.insert(table.to_string(), live);
         }
-        let data_dir = self.config.data_dir.clone();
-        let manifest =
-            tokio::task::spawn_blocking(move || manifest.store(&data_dir).map(|()| manifest))
-                .await
-                .map_err(|e| IngestError::Internal(e.to_string()))??;
+        let (disk, data_dir) = (self.config.disk.clone(), self.config.data_dir.clone());
+        let manifest = tokio::task::spawn_blocking(move || {
+            manifest.store(&*disk, &data_dir).map(|()| manifest)
+        })
+        .await
+        .map_err(|e| IngestError::Internal(e.to_string()))??;
         let retired = self
             .state
             .write()

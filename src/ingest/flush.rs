@@ -203,6 +203,7 @@ impl Engine {
         };
         let before = manifest.clone();
         let data_dir = self.config.data_dir.clone();
+        let disk = self.config.disk.clone();
         let options = self.config.segment.clone();
         let stamp_index = self.config.stamping.then(|| self.stamp_index.clone());
         let (manifest, report) = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
@@ -238,12 +239,12 @@ impl Engine {
                 for (def, snapshot) in model::tables().iter().zip(&snapshots) {
                     if let Some(batch) = snapshot.as_ref().filter(|b| b.num_rows() > 0) {
                         let file = last_value_cache::snapshot_file(def.name, replay_from);
-                        last_value_cache::store_snapshot(&data_dir, &file, batch)?;
+                        last_value_cache::store_snapshot(&*disk, &data_dir, &file, batch)?;
                         manifest.last_values.insert(def.name.to_string(), file);
                     }
                 }
                 manifest.wal_replay_from = replay_from;
-                manifest.store(&data_dir).map_err(IngestError::from)
+                manifest.store(&*disk, &data_dir).map_err(IngestError::from)
             })();
             if let Err(e) = result {
                 storage::remove_uncommitted(&data_dir, &written);

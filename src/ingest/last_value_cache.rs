@@ -287,6 +287,7 @@ pub fn snapshot_file(table: &str, seq: u64) -> String {
 /// Writes a snapshot durably (it becomes the one in use when a manifest
 /// naming it is stored).
 pub fn store_snapshot(
+    disk: &dyn crate::storage::Disk,
     data_dir: &Path,
     file: &str,
     batch: &RecordBatch,
@@ -296,7 +297,7 @@ pub fn store_snapshot(
         path: dir.clone(),
         source,
     })?;
-    segment::write_parquet_atomic(&data_dir.join(file), batch, None).map(|_| ())
+    segment::write_parquet_atomic(disk, &data_dir.join(file), batch, None).map(|_| ())
 }
 
 /// Deletes snapshot files the manifest no longer names.

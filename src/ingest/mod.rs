@@ -99,8 +99,10 @@ pub struct EngineConfig {
     pub min_free_bytes: u64,
     /// How long a client's request id is remembered ([`requests`]).
     pub request_id_window: Duration,
-    /// Where the WAL's durable file operations go ([`storage::disk::real`]
-    /// in production; a fault-injecting disk in the fault tests).
+    /// Where the durable file operations of the WAL, segments, snapshots
+    /// and the manifest go ([`storage::disk::real`] in production; a
+    /// fault-injecting disk in the fault tests). `segment.disk` is set
+    /// from it when the engine opens.
     pub disk: Arc<dyn storage::Disk>,
 }
 
@@ -305,7 +307,7 @@ impl Engine {
             .try_lock()
             .map_err(|_| IngestError::Locked { path: dir.clone() })?;
 
-        let manifest = Manifest::open(dir)?;
+        let manifest = Manifest::open(&*config.disk, dir)?;
         for orphan in storage::remove_orphans(dir, &manifest)? {
             warn!(
                 "removed {} (not in the manifest: left by an interrupted flush or restamp, or replaced by a compaction or restamp)",
@@ -317,6 +319,8 @@ impl Engine {
             .map(|_| TableBuffer::default())
             .collect();
         let disk = config.disk.clone();
+        // One disk for all: the segment writers take theirs from here.
+        config.segment.disk = disk.clone();
         let recovered = recover(
             &*disk,
             &wal_dir,

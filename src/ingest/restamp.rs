@@ -59,6 +59,7 @@ impl Engine {
         let manifest = self.manifest();
         let before = manifest.clone();
         let data_dir = self.config.data_dir.clone();
+        let disk = self.config.disk.clone();
         let options = self.config.segment.clone();
         let index = self.stamp_index.clone();
         let (manifest, replaced, mut report) =
@@ -101,7 +102,7 @@ impl Engine {
                     }
                     if !written.is_empty() {
                         manifest.tables.insert(def.name.to_string(), live);
-                        manifest.store(&data_dir)?;
+                        manifest.store(&*disk, &data_dir)?;
                     }
                     Ok::<_, IngestError>(())
                 })();

@@ -1,8 +1,8 @@
 //! The durable file operations behind one interface, [`Disk`]: appending
 //! to a log, fsync, truncating, replacing a file atomically (temporary
-//! file, fsync, rename, directory fsync), renaming, removing. The WAL's
-//! go through it; segments, the manifest and snapshots do not yet
-//! (docs/RELIABILITY.md).
+//! file, fsync, rename, directory fsync), renaming, removing. The WAL,
+//! segment files, snapshots and the manifest are written through it
+//! (what is not yet: docs/RELIABILITY.md).
 //! [`RealDisk`] is the production implementation; `FaultyDisk` (in
 //! `faulty.rs`) injects faults deterministically from a seed and simulates
 //! a crash that loses everything not yet durable, for the fault tests.
@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 /// A file opened for writing through a [`Disk`].
-pub trait DiskFile: Write + Send {
+pub trait DiskFile: Write + Send + fmt::Debug {
     /// Makes everything written so far durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
     /// Makes the bytes written so far and the length durable (fdatasync:
@@ -57,6 +57,7 @@ pub fn real() -> Arc<dyn Disk> {
     REAL.clone()
 }
 
+#[derive(Debug)]
 struct RealFile(File);
 
 impl Write for RealFile {

@@ -189,6 +189,7 @@ fn missing_is_fine(e: io::Error) -> io::Result<()> {
     }
 }
 
+#[derive(Debug)]
 struct FaultyFile {
     inner: Box<dyn DiskFile>,
     path: PathBuf,
@@ -564,5 +565,49 @@ mod tests {
             crashes > 50 && faults > 50 && cuts > 10,
             "the campaign injected too little: {crashes} crashes, {faults} faults, {cuts} torn tails"
         );
+    }
+
+    /// Manifest switches under faults and crashes: after every crash the
+    /// manifest reads whole, and is the last one whose store returned `Ok`
+    /// or a later one whose store failed after its rename (never older,
+    /// never half).
+    #[test]
+    fn a_manifest_switch_is_whole_and_never_older_than_acknowledged() {
+        use crate::storage::Manifest;
+        let plan = FaultPlan {
+            fsync_fails: 80,
+            write_fails: 80,
+            dir_sync_fails: 80,
+            space: None,
+        };
+        let mut failures = 0;
+        for seed in 0..8u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = FaultyDisk::new(seed, FaultPlan::default());
+            let mut manifest = Manifest::open(&disk, dir.path()).unwrap();
+            disk.sync_dir(dir.path()).unwrap();
+            disk.set_plan(plan);
+            let mut acknowledged = manifest.next_segment_id;
+            for step in 1..=60u64 {
+                manifest.next_segment_id = step;
+                match manifest.store(&disk, dir.path()) {
+                    Ok(()) => acknowledged = step,
+                    Err(_) => failures += 1,
+                }
+                if step % 7 == 0 || manifest.next_segment_id != acknowledged {
+                    disk.set_plan(FaultPlan::default());
+                    disk.crash().unwrap();
+                    let on_disk = Manifest::load(dir.path()).expect("a whole manifest");
+                    let found = on_disk.next_segment_id;
+                    assert!(
+                        (acknowledged..=step).contains(&found),
+                        "seed {seed}: manifest {found}, acknowledged {acknowledged}, last tried {step}"
+                    );
+                    acknowledged = found;
+                    disk.set_plan(plan);
+                }
+            }
+        }
+        assert!(failures > 20, "too few injected failures: {failures}");
     }
 }

@@ -4,13 +4,12 @@
 //! either the old or the new list, never a mix.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{StorageError, io_err, sync_dir};
+use super::disk::{self, Disk};
+use super::{StorageError, io_err};
 
 pub const FILE_NAME: &str = "manifest.json";
 
@@ -127,7 +126,7 @@ impl Manifest {
     /// [`Self::load`], and on first start (no manifest, no WAL, no segments)
     /// a new one stored at once, so that every directory names its format
     /// from the start. Data without a manifest predates that and is refused.
-    pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
+    pub fn open(disk: &dyn Disk, data_dir: &Path) -> Result<Self, StorageError> {
         if data_dir.join(FILE_NAME).exists() {
             return Self::load(data_dir);
         }
@@ -143,21 +142,16 @@ impl Manifest {
             });
         }
         let manifest = Self::default();
-        manifest.store(data_dir)?;
+        manifest.store(disk, data_dir)?;
         Ok(manifest)
     }
 
     /// Atomically replaces the manifest of `data_dir`. Durable when this returns.
-    pub fn store(&self, data_dir: &Path) -> Result<(), StorageError> {
+    pub fn store(&self, disk: &dyn Disk, data_dir: &Path) -> Result<(), StorageError> {
         let path = data_dir.join(FILE_NAME);
         let tmp = data_dir.join(format!("{FILE_NAME}.tmp"));
         let json = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(&json)
-            .and_then(|_| file.sync_all())
-            .map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(data_dir)
+        disk::replace(disk, &path, &tmp, &json).map_err(io_err(&path))
     }
 
     /// The files of every live segment, relative to the data directory.

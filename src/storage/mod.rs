@@ -148,7 +148,7 @@ mod tests {
         // The store renamed its manifest, then failed (e.g. the directory fsync).
         let mut manifest = Manifest::default();
         manifest.tables.insert("t".into(), vec![live.clone()]);
-        manifest.store(dir.path()).unwrap();
+        manifest.store(&*disk::real(), dir.path()).unwrap();
         remove_uncommitted(dir.path(), &[live.clone(), lost.clone()]);
         assert!(dir.path().join(&live.file).exists());
         assert!(!dir.path().join(&lost.file).exists());

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, max, min, take_record_batch};
@@ -22,7 +23,8 @@ use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 
 use super::digest::HashingWriter;
-use super::{SegmentMeta, StorageError, io_err, sync_dir};
+use super::disk::{self, Disk, DiskFile};
+use super::{SegmentMeta, StorageError, io_err};
 use crate::model::{self, TableDef};
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
@@ -32,6 +34,8 @@ const NANOS_PER_DAY: i64 = 86_400_000_000_000;
 pub struct SegmentOptions {
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    /// Where segment files are written (the engine sets its own `disk`).
+    pub disk: Arc<dyn Disk>,
 }
 
 impl Default for SegmentOptions {
@@ -39,6 +43,7 @@ impl Default for SegmentOptions {
         Self {
             row_group_rows: 1_000_000,
             zstd_level: 3,
+            disk: disk::real(),
         }
     }
 }
@@ -88,7 +93,8 @@ pub struct SegmentWriter {
     file: String,
     tmp: std::path::PathBuf,
     path: std::path::PathBuf,
-    writer: ArrowWriter<HashingWriter<File>>,
+    writer: ArrowWriter<HashingWriter<Box<dyn DiskFile>>>,
+    disk: Arc<dyn Disk>,
     rows: u64,
     min_time: Option<i64>,
     max_time: Option<i64>,
@@ -111,7 +117,7 @@ impl SegmentWriter {
         let file = format!("{dir}/{id:016}.parquet");
         let path = data_dir.join(&file);
         let tmp = path.with_extension("parquet.tmp");
-        let out = HashingWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
+        let out = HashingWriter::new(options.disk.create(&tmp).map_err(io_err(&tmp))?);
         let writer = ArrowWriter::try_new(
             out,
             model::stored_schema(def),
@@ -128,6 +134,7 @@ impl SegmentWriter {
             tmp,
             path,
             writer,
+            disk: options.disk.clone(),
             rows: 0,
             min_time: None,
             max_time: None,
@@ -173,7 +180,7 @@ impl SegmentWriter {
     /// Gives the file up: removes the temporary file (best effort: a
     /// leftover is an orphan the next start removes).
     pub fn abandon(self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        let _ = self.disk.remove(&self.tmp);
     }
 
     /// Closes, fsyncs and renames the file; returns its manifest entry.
@@ -182,11 +189,15 @@ impl SegmentWriter {
             path: self.tmp.clone(),
             source,
         };
-        let (out, sha256) = self.writer.into_inner().map_err(parquet_err)?.finish();
-        out.sync_all().map_err(io_err(&self.tmp))?;
-        let bytes = out.metadata().map_err(io_err(&self.tmp))?.len();
-        std::fs::rename(&self.tmp, &self.path).map_err(io_err(&self.path))?;
-        sync_dir(self.path.parent().expect("file in a directory"))?;
+        let (mut out, sha256) = self.writer.into_inner().map_err(parquet_err)?.finish();
+        out.sync().map_err(io_err(&self.tmp))?;
+        let bytes = out.len().map_err(io_err(&self.tmp))?;
+        drop(out);
+        let disk = &*self.disk;
+        disk.rename(&self.tmp, &self.path)
+            .map_err(io_err(&self.path))?;
+        let dir = self.path.parent().expect("file in a directory");
+        disk.sync_dir(dir).map_err(io_err(dir))?;
         Ok(SegmentMeta {
             id: self.id,
             file: self.file,
@@ -318,6 +329,7 @@ fn write_file(
     let dir = data_dir.join(dir);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     write_parquet_atomic_hashed(
+        &*options.disk,
         &data_dir.join(file),
         batch,
         Some(writer_properties(def, options)),
@@ -335,33 +347,33 @@ pub struct Written {
 /// Writes `batch` to `path` through a temporary file: fsync, rename, fsync
 /// the directory. Durable when this returns; returns the file size.
 pub fn write_parquet_atomic(
+    disk: &dyn Disk,
     path: &Path,
     batch: &RecordBatch,
     properties: Option<WriterProperties>,
 ) -> Result<u64, StorageError> {
-    write_parquet_atomic_hashed(path, batch, properties).map(|w| w.bytes)
+    write_parquet_atomic_hashed(disk, path, batch, properties).map(|w| w.bytes)
 }
 
 /// [`write_parquet_atomic`], also returning the SHA-256 of the bytes
 /// written (hashed on the way out, so the file is not read back).
 pub fn write_parquet_atomic_hashed(
+    disk: &dyn Disk,
     path: &Path,
     batch: &RecordBatch,
     properties: Option<WriterProperties>,
 ) -> Result<Written, StorageError> {
     let tmp = path.with_extension("parquet.tmp");
-    let parquet_err = |source| StorageError::Parquet {
-        path: tmp.clone(),
-        source,
-    };
-    let out = HashingWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
-    let mut writer = ArrowWriter::try_new(out, batch.schema(), properties).map_err(parquet_err)?;
-    writer.write(batch).map_err(parquet_err)?;
-    let (out, sha256) = writer.into_inner().map_err(parquet_err)?.finish();
-    out.sync_all().map_err(io_err(&tmp))?;
-    let bytes = out.metadata().map_err(io_err(&tmp))?.len();
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    sync_dir(path.parent().expect("file in a directory"))?;
+    // A Parquet error is carried through the I/O error of the write.
+    let parquet = std::io::Error::other;
+    let written = disk::replace_with(disk, path, &tmp, |file| {
+        let out = HashingWriter::new(file);
+        let mut writer = ArrowWriter::try_new(out, batch.schema(), properties).map_err(parquet)?;
+        writer.write(batch).map_err(parquet)?;
+        let (_, sha256) = writer.into_inner().map_err(parquet)?.finish();
+        Ok(sha256)
+    });
+    let (sha256, bytes) = written.map_err(io_err(path))?;
     Ok(Written { bytes, sha256 })
 }
 
