@@ -199,6 +199,7 @@ impl Engine {
             return Ok(report);
         }
         let data_dir = self.config.data_dir.clone();
+        let disk = self.config.disk.clone();
         let options = self.config.segment.clone();
         let stamp_index = self.config.stamping.then(|| self.stamp_index.clone());
         let stop = self.compaction_totals.stop.clone();
@@ -246,7 +247,7 @@ impl Engine {
                 Ok(())
             })();
             if let Err(e) = result {
-                crate::storage::remove_uncommitted(&data_dir, &written);
+                crate::storage::remove_uncommitted(&*disk, &data_dir, &written);
                 return Err(e);
             }
             Ok((merges, stamped))
@@ -258,7 +259,11 @@ impl Engine {
             Err(e) => {
                 let outputs: Vec<SegmentMeta> =
                     merges.into_iter().flat_map(|(_, _, o)| o).collect();
-                crate::storage::remove_uncommitted(&self.config.data_dir, &outputs);
+                crate::storage::remove_uncommitted(
+                    &*self.config.disk,
+                    &self.config.data_dir,
+                    &outputs,
+                );
                 return Err(e);
             }
         };

@@ -247,7 +247,7 @@ impl Engine {
                 manifest.store(&*disk, &data_dir).map_err(IngestError::from)
             })();
             if let Err(e) = result {
-                storage::remove_uncommitted(&data_dir, &written);
+                storage::remove_uncommitted(&*disk, &data_dir, &written);
                 return Err(e);
             }
             report.segments_written = written.len();
@@ -269,7 +269,8 @@ impl Engine {
         graveyard.sweep();
         self.record_segments(&before, &manifest, "flush").await;
         let mut report = report;
-        last_value_cache::remove_stale_snapshots(&self.config.data_dir, &self.manifest())?;
+        let disk = &*self.config.disk;
+        last_value_cache::remove_stale_snapshots(disk, &self.config.data_dir, &self.manifest())?;
         let wal_dir = self.config.data_dir.join("wal");
         report.wal_files_removed = remove_wal_before(&*self.config.disk, &wal_dir, replay_from)?;
         if report.rows_written > 0 {

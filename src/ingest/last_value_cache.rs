@@ -301,7 +301,11 @@ pub fn store_snapshot(
 }
 
 /// Deletes snapshot files the manifest no longer names.
-pub fn remove_stale_snapshots(data_dir: &Path, manifest: &Manifest) -> Result<(), StorageError> {
+pub fn remove_stale_snapshots(
+    disk: &dyn crate::storage::Disk,
+    data_dir: &Path,
+    manifest: &Manifest,
+) -> Result<(), StorageError> {
     let dir = data_dir.join(SNAPSHOT_DIR);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(());
@@ -314,7 +318,7 @@ pub fn remove_stale_snapshots(data_dir: &Path, manifest: &Manifest) -> Result<()
     for entry in entries.flatten() {
         let path = entry.path();
         if !live.contains(&path) {
-            std::fs::remove_file(&path).map_err(|source| StorageError::Io {
+            disk.remove(&path).map_err(|source| StorageError::Io {
                 path: path.clone(),
                 source,
             })?;

@@ -308,7 +308,7 @@ impl Engine {
             .map_err(|_| IngestError::Locked { path: dir.clone() })?;
 
         let manifest = Manifest::open(&*config.disk, dir)?;
-        for orphan in storage::remove_orphans(dir, &manifest)? {
+        for orphan in storage::remove_orphans(&*config.disk, dir, &manifest)? {
             warn!(
                 "removed {} (not in the manifest: left by an interrupted flush or restamp, or replaced by a compaction or restamp)",
                 orphan.display()
@@ -371,7 +371,7 @@ impl Engine {
             });
         let request_ids = requests::RequestIds::new(config.request_id_window);
         recovery::recover_request_ids(dir, &manifest, &buffers, &request_ids)?;
-        let graveyard = Graveyard::new(config.retired_file_grace);
+        let graveyard = Graveyard::new(disk.clone(), config.retired_file_grace);
         let state = Arc::new(RwLock::new(State::new(
             manifest, buffers, dir, graveyard, head.seq,
         )));

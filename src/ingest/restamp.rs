@@ -107,7 +107,7 @@ impl Engine {
                     Ok::<_, IngestError>(())
                 })();
                 if let Err(e) = result {
-                    crate::storage::remove_uncommitted(&data_dir, &written);
+                    crate::storage::remove_uncommitted(&*disk, &data_dir, &written);
                     return Err(e);
                 }
                 report.segments_rewritten = written.len();

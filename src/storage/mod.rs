@@ -81,13 +81,13 @@ pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 /// directory fsync), and then the files are live. When the manifest cannot
 /// be read, nothing is deleted; what is left over is an orphan the next
 /// start removes. Best effort: errors are ignored for the same reason.
-pub fn remove_uncommitted(data_dir: &Path, written: &[SegmentMeta]) {
+pub fn remove_uncommitted(disk: &dyn Disk, data_dir: &Path, written: &[SegmentMeta]) {
     let Ok(on_disk) = Manifest::load(data_dir) else {
         return;
     };
     let live = on_disk.files();
     for meta in written.iter().filter(|m| !live.contains(m.file.as_str())) {
-        let _ = std::fs::remove_file(data_dir.join(&meta.file));
+        let _ = disk.remove(&data_dir.join(&meta.file));
     }
 }
 
@@ -109,7 +109,11 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
     Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
-pub fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>, StorageError> {
+pub fn remove_orphans(
+    disk: &dyn Disk,
+    data_dir: &Path,
+    manifest: &Manifest,
+) -> Result<Vec<PathBuf>, StorageError> {
     let live: HashSet<PathBuf> = manifest.files().iter().map(|f| data_dir.join(f)).collect();
     let mut removed = Vec::new();
     let mut stack = vec![data_dir.join("tables")];
@@ -124,7 +128,7 @@ pub fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBu
             if path.is_dir() {
                 stack.push(path);
             } else if !live.contains(&path) {
-                std::fs::remove_file(&path).map_err(io_err(&path))?;
+                disk.remove(&path).map_err(io_err(&path))?;
                 removed.push(path);
             }
         }
@@ -149,7 +153,7 @@ mod tests {
         let mut manifest = Manifest::default();
         manifest.tables.insert("t".into(), vec![live.clone()]);
         manifest.store(&*disk::real(), dir.path()).unwrap();
-        remove_uncommitted(dir.path(), &[live.clone(), lost.clone()]);
+        remove_uncommitted(&*disk::real(), dir.path(), &[live.clone(), lost.clone()]);
         assert!(dir.path().join(&live.file).exists());
         assert!(!dir.path().join(&lost.file).exists());
     }

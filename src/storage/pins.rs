@@ -12,6 +12,7 @@
 //! before a rewrite finishes with the files it planned. A retired file that a crash
 //! left behind is not in the manifest and is removed on start like any orphan.
 
+use super::disk::Disk;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,16 +61,18 @@ impl Drop for SegmentFile {
 /// fail mid-query. A file is deleted at the first sweep after its grace
 /// (sweeps run whenever a file is buried and after every flush); one a
 /// stop left here is not in the manifest and is removed on start.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Graveyard {
+    disk: Arc<dyn Disk>,
     grace: Duration,
     /// Files and when they may go, oldest first.
     due: Mutex<VecDeque<(Instant, PathBuf)>>,
 }
 
 impl Graveyard {
-    pub fn new(grace: Duration) -> Arc<Self> {
+    pub fn new(disk: Arc<dyn Disk>, grace: Duration) -> Arc<Self> {
         Arc::new(Self {
+            disk,
             grace,
             due: Mutex::default(),
         })
@@ -92,7 +95,7 @@ impl Graveyard {
             due.drain(..ready).map(|(_, path)| path).collect()
         };
         for path in &gone {
-            match std::fs::remove_file(path) {
+            match self.disk.remove(path) {
                 Ok(()) => tracing::debug!("removed replaced segment {}", path.display()),
                 // Not fatal: the file is no longer in the manifest, so the
                 // next start removes it as an orphan.
@@ -143,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg.parquet");
         std::fs::write(&path, b"x").unwrap();
-        let graveyard = Graveyard::new(Duration::ZERO);
+        let graveyard = Graveyard::new(crate::storage::disk::real(), Duration::ZERO);
         let live = SegmentFile::new(path.clone(), graveyard.clone());
         let pins = Pins::new(vec![live.clone()]);
         live.retire();
@@ -163,7 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg.parquet");
         std::fs::write(&path, b"x").unwrap();
-        let graveyard = Graveyard::new(Duration::from_millis(200));
+        let graveyard = Graveyard::new(crate::storage::disk::real(), Duration::from_millis(200));
         let file = SegmentFile::new(path.clone(), graveyard.clone());
         file.retire();
         drop(file);
